@@ -1,0 +1,107 @@
+//! `orca check FILE...`
+
+use super::{exit, report};
+use crate::chart::{CompileOptions, compile};
+use crate::model::load::{self, FileKind};
+use crate::model::{Diagnostic, Diagnostics, SourceFile, Span};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Machine files to check.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Print the diagnostics as one JSON list on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> u8 {
+    let mut all = Diagnostics::default();
+    let mut texts: HashMap<String, String> = HashMap::new();
+    let mut unreadable = false;
+    let opts = CompileOptions::default();
+    for path in &args.files {
+        let name = path.display().to_string();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                unreadable = true;
+                all.push(Diagnostic::error(
+                    "io",
+                    &SourceFile::new(name, ""),
+                    Span::default(),
+                    format!("cannot read file: {e}"),
+                ));
+                continue;
+            }
+        };
+        let file = match load::decode(&name, bytes) {
+            Ok(f) => f,
+            Err(d) => {
+                all.0.extend(d);
+                continue;
+            }
+        };
+        texts.insert(name.clone(), file.text.clone());
+        if load::detect_kind(&file.text) == FileKind::Workflow {
+            all.push(
+                Diagnostic::error(
+                    "workflow-unsupported",
+                    &file,
+                    Span::default(),
+                    "workflow files cannot be checked by this version of orca",
+                )
+                .with_hint("this build reads `Machine(...)` files only"),
+            );
+            continue;
+        }
+        let result = load::load_machine_source(file).and_then(|m| compile(&m, &opts));
+        let diags = match result {
+            Ok((_, warnings)) => warnings,
+            Err(d) => d,
+        };
+        let summary = if diags.has_errors() {
+            "errors"
+        } else if diags.is_empty() {
+            "ok"
+        } else {
+            "warnings"
+        };
+        tracing::debug!(file = %name, summary, "checked");
+        all.0.extend(diags);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
+        );
+    } else {
+        report::print(&all.0, |f| texts.get(f).cloned());
+        let (e, w) = (all.errors().count(), all.warnings().count());
+        if e + w > 0 {
+            eprintln!(
+                "{e} error{}, {w} warning{} in {} file{}",
+                plural(e),
+                plural(w),
+                args.files.len(),
+                plural(args.files.len())
+            );
+        }
+    }
+    if unreadable {
+        exit::USAGE
+    } else if all.has_errors() || (args.deny_warnings && !all.is_empty()) {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,80 @@
+//! The `orca` command line: argument parsing, human and JSON output, exit codes.
+
+mod check;
+mod graph;
+pub mod report;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit status, everywhere (cli.md).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// The machine or workflow failed, or a check found errors.
+    pub const FAILED: u8 = 1;
+    /// Bad usage or input that cannot be loaded.
+    pub const USAGE: u8 = 2;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "orca",
+    version,
+    about = "Hierarchical state machines and workflows from RON files"
+)]
+pub struct Cli {
+    /// Print tracing as JSON lines on stderr (filter with RUST_LOG).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load and validate machine files, reporting every problem.
+    Check(check::Args),
+    /// Draw a machine as Mermaid or Graphviz DOT.
+    Graph(graph::Args),
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.log_format);
+    let code = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Graph(a) => graph::run(a),
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,13 @@
+//! orca: hierarchical state machines with SCXML semantics, written in RON, and workflows
+//! built on them.
+//!
+//! The crate is layered; each layer uses only the ones listed before it:
+//!
+//! - [`model`]: the file formats as serde types, with source positions for diagnostics.
+//! - [`chart`]: a machine compiled into indexed tables, every name resolved, every expression
+//!   compiled, and validated.
+//! - [`cli`]: the `orca` command line.
+
+pub mod chart;
+pub mod cli;
+pub mod model;

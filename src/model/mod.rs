@@ -1,0 +1,16 @@
+//! The file formats as data: RON syntax to serde types, with positions for diagnostics.
+//!
+//! This layer reads text and nothing else: no expressions are compiled and no names resolved
+//! here (that is [`crate::chart`]).
+
+pub mod diagnostic;
+pub mod duration;
+pub mod load;
+pub mod machine;
+pub mod source;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use duration::{DurationMs, DurationText};
+pub use load::{LoadedMachine, load_machine_str};
+pub use machine::*;
+pub use source::{SourceFile, Span};
