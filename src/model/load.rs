@@ -379,3 +379,18 @@ fn check_duplicate_keys(
         path.pop();
     }
 }
+
+/// Prints a machine back as RON that [`load_machine_str`] reads to an equal [`MachineDef`].
+///
+/// ```
+/// use orca::model::load::{load_machine_str, to_ron};
+/// let m = load_machine_str("m.ron", r#"Machine(states: { "a": (on: { "GO": "a" }) })"#).unwrap();
+/// let again = load_machine_str("m.ron", &to_ron(&m.def).unwrap()).unwrap();
+/// assert_eq!(m.def, again.def);
+/// ```
+pub fn to_ron(def: &MachineDef) -> Result<String, ron::Error> {
+    let pretty = ron::ser::PrettyConfig::new()
+        .struct_names(true)
+        .extensions(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
+    ron_options().to_string_pretty(def, pretty)
+}

@@ -191,6 +191,9 @@ impl<'de> Deserialize<'de> for Transitions {
                 let t = TransitionDef::deserialize(de::value::MapAccessDeserializer::new(m))?;
                 Ok(Transitions(vec![t]))
             }
+            fn visit_unit<E: de::Error>(self) -> Result<Transitions, E> {
+                Ok(Transitions(vec![TransitionDef::default()]))
+            }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Transitions, A::Error> {
                 let mut out = Vec::new();
                 while let Some(t) = seq.next_element::<OneTransition>()? {
@@ -226,6 +229,14 @@ impl<'de> Deserialize<'de> for OneTransition {
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<OneTransition, A::Error> {
                 TransitionDef::deserialize(de::value::MapAccessDeserializer::new(m))
                     .map(OneTransition)
+            }
+            // `Transition()` and `()`: ron reads an empty struct as an empty tuple or a unit.
+            fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<OneTransition, A::Error> {
+                TransitionDef::deserialize(de::value::SeqAccessDeserializer::new(s))
+                    .map(OneTransition)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<OneTransition, E> {
+                Ok(OneTransition(TransitionDef::default()))
             }
         }
         d.deserialize_any(V)
