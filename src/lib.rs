@@ -6,8 +6,10 @@
 //! - [`model`]: the file formats as serde types, with source positions for diagnostics.
 //! - [`chart`]: a machine compiled into indexed tables, every name resolved, every expression
 //!   compiled, and validated.
+//! - [`interpreter`]: the SCXML algorithm over a chart; pure (no I/O, no clock).
 //! - [`cli`]: the `orca` command line.
 
 pub mod chart;
 pub mod cli;
+pub mod interpreter;
 pub mod model;

@@ -741,9 +741,13 @@ impl<'a> Builder<'a> {
 
     fn compile_expr(&mut self, text: &str, path: &[Seg]) -> Option<ExprId> {
         match expr::compile(text) {
-            Ok(c) => {
+            Ok(mut c) => {
                 for p in &c.in_paths {
-                    if let Err(e) = resolve_target(&self.states, StateId::ROOT, p) {
+                    let resolved = resolve_target(&self.states, StateId::ROOT, p);
+                    if let Ok(s) = resolved {
+                        c.in_states.push(s);
+                    }
+                    if let Err(e) = resolved {
                         let what = match e {
                             Unresolved::Ambiguous(_) => "is ambiguous",
                             Unresolved::NotFound => "names no state",

@@ -14,6 +14,8 @@ pub struct CompiledExpr {
     pub program: Program,
     /// State paths named by `In("...")` calls with a literal argument, in the order written.
     pub in_paths: Vec<String>,
+    /// The states of `in_paths`, resolved by the chart compiler.
+    pub in_states: Vec<super::StateId>,
     /// Top-level variables the expression reads.
     pub variables: Vec<String>,
 }
@@ -63,6 +65,7 @@ pub fn compile(source: &str) -> Result<CompiledExpr, ExprError> {
         source: source.to_string(),
         program,
         in_paths,
+        in_states: Vec::new(),
         variables,
     })
 }

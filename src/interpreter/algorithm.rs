@@ -1,0 +1,630 @@
+//! The SCXML 1.0 interpretation algorithm (Appendix D), function by function.
+//!
+//! Names follow the specification: `select_transitions` is `selectTransitions`,
+//! `remove_conflicting_transitions` is `removeConflictingTransitions`, and so on, so the two
+//! can be read side by side.
+
+use super::{Effect, Event, EventKind, Instance, RunError, Status, Trace};
+use crate::chart::{Chart, Kind, StateId, TransitionId};
+use crate::model::{HistoryDepth, Json};
+use std::sync::Arc;
+
+impl Instance {
+    /// Enters the root and its default descendants (the initial transition of `<scxml>`).
+    pub(super) fn enter_initial(&mut self) {
+        let mut to_enter = Vec::new();
+        self.add_descendant_states_to_enter(StateId::ROOT, &mut to_enter);
+        self.enter_states(to_enter);
+    }
+
+    /// The macrostep loop: eventless transitions first, then internal events, until stable.
+    pub(super) fn macrostep(&mut self) -> Result<(), RunError> {
+        let span = tracing::debug_span!("macrostep", now = self.now);
+        let _g = span.enter();
+        let mut microsteps = 0usize;
+        let mut recent: Vec<TransitionId> = Vec::new();
+        loop {
+            self.run_to_stability(&mut microsteps, &mut recent)?;
+            self.start_invokes();
+            // Starting invokes can raise `error.execution`; that is handled before the
+            // macrostep ends.
+            if self.internal.is_empty() || self.status != Status::Running {
+                return Ok(());
+            }
+        }
+    }
+
+    fn run_to_stability(
+        &mut self,
+        microsteps: &mut usize,
+        recent: &mut Vec<TransitionId>,
+    ) -> Result<(), RunError> {
+        while self.status == Status::Running {
+            let mut enabled = self.select_transitions(None);
+            if enabled.is_empty() {
+                let Some(event) = self.internal.pop_front() else {
+                    break;
+                };
+                self.current = Some(event);
+                enabled = self.select_transitions(self.current.clone().as_ref());
+                if enabled.is_empty() {
+                    let name = self
+                        .current
+                        .as_ref()
+                        .map(|e| e.name.clone())
+                        .unwrap_or_default();
+                    self.record(|| Trace::Ignored { event: name });
+                    continue;
+                }
+            }
+            *microsteps += 1;
+            if recent.len() >= 64 {
+                recent.drain(..32);
+            }
+            recent.extend(&enabled);
+            if *microsteps > self.limits.microsteps {
+                return Err(self.fail_loop(recent));
+            }
+            self.microstep(enabled);
+        }
+        Ok(())
+    }
+
+    /// Stops the instance on a runaway macrostep, naming the transitions that looped.
+    fn fail_loop(&mut self, recent: &[TransitionId]) -> RunError {
+        let mut ids: Vec<TransitionId> = recent.to_vec();
+        ids.sort();
+        ids.dedup();
+        let chart = self.chart.clone();
+        let looping = ids
+            .iter()
+            .map(|&t| {
+                let t = chart.transition(t);
+                let line = chart.source.line_col(t.span.start).line;
+                format!(
+                    "{} in `{}` (line {line})",
+                    t.trigger,
+                    chart.state(t.source).display_path()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let err = RunError::MicrostepLimit {
+            limit: self.limits.microsteps,
+            looping,
+        };
+        tracing::error!(%err, "instance stopped");
+        self.status = Status::Failed(err.to_string());
+        err
+    }
+
+    /// Processes one external event: `selectTransitions`, a microstep, then the macrostep.
+    pub(super) fn process_external(&mut self, event: Event) -> Result<(), RunError> {
+        if self.status != Status::Running {
+            self.record(|| Trace::Ignored {
+                event: event.name.clone(),
+            });
+            return Ok(());
+        }
+        let chart = self.chart.clone();
+        for (state, id) in &self.invoked {
+            let auto = chart
+                .state(*state)
+                .invokes
+                .iter()
+                .any(|i| &i.id == id && i.auto_forward);
+            if auto {
+                self.effects.push(Effect::SendToInvoke {
+                    invoke: id.clone(),
+                    event: event.clone(),
+                });
+            }
+        }
+        let enabled = self.select_transitions(Some(&event));
+        self.current = Some(event);
+        if enabled.is_empty() {
+            let name = self
+                .current
+                .as_ref()
+                .map(|e| e.name.clone())
+                .unwrap_or_default();
+            self.record(|| Trace::Ignored { event: name });
+        } else {
+            self.microstep(enabled);
+        }
+        self.macrostep()
+    }
+
+    /// Processes the immediate sends to `#self`, each as an external event.
+    pub(super) fn drain_self_sends(&mut self) -> Result<(), RunError> {
+        let mut n = 0;
+        while let Some(e) = self.external.pop_front() {
+            n += 1;
+            if n > self.limits.self_sends {
+                self.external.clear();
+                let err = RunError::MicrostepLimit {
+                    limit: self.limits.self_sends,
+                    looping: format!("`Send` of `{}` to #self, again and again", e.name),
+                };
+                self.status = Status::Failed(err.to_string());
+                return Err(err);
+            }
+            self.process_external(e)?;
+        }
+        Ok(())
+    }
+
+    /// `selectTransitions` / `selectEventlessTransitions`: for each active atomic state in
+    /// document order, the first enabled transition of it or its nearest ancestor.
+    pub(super) fn select_transitions(&mut self, event: Option<&Event>) -> Vec<TransitionId> {
+        let chart = self.chart.clone();
+        let mut enabled: Vec<TransitionId> = Vec::new();
+        let atomic: Vec<StateId> = self
+            .config
+            .iter()
+            .copied()
+            .filter(|&s| chart.state(s).is_atomic())
+            .collect();
+        for s in atomic {
+            'ancestors: for state in std::iter::once(s).chain(chart.ancestors(s)) {
+                for &t in &chart.state(state).transitions {
+                    let tr = chart.transition(t);
+                    let matches = match event {
+                        None => tr.is_eventless(),
+                        Some(e) => tr.events.iter().any(|d| d.matches(&e.name)),
+                    };
+                    if matches && self.guard_holds(tr.guard, event) {
+                        if !enabled.contains(&t) {
+                            enabled.push(t);
+                        }
+                        break 'ancestors;
+                    }
+                }
+            }
+        }
+        self.remove_conflicting_transitions(enabled)
+    }
+
+    /// Evaluates a guard; a failing guard counts as false and raises `error.execution`.
+    fn guard_holds(&mut self, guard: Option<crate::chart::ExprId>, event: Option<&Event>) -> bool {
+        let Some(g) = guard else { return true };
+        let result = {
+            let current = event.or(self.current.as_ref());
+            self.eval_bool_with(g, current)
+        };
+        match result {
+            Ok(b) => b,
+            Err(message) => {
+                self.raise_error(message);
+                false
+            }
+        }
+    }
+
+    /// `removeConflictingTransitions`: of two transitions whose exit sets intersect, the one
+    /// whose source is a descendant wins; otherwise the earlier in document order.
+    fn remove_conflicting_transitions(&self, enabled: Vec<TransitionId>) -> Vec<TransitionId> {
+        if enabled.len() < 2 {
+            return enabled;
+        }
+        let chart = self.chart.clone();
+        let mut filtered: Vec<(TransitionId, Vec<StateId>)> = Vec::new();
+        for t1 in enabled {
+            let exit1 = self.compute_exit_set(&[t1]);
+            let mut preempted = false;
+            let mut to_remove = Vec::new();
+            for (i, (t2, exit2)) in filtered.iter().enumerate() {
+                if exit1.iter().any(|s| exit2.contains(s)) {
+                    if chart
+                        .is_descendant(chart.transition(t1).source, chart.transition(*t2).source)
+                    {
+                        to_remove.push(i);
+                    } else {
+                        preempted = true;
+                        break;
+                    }
+                }
+            }
+            if !preempted {
+                for i in to_remove.into_iter().rev() {
+                    filtered.remove(i);
+                }
+                filtered.push((t1, exit1));
+            }
+        }
+        filtered.into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// `microstep`: exit, transition content, entry.
+    fn microstep(&mut self, enabled: Vec<TransitionId>) {
+        let exited = self.exit_states(&enabled);
+        let chart = self.chart.clone();
+        for &t in &enabled {
+            self.run_block(&chart.transition(t).actions);
+        }
+        let entered = self.enter_states_for(&enabled);
+        let event = self.current.as_ref().map(|e| e.name.clone());
+        tracing::trace!(?event, transitions = ?enabled, "microstep");
+        self.record(move || Trace::Microstep {
+            event,
+            transitions: enabled,
+            exited,
+            entered,
+        });
+    }
+
+    /// `computeExitSet`: the active proper descendants of each transition's domain.
+    pub(super) fn compute_exit_set(&self, transitions: &[TransitionId]) -> Vec<StateId> {
+        let chart = &self.chart;
+        let mut out: Vec<StateId> = Vec::new();
+        for &t in transitions {
+            if chart.transition(t).targets.is_empty() {
+                continue;
+            }
+            if let Some(domain) = self.transition_domain(t) {
+                // Descendants of `domain` are the ids in (domain, last_descendant].
+                let last = chart.state(domain).last_descendant;
+                let from = self.config.partition_point(|&s| s <= domain);
+                let to = self.config.partition_point(|&s| s <= last);
+                for &s in &self.config[from..to] {
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// `getTransitionDomain`: the state whose descendants the transition exits and enters.
+    fn transition_domain(&self, t: TransitionId) -> Option<StateId> {
+        let chart = &self.chart;
+        let tr = chart.transition(t);
+        let targets = self.effective_target_states(t);
+        if targets.is_empty() {
+            return None;
+        }
+        if tr.internal
+            && chart.state(tr.source).kind == Kind::Compound
+            && targets.iter().all(|&s| chart.is_descendant(s, tr.source))
+        {
+            return Some(tr.source);
+        }
+        if tr.source == StateId::ROOT {
+            return Some(StateId::ROOT);
+        }
+        Some(self.find_lcca(tr.source, &targets))
+    }
+
+    /// `findLCCA`: the nearest compound (or root) proper ancestor of `source` that contains
+    /// every target.
+    fn find_lcca(&self, source: StateId, targets: &[StateId]) -> StateId {
+        let chart = &self.chart;
+        chart
+            .ancestors(source)
+            .filter(|&a| a == StateId::ROOT || chart.state(a).kind == Kind::Compound)
+            .find(|&a| targets.iter().all(|&s| chart.is_descendant(s, a)))
+            .unwrap_or(StateId::ROOT)
+    }
+
+    /// `getEffectiveTargetStates`: targets with history states replaced by what they restore.
+    fn effective_target_states(&self, t: TransitionId) -> Vec<StateId> {
+        let chart = &self.chart;
+        let mut out = Vec::new();
+        for &s in &chart.transition(t).targets {
+            if chart.state(s).is_history() {
+                match self.history.get(&s) {
+                    Some(hv) => out.extend(hv.iter().copied()),
+                    None => out.extend(chart.state(s).history_default.iter().copied()),
+                }
+            } else {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// `exitStates`: records history, runs `exit` content deepest first, cancels `after`
+    /// timers and invokes. Returns the states exited, in exit order.
+    fn exit_states(&mut self, enabled: &[TransitionId]) -> Vec<StateId> {
+        let chart = self.chart.clone();
+        let mut to_exit = self.compute_exit_set(enabled);
+        to_exit.reverse(); // exit order: reverse document order
+        for &s in &to_exit {
+            for &h in &chart.state(s).children {
+                if let Kind::History(depth) = chart.state(h).kind {
+                    let recorded: Vec<StateId> = self
+                        .config
+                        .iter()
+                        .copied()
+                        .filter(|&x| match depth {
+                            HistoryDepth::Deep => {
+                                chart.state(x).is_atomic() && chart.is_descendant(x, s)
+                            }
+                            HistoryDepth::Shallow => chart.state(x).parent == Some(s),
+                        })
+                        .collect();
+                    self.history.insert(h, recorded);
+                }
+            }
+        }
+        for &s in &to_exit {
+            self.exit_one(s);
+        }
+        to_exit
+    }
+
+    /// Leaves one state: `exit` content, timers, invokes, configuration.
+    fn exit_one(&mut self, s: StateId) {
+        let chart = self.chart.clone();
+        let state = chart.state(s);
+        self.run_block(&state.exit);
+        for a in &state.after {
+            self.timers
+                .retain(|t| t.sendid.as_deref() != Some(a.send_id.as_str()));
+        }
+        let effects = &mut self.effects;
+        self.invoked.retain(|(owner, id)| {
+            if *owner == s {
+                effects.push(Effect::CancelInvoke { id: id.clone() });
+                false
+            } else {
+                true
+            }
+        });
+        self.to_invoke.retain(|&x| x != s);
+        self.deactivate(s);
+    }
+
+    /// `enterStates` for a set of transitions: `computeEntrySet`, then entry in document order.
+    fn enter_states_for(&mut self, enabled: &[TransitionId]) -> Vec<StateId> {
+        let chart = self.chart.clone();
+        let mut to_enter = Vec::new();
+        for &t in enabled {
+            let tr = chart.transition(t);
+            for &s in &tr.targets {
+                self.add_descendant_states_to_enter(s, &mut to_enter);
+            }
+            let ancestor = self.transition_domain(t);
+            for s in self.effective_target_states(t) {
+                self.add_ancestor_states_to_enter(s, ancestor, &mut to_enter);
+            }
+        }
+        self.enter_states(to_enter)
+    }
+
+    /// Enters the given states in document order, with `entry` content, `after` timers, and
+    /// `done.state.*` events for final states.
+    fn enter_states(&mut self, mut to_enter: Vec<StateId>) -> Vec<StateId> {
+        let chart = self.chart.clone();
+        to_enter.sort();
+        to_enter.dedup();
+        to_enter.retain(|&s| !self.active[s.index()]);
+        for &s in &to_enter {
+            self.activate(s);
+            self.to_invoke.push(s);
+            let state = chart.state(s);
+            self.run_block(&state.entry);
+            for a in &state.after {
+                let event = Event::new(a.event.clone(), Json::Null, EventKind::External);
+                self.schedule(
+                    a.delay.0,
+                    Some(a.send_id.clone()),
+                    event,
+                    crate::chart::SendTarget::ToSelf,
+                );
+            }
+            if state.kind == Kind::Final {
+                let parent = state.parent.unwrap_or(StateId::ROOT);
+                let data = state.output.map(|o| {
+                    self.eval(o).unwrap_or_else(|e| {
+                        self.raise_error(e);
+                        Json::Null
+                    })
+                });
+                if parent == StateId::ROOT {
+                    self.output = Some(data.unwrap_or(Json::Null));
+                    self.finish();
+                    break;
+                }
+                let parent_path = chart.state(parent).path.clone();
+                self.raise(
+                    format!("done.state.{parent_path}"),
+                    data.unwrap_or(Json::Null),
+                );
+                if let Some(gp) = chart.state(parent).parent
+                    && chart.state(gp).kind == Kind::Parallel
+                    && chart
+                        .state(gp)
+                        .children
+                        .iter()
+                        .all(|&c| chart.state(c).is_history() || self.is_in_final_state(c))
+                {
+                    let gp_path = chart.state(gp).path.clone();
+                    self.raise(format!("done.state.{gp_path}"), Json::Null);
+                }
+            }
+        }
+        to_enter
+    }
+
+    /// The machine reached a top-level final state: run the remaining `exit` content and stop
+    /// invokes (SCXML `exitInterpreter`), keeping the configuration for reporting.
+    fn finish(&mut self) {
+        self.status = Status::Done;
+        let chart = self.chart.clone();
+        let active: Vec<StateId> = self.config.iter().rev().copied().collect();
+        for s in active {
+            self.run_block(&chart.state(s).exit);
+        }
+        for (_, id) in std::mem::take(&mut self.invoked) {
+            self.effects.push(Effect::CancelInvoke { id });
+        }
+        self.to_invoke.clear();
+        self.timers.clear();
+        self.internal.clear();
+        self.external.clear();
+        tracing::info!(machine = %chart.id, "done");
+    }
+
+    /// `isInFinalState`.
+    fn is_in_final_state(&self, s: StateId) -> bool {
+        let chart = &self.chart;
+        let st = chart.state(s);
+        match st.kind {
+            Kind::Compound => st
+                .children
+                .iter()
+                .any(|&c| chart.state(c).kind == Kind::Final && self.active[c.index()]),
+            Kind::Parallel => st
+                .children
+                .iter()
+                .all(|&c| chart.state(c).is_history() || self.is_in_final_state(c)),
+            _ => false,
+        }
+    }
+
+    /// `addDescendantStatesToEnter`.
+    fn add_descendant_states_to_enter(&self, s: StateId, to_enter: &mut Vec<StateId>) {
+        let chart: &Arc<Chart> = &self.chart;
+        let state = chart.state(s);
+        if state.is_history() {
+            let restore: Vec<StateId> = match self.history.get(&s) {
+                Some(hv) => hv.clone(),
+                None => state.history_default.clone(),
+            };
+            let parent = state.parent;
+            for &r in &restore {
+                self.add_descendant_states_to_enter(r, to_enter);
+            }
+            for &r in &restore {
+                self.add_ancestor_states_to_enter(r, parent, to_enter);
+            }
+            return;
+        }
+        if !to_enter.contains(&s) {
+            to_enter.push(s);
+        }
+        match state.kind {
+            Kind::Compound => {
+                if let Some(init) = state.initial {
+                    self.add_descendant_states_to_enter(init, to_enter);
+                    self.add_ancestor_states_to_enter(init, Some(s), to_enter);
+                }
+            }
+            Kind::Parallel => {
+                for &child in &state.children {
+                    if chart.state(child).is_history() {
+                        continue;
+                    }
+                    if !to_enter.iter().any(|&x| chart.is_descendant(x, child)) {
+                        self.add_descendant_states_to_enter(child, to_enter);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `addAncestorStatesToEnter`: the proper ancestors of `s` below `ancestor` (all of them
+    /// when `None`), filling in the other regions of parallel ones.
+    fn add_ancestor_states_to_enter(
+        &self,
+        s: StateId,
+        ancestor: Option<StateId>,
+        to_enter: &mut Vec<StateId>,
+    ) {
+        let chart = &self.chart;
+        for anc in chart.ancestors(s) {
+            if Some(anc) == ancestor {
+                break;
+            }
+            if !to_enter.contains(&anc) {
+                to_enter.push(anc);
+            }
+            if chart.state(anc).kind == Kind::Parallel {
+                for &child in &chart.state(anc).children {
+                    if chart.state(child).is_history() {
+                        continue;
+                    }
+                    if !to_enter
+                        .iter()
+                        .any(|&x| x == child || chart.is_descendant(x, child))
+                    {
+                        self.add_descendant_states_to_enter(child, to_enter);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the invokes of the states entered in this macrostep that are still active.
+    fn start_invokes(&mut self) {
+        let chart = self.chart.clone();
+        let states = std::mem::take(&mut self.to_invoke);
+        for s in states {
+            if !self.active[s.index()] {
+                continue;
+            }
+            for inv in &chart.state(s).invokes {
+                let input = match inv.input {
+                    Some(e) => match self.eval(e) {
+                        Ok(v) => Some(v),
+                        Err(message) => {
+                            self.raise_error(format!(
+                                "invoke `{}` not started: input failed: {message}",
+                                inv.id
+                            ));
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                self.invoked.push((s, inv.id.clone()));
+                self.effects.push(Effect::Invoke {
+                    id: inv.id.clone(),
+                    state: s,
+                    src: inv.src.clone(),
+                    input,
+                });
+            }
+        }
+    }
+
+    fn activate(&mut self, s: StateId) {
+        self.active[s.index()] = true;
+        let at = self.config.partition_point(|&x| x < s);
+        self.config.insert(at, s);
+    }
+
+    fn deactivate(&mut self, s: StateId) {
+        self.active[s.index()] = false;
+        if let Ok(at) = self.config.binary_search(&s) {
+            self.config.remove(at);
+        }
+    }
+
+    /// Appends to the internal queue.
+    pub(super) fn raise(&mut self, name: String, data: Json) {
+        self.internal
+            .push_back(Event::new(name, data, EventKind::Internal));
+    }
+
+    /// Raises `error.execution` with a message in `event.data.message`.
+    pub(super) fn raise_error(&mut self, message: String) {
+        tracing::warn!(%message, "error.execution");
+        self.record(|| Trace::Error {
+            message: message.clone(),
+        });
+        let data = serde_json::json!({ "message": message });
+        self.internal
+            .push_back(Event::new("error.execution", data, EventKind::Platform));
+    }
+
+    pub(super) fn record(&mut self, f: impl FnOnce() -> Trace) {
+        if let Some(t) = &mut self.trace {
+            t.push(f());
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Executable content (SCXML 4) and expression evaluation in an instance.
+
+use super::eval::{self, Scope};
+use super::{Effect, Event, EventKind, Instance, Timer};
+use crate::chart::{ExprId, Op, SendTarget};
+use crate::model::{DurationMs, Json};
+
+impl Instance {
+    /// Runs a block; on the first failure the rest is skipped and `error.execution` raised.
+    pub(super) fn run_block(&mut self, ops: &[Op]) {
+        if ops.is_empty() {
+            return;
+        }
+        if let Err(message) = self.run_ops(ops) {
+            self.raise_error(message);
+        }
+    }
+
+    fn run_ops(&mut self, ops: &[Op]) -> Result<(), String> {
+        for op in ops {
+            self.run_op(op)?;
+        }
+        Ok(())
+    }
+
+    fn run_op(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::Raise { event, data } => {
+                let data = self.eval_opt(*data)?;
+                self.raise(event.clone(), data);
+            }
+            Op::Send {
+                event,
+                data,
+                delay,
+                delay_expr,
+                id,
+                to,
+            } => {
+                let data = self.eval_opt(*data)?;
+                let delay = match (delay, delay_expr) {
+                    (Some(d), _) => Some(d.0),
+                    (None, Some(e)) => Some(self.eval_delay(*e)?),
+                    (None, None) => None,
+                };
+                let mut ev = Event::new(event.clone(), data, EventKind::External);
+                ev.sendid = id.clone();
+                if let SendTarget::Invoke(inv) = to
+                    && !self.invoked.iter().any(|(_, i)| i == inv)
+                {
+                    return Err(format!(
+                        "`Send` of `{event}` to `{inv}`: no such invoke is active"
+                    ));
+                }
+                match delay {
+                    Some(ms) if ms > 0 => self.schedule(ms, id.clone(), ev, to.clone()),
+                    _ => match to {
+                        SendTarget::ToSelf => self.external.push_back(ev),
+                        SendTarget::Parent => self.effects.push(Effect::SendToParent { event: ev }),
+                        SendTarget::Invoke(inv) => self.effects.push(Effect::SendToInvoke {
+                            invoke: inv.clone(),
+                            event: ev,
+                        }),
+                    },
+                }
+            }
+            Op::Cancel(id) => self
+                .timers
+                .retain(|t| t.sendid.as_deref() != Some(id.as_str())),
+            Op::Assign { location, value } => {
+                let v = self.eval(*value)?;
+                self.assign(location, v)?;
+            }
+            Op::Log { label, expr } => {
+                let value = self.eval(*expr)?;
+                tracing::info!(label = label.as_deref().unwrap_or(""), %value, "log");
+                self.effects.push(Effect::Log {
+                    label: label.clone(),
+                    value,
+                });
+            }
+            Op::If {
+                branches,
+                otherwise,
+            } => {
+                for (guard, then) in branches {
+                    if self.eval_bool_with(*guard, None)? {
+                        return self.run_ops(then);
+                    }
+                }
+                return self.run_ops(otherwise);
+            }
+            Op::Foreach {
+                items,
+                item,
+                index,
+                body,
+            } => {
+                let items: Vec<Json> = match self.eval(*items)? {
+                    Json::Array(a) => a,
+                    Json::Object(m) => m.into_iter().map(|(_, v)| v).collect(),
+                    other => {
+                        return Err(format!(
+                            "`Foreach` items must be a list or a map, not {}",
+                            eval::type_name(&other)
+                        ));
+                    }
+                };
+                if items.len() > self.limits.foreach_items {
+                    return Err(format!(
+                        "`Foreach` over {} items exceeds the limit of {}",
+                        items.len(),
+                        self.limits.foreach_items
+                    ));
+                }
+                for (i, v) in items.into_iter().enumerate() {
+                    self.context.insert(item.clone(), v);
+                    if let Some(index) = index {
+                        self.context.insert(index.clone(), Json::from(i));
+                    }
+                    self.run_ops(body)?;
+                }
+            }
+            Op::Call { name, args } => {
+                let args: Vec<Json> = args
+                    .iter()
+                    .map(|&a| self.eval(a))
+                    .collect::<Result<_, _>>()?;
+                let host = self.host.clone();
+                match host.get(name) {
+                    Some(f) => f(&args, &mut self.context)
+                        .map_err(|e| format!("host action `{name}` failed: {e}"))?,
+                    None if host.pass_through => self.effects.push(Effect::Call {
+                        name: name.clone(),
+                        args,
+                    }),
+                    None => return Err(format!("no host action `{name}` is registered")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `value` at a dotted location; only top-level names may be created.
+    fn assign(&mut self, location: &[String], value: Json) -> Result<(), String> {
+        let (first, rest) = location.split_first().ok_or("empty location")?;
+        let Some((last, middle)) = rest.split_last() else {
+            self.context.insert(first.clone(), value);
+            return Ok(());
+        };
+        let mut cur = self.context.get_mut(first).ok_or_else(|| {
+            format!(
+                "cannot assign to `{}`: `{first}` does not exist",
+                location.join(".")
+            )
+        })?;
+        for (i, seg) in middle.iter().enumerate() {
+            cur = cur
+                .as_object_mut()
+                .and_then(|m| m.get_mut(seg))
+                .ok_or_else(|| {
+                    format!(
+                        "cannot assign to `{}`: `{}` does not exist",
+                        location.join("."),
+                        location[..i + 2].join(".")
+                    )
+                })?;
+        }
+        match cur.as_object_mut() {
+            Some(m) => {
+                m.insert(last.clone(), value);
+                Ok(())
+            }
+            None => Err(format!(
+                "cannot assign to `{}`: `{}` is a {}, not a map",
+                location.join("."),
+                location[..location.len() - 1].join("."),
+                eval::type_name(cur)
+            )),
+        }
+    }
+
+    /// Adds a delayed send, keeping timers ordered by (due, seq).
+    pub(super) fn schedule(
+        &mut self,
+        delay_ms: u64,
+        sendid: Option<String>,
+        event: Event,
+        target: SendTarget,
+    ) {
+        let due = self.now.saturating_add(delay_ms);
+        self.seq += 1;
+        let timer = Timer {
+            due,
+            seq: self.seq,
+            sendid,
+            event,
+            target,
+        };
+        let at = self
+            .timers
+            .partition_point(|t| (t.due, t.seq) <= (due, timer.seq));
+        self.timers.insert(at, timer);
+    }
+
+    fn eval_delay(&self, e: ExprId) -> Result<u64, String> {
+        match self.eval(e)? {
+            Json::String(s) => s.parse::<DurationMs>().map(|d| d.0),
+            Json::Number(n) => n
+                .as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| *f >= 0.0 && f.is_finite())
+                        .map(|f| f.round() as u64)
+                })
+                .ok_or_else(|| format!("delay {n} is not a number of milliseconds")),
+            other => Err(format!(
+                "delay must be a duration string or milliseconds, not {}",
+                eval::type_name(&other)
+            )),
+        }
+    }
+
+    fn eval_opt(&self, e: Option<ExprId>) -> Result<Json, String> {
+        e.map_or(Ok(Json::Null), |e| self.eval(e))
+    }
+
+    /// Evaluates an expression with the current event.
+    pub(super) fn eval(&self, e: ExprId) -> Result<Json, String> {
+        self.eval_with(e, self.current.as_ref())
+    }
+
+    fn eval_with(&self, e: ExprId, event: Option<&Event>) -> Result<Json, String> {
+        let expr = self.chart.expr(e);
+        let in_values: Vec<bool> = expr
+            .in_states
+            .iter()
+            .map(|s| self.active[s.index()])
+            .collect();
+        let event_json = if expr.variables.iter().any(|v| v == "event") {
+            event.map(|ev| {
+                serde_json::json!({
+                    "name": ev.name,
+                    "data": ev.data,
+                    "type": ev.kind,
+                    "origin": ev.origin,
+                    "invokeid": ev.invokeid,
+                    "sendid": ev.sendid,
+                })
+            })
+        } else {
+            None
+        };
+        eval::eval(
+            expr,
+            &Scope {
+                context: &self.context,
+                event: event_json.as_ref(),
+                in_values: &in_values,
+            },
+        )
+    }
+
+    /// Evaluates a guard or condition: it must be a bool.
+    pub(super) fn eval_bool_with(&self, e: ExprId, event: Option<&Event>) -> Result<bool, String> {
+        match self.eval_with(e, event.or(self.current.as_ref()))? {
+            Json::Bool(b) => Ok(b),
+            other => Err(format!(
+                "`{}` evaluated to {} ({}), not a bool",
+                self.chart.expr(e).source,
+                other,
+                eval::type_name(&other)
+            )),
+        }
+    }
+}

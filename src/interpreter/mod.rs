@@ -1,0 +1,393 @@
+//! The statechart interpreter: the W3C SCXML algorithm (Appendix D) over a compiled
+//! [`Chart`].
+//!
+//! Pure: it reads no clock and performs no I/O. Time comes in through
+//! [`Instance::advance_to`], events through [`Instance::send`]; what the outside world must do
+//! (logs, sends to a parent or a child, starting and stopping invokes) comes out as
+//! [`Effect`]s, and what happened as [`Trace`] records. Delayed sends wait in the instance
+//! itself, so its state (including pending timers) is a function of its inputs.
+//!
+//! ```
+//! use orca::chart::{CompileOptions, load_chart_str};
+//! use orca::interpreter::{Event, Instance};
+//! use std::sync::Arc;
+//!
+//! let (chart, _) = load_chart_str("door.ron", r#"Machine(
+//!     context: { "opens": 0 },
+//!     states: {
+//!         "closed": (on: { "OPEN": (target: "opened", actions: [Assign("opens", "opens + 1")]) }),
+//!         "opened": (on: { "CLOSE": "closed" }, after: { "30s": "closed" }),
+//!     },
+//! )"#, &CompileOptions::default()).unwrap();
+//! let mut door = Instance::new(Arc::new(chart));
+//! door.start().unwrap();
+//! door.send(Event::external("OPEN")).unwrap();
+//! assert_eq!(door.configuration_paths(), ["opened"]);
+//! assert_eq!(door.context()["opens"], 1);
+//! door.advance_to(30_000).unwrap(); // the `after` fires
+//! assert_eq!(door.configuration_paths(), ["closed"]);
+//! ```
+
+mod algorithm;
+mod content;
+pub mod eval;
+mod host;
+
+pub use host::{Host, HostAction};
+
+use crate::chart::{Chart, InvokeSrc, StateId, TransitionId};
+use crate::model::Json;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// SCXML event types (5.10.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    #[default]
+    External,
+    Internal,
+    Platform,
+}
+
+/// An event: a name, data, and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub name: String,
+    #[serde(default)]
+    pub data: Json,
+    #[serde(default, rename = "type")]
+    pub kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invokeid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sendid: Option<String>,
+}
+
+impl Event {
+    /// An external event without data.
+    pub fn external(name: impl Into<String>) -> Event {
+        Event::new(name, Json::Null, EventKind::External)
+    }
+    /// An event of any kind.
+    pub fn new(name: impl Into<String>, data: Json, kind: EventKind) -> Event {
+        Event {
+            name: name.into(),
+            data,
+            kind,
+            origin: None,
+            invokeid: None,
+            sendid: None,
+        }
+    }
+    /// The same event with data.
+    pub fn with_data(mut self, data: Json) -> Event {
+        self.data = data;
+        self
+    }
+}
+
+/// What the interpreter asks the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// `Log`: also emitted as a tracing event.
+    Log { label: Option<String>, value: Json },
+    /// `Send(to: "#parent")`.
+    SendToParent { event: Event },
+    /// `Send(to: ID)` and auto-forwarded events.
+    SendToInvoke { invoke: String, event: Event },
+    /// Start an invoked child.
+    Invoke {
+        id: String,
+        state: StateId,
+        src: InvokeSrc,
+        input: Option<Json>,
+    },
+    /// Stop an invoked child (its state was exited).
+    CancelInvoke { id: String },
+    /// `Call` of a host action that the [`Host`] did not handle in process.
+    Call { name: String, args: Vec<Json> },
+}
+
+/// One record of what happened, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trace {
+    /// A microstep: the event it processed (none for eventless), the transitions taken in
+    /// document order, the states exited (exit order) and entered (entry order).
+    Microstep {
+        event: Option<String>,
+        transitions: Vec<TransitionId>,
+        exited: Vec<StateId>,
+        entered: Vec<StateId>,
+    },
+    /// An event no transition was enabled for.
+    Ignored { event: String },
+    /// Executable content failed; `error.execution` was raised.
+    Error { message: String },
+}
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    NotStarted,
+    Running,
+    /// Reached a top-level final state.
+    Done,
+    /// Stopped on an error that cannot be handled in the machine (the microstep limit).
+    Failed(String),
+}
+
+/// An error that stops an instance.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    #[error("the macrostep exceeded {limit} microsteps; looping transitions: {looping}")]
+    MicrostepLimit { limit: usize, looping: String },
+    #[error("the instance has not been started")]
+    NotStarted,
+}
+
+/// A delayed send waiting for its time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timer {
+    /// Virtual milliseconds since the instance started.
+    pub due: u64,
+    /// Order among timers due at the same time: the order they were scheduled.
+    pub seq: u64,
+    pub sendid: Option<String>,
+    pub event: Event,
+    pub target: crate::chart::SendTarget,
+}
+
+/// Bounds that keep a run from hanging.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Microsteps in one macrostep before it is stopped as a loop.
+    pub microsteps: usize,
+    /// Immediate self-sends processed after one external event before it is stopped.
+    pub self_sends: usize,
+    /// `Foreach` iterations in one action.
+    pub foreach_items: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            microsteps: 10_000,
+            self_sends: 100_000,
+            foreach_items: 1_000_000,
+        }
+    }
+}
+
+/// A running machine.
+pub struct Instance {
+    chart: Arc<Chart>,
+    host: Arc<Host>,
+    limits: Limits,
+    /// Whether each state is active, by id.
+    active: Vec<bool>,
+    /// The active states in document order.
+    config: Vec<StateId>,
+    /// Recorded history, by history state.
+    history: BTreeMap<StateId, Vec<StateId>>,
+    context: IndexMap<String, Json>,
+    internal: VecDeque<Event>,
+    /// Immediate sends to `#self`, processed after the current event.
+    external: VecDeque<Event>,
+    timers: Vec<Timer>,
+    now: u64,
+    seq: u64,
+    status: Status,
+    output: Option<Json>,
+    /// The event being processed (`event` in expressions).
+    current: Option<Event>,
+    effects: Vec<Effect>,
+    trace: Option<Vec<Trace>>,
+    /// States entered during this macrostep: their invokes start when it ends.
+    to_invoke: Vec<StateId>,
+    /// Invokes running, by the state that started them.
+    invoked: Vec<(StateId, String)>,
+}
+
+impl Instance {
+    /// A new instance of `chart`; call [`Instance::start`] to enter the initial states.
+    pub fn new(chart: Arc<Chart>) -> Instance {
+        Instance::with_host(chart, Arc::new(Host::default()))
+    }
+
+    /// A new instance whose `Call` actions go to `host`.
+    pub fn with_host(chart: Arc<Chart>, host: Arc<Host>) -> Instance {
+        let n = chart.states.len();
+        let context = chart.context.clone();
+        Instance {
+            chart,
+            host,
+            limits: Limits::default(),
+            active: vec![false; n],
+            config: Vec::new(),
+            history: BTreeMap::new(),
+            context,
+            internal: VecDeque::new(),
+            external: VecDeque::new(),
+            timers: Vec::new(),
+            now: 0,
+            seq: 0,
+            status: Status::NotStarted,
+            output: None,
+            current: None,
+            effects: Vec::new(),
+            trace: None,
+            to_invoke: Vec::new(),
+            invoked: Vec::new(),
+        }
+    }
+
+    /// Sets the bounds of this instance.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Starts keeping [`Trace`] records, read with [`Instance::take_trace`].
+    pub fn record_trace(&mut self, on: bool) {
+        self.trace = on.then(Vec::new);
+    }
+
+    /// The trace recorded since the last call.
+    pub fn take_trace(&mut self) -> Vec<Trace> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The effects issued since the last call, in order.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Replaces initial context values before start (an invoke's `input`).
+    pub fn set_context_value(&mut self, name: &str, value: Json) {
+        self.context.insert(name.to_string(), value);
+    }
+
+    /// Enters the initial configuration and runs to stability.
+    pub fn start(&mut self) -> Result<(), RunError> {
+        let span = tracing::info_span!("instance", machine = %self.chart.id);
+        let _g = span.enter();
+        if self.status != Status::NotStarted {
+            return Ok(());
+        }
+        self.status = Status::Running;
+        self.enter_initial();
+        self.macrostep()?;
+        self.drain_self_sends()
+    }
+
+    /// Processes one external event: its macrostep, then any immediate self-sends it caused.
+    pub fn send(&mut self, event: Event) -> Result<(), RunError> {
+        let span = tracing::info_span!("instance", machine = %self.chart.id);
+        let _g = span.enter();
+        if self.status == Status::NotStarted {
+            return Err(RunError::NotStarted);
+        }
+        self.process_external(event)?;
+        self.drain_self_sends()
+    }
+
+    /// Moves virtual time to `now` (milliseconds since start), delivering every delayed event
+    /// due by then in order, each with the clock at its due time.
+    pub fn advance_to(&mut self, now: u64) -> Result<(), RunError> {
+        while let Some(t) = self.timers.first()
+            && t.due <= now
+        {
+            let timer = self.timers.remove(0);
+            self.now = self.now.max(timer.due);
+            match timer.target {
+                crate::chart::SendTarget::ToSelf => {
+                    if self.status == Status::Running {
+                        self.process_external(timer.event)?;
+                        self.drain_self_sends()?;
+                    }
+                }
+                crate::chart::SendTarget::Parent => self
+                    .effects
+                    .push(Effect::SendToParent { event: timer.event }),
+                crate::chart::SendTarget::Invoke(id) => self.effects.push(Effect::SendToInvoke {
+                    invoke: id,
+                    event: timer.event,
+                }),
+            }
+        }
+        self.now = self.now.max(now);
+        Ok(())
+    }
+
+    /// When the next delayed event is due, if any.
+    pub fn next_due(&self) -> Option<u64> {
+        self.timers.first().map(|t| t.due)
+    }
+
+    /// The pending delayed events, earliest first.
+    pub fn timers(&self) -> &[Timer] {
+        &self.timers
+    }
+
+    /// The virtual time, in milliseconds since start.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub fn chart(&self) -> &Arc<Chart> {
+        &self.chart
+    }
+
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.status == Status::Done
+    }
+
+    /// The machine's output once a top-level final state is reached.
+    pub fn output(&self) -> Option<&Json> {
+        self.output.as_ref()
+    }
+
+    pub fn context(&self) -> &IndexMap<String, Json> {
+        &self.context
+    }
+
+    /// The active states in document order (the root excluded).
+    pub fn configuration(&self) -> impl Iterator<Item = StateId> + '_ {
+        self.config.iter().copied().filter(|&s| s != StateId::ROOT)
+    }
+
+    /// Whether a state is active.
+    pub fn is_active(&self, s: StateId) -> bool {
+        self.active[s.index()]
+    }
+
+    /// The active state paths in document order, as `run --json` prints them.
+    pub fn configuration_paths(&self) -> Vec<&str> {
+        self.configuration()
+            .map(|s| self.chart.state(s).path.as_str())
+            .collect()
+    }
+
+    /// The recorded history values, by history state.
+    pub fn history(&self) -> &BTreeMap<StateId, Vec<StateId>> {
+        &self.history
+    }
+
+    /// The configuration object of machines.md.
+    pub fn snapshot(&self) -> Json {
+        serde_json::json!({
+            "configuration": self.configuration_paths(),
+            "context": self.context,
+            "done": self.is_done(),
+            "output": self.output.clone().unwrap_or(Json::Null),
+        })
+    }
+}
