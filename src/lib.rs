@@ -7,9 +7,11 @@
 //! - [`chart`]: a machine compiled into indexed tables, every name resolved, every expression
 //!   compiled, and validated.
 //! - [`interpreter`]: the SCXML algorithm over a chart; pure (no I/O, no clock).
+//! - [`runtime`]: tokio: the clock, invoked child machines and processes, event routing.
 //! - [`cli`]: the `orca` command line.
 
 pub mod chart;
 pub mod cli;
 pub mod interpreter;
 pub mod model;
+pub mod runtime;

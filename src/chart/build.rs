@@ -79,6 +79,7 @@ pub fn compile(
     for i in 0..b.states.len() {
         b.compile_state(StateId(i as u32));
     }
+    b.exact_done_descriptors();
     let chart = Chart {
         id: loaded.def.id.clone().unwrap_or_else(|| {
             Path::new(&loaded.file.name)
@@ -634,6 +635,36 @@ impl<'a> Builder<'a> {
             && let Some(out) = &s.output
         {
             self.states[i].output = self.compile_expr(out, &with(&path, ["output".into()]));
+        }
+    }
+
+    /// `done.state.a` must not match `done.state.a.b` (state `a.b` is done, not `a`), nor
+    /// `done.invoke.w` the events of invoke `w.x`: descriptors that name a state or an invoke
+    /// exactly match exactly.
+    fn exact_done_descriptors(&mut self) {
+        let invoke_ids: HashSet<String> = self
+            .states
+            .iter()
+            .flat_map(|s| s.invokes.iter().map(|i| i.id.clone()))
+            .collect();
+        let paths: HashSet<&str> = self.states.iter().map(|s| s.path.as_str()).collect();
+        for t in &mut self.transitions {
+            for d in &mut t.events {
+                if let Descriptor::Prefix(text) = d {
+                    let names_one = text
+                        .strip_prefix("done.state.")
+                        .is_some_and(|p| paths.contains(p))
+                        || text
+                            .strip_prefix("done.invoke.")
+                            .is_some_and(|i| invoke_ids.contains(i))
+                        || text
+                            .strip_prefix("error.invoke.")
+                            .is_some_and(|i| invoke_ids.contains(i));
+                    if names_one {
+                        *d = Descriptor::Exact(std::mem::take(text));
+                    }
+                }
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 mod check;
 mod graph;
 pub mod report;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ enum Command {
     Check(check::Args),
     /// Draw a machine as Mermaid or Graphviz DOT.
     Graph(graph::Args),
+    /// Run a machine: deliver events, fire delayed events, print the final configuration.
+    Run(run::Args),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Run(a) => run::run(a),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,242 @@
+//! `orca run MACHINE.ron [--event NAME[=JSON]]... [--events FILE] [--virtual-time] [--json]`
+
+use super::{exit, report};
+use crate::chart::load_chart_file;
+use crate::interpreter::{Event, Host, Instance};
+use crate::model::load::{self, FileKind};
+use crate::model::{DurationMs, Json};
+use crate::runtime::{Clock, Ending, Input, Notice, RunOptions, Runner};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The machine file to run.
+    file: PathBuf,
+    /// An external event to deliver, in order: `NAME` or `NAME=JSON` (data).
+    #[arg(long = "event", value_name = "NAME[=JSON]")]
+    events: Vec<String>,
+    /// A file of events, one a line: `NAME` or `NAME JSON`; `@DURATION NAME ...` delivers it
+    /// at that virtual time. Blank lines and lines starting with `#` are skipped.
+    #[arg(long = "events", value_name = "FILE")]
+    events_file: Option<PathBuf>,
+    /// Delayed events fire in order without waiting.
+    #[arg(long)]
+    virtual_time: bool,
+    /// With --virtual-time: stop when virtual time would pass this point (e.g. `1h`).
+    #[arg(long, value_name = "DURATION")]
+    until: Option<String>,
+    /// Print the final configuration as JSON (machines.md) on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `NAME` or `NAME=JSON`.
+fn parse_event_arg(s: &str) -> Result<Event, String> {
+    let (name, data) = match s.split_once('=') {
+        Some((n, d)) => (
+            n,
+            serde_json::from_str::<Json>(d)
+                .map_err(|e| format!("`{s}`: the data is not JSON: {e}"))?,
+        ),
+        None => (s, Json::Null),
+    };
+    check_name(name).map_err(|e| format!("`{s}`: {e}"))?;
+    Ok(Event::external(name).with_data(data))
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        Err("an event name is non-empty and has no spaces".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses an events file: `[@DURATION] NAME [JSON]` per line.
+pub fn parse_events_file(text: &str, file: &str) -> Result<Vec<Input>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = |msg: String| format!("{file}:{}: {msg}", i + 1);
+        let (at_ms, rest) = match line.strip_prefix('@') {
+            Some(r) => {
+                let (d, rest) = r
+                    .split_once(char::is_whitespace)
+                    .ok_or_else(|| at("`@TIME` needs an event after it".into()))?;
+                (
+                    Some(d.parse::<DurationMs>().map_err(at)?.0),
+                    rest.trim_start(),
+                )
+            }
+            None => (None, line),
+        };
+        let (name, data) = match rest.split_once(char::is_whitespace) {
+            Some((n, d)) => (
+                n,
+                serde_json::from_str::<Json>(d.trim())
+                    .map_err(|e| at(format!("the data is not JSON: {e}")))?,
+            ),
+            None => (rest, Json::Null),
+        };
+        check_name(name).map_err(at)?;
+        out.push(Input {
+            at_ms,
+            event: Event::external(name).with_data(data),
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(args: Args) -> u8 {
+    let text = std::fs::read_to_string(&args.file).unwrap_or_default();
+    if load::detect_kind(&text) == FileKind::Workflow {
+        eprintln!(
+            "{}: workflow files cannot be run by this version of orca",
+            args.file.display()
+        );
+        return exit::USAGE;
+    }
+    let host = Arc::new(Host::default());
+    let chart = match load_chart_file(&args.file, &host.compile_options()) {
+        Ok((chart, _)) => chart,
+        Err(diags) => {
+            report::print(&diags.0, |_| Some(text.clone()));
+            return exit::USAGE;
+        }
+    };
+    let mut inputs = Vec::new();
+    for e in &args.events {
+        match parse_event_arg(e) {
+            Ok(ev) => inputs.push(Input {
+                at_ms: None,
+                event: ev,
+            }),
+            Err(msg) => {
+                eprintln!("orca: --event {msg}");
+                return exit::USAGE;
+            }
+        }
+    }
+    if let Some(path) = &args.events_file {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|t| parse_events_file(&t, &path.display().to_string()));
+        match parsed {
+            Ok(list) => inputs.extend(list),
+            Err(msg) => {
+                eprintln!("orca: {msg}");
+                return exit::USAGE;
+            }
+        }
+    }
+    let until_ms = match args.until.as_deref().map(str::parse::<DurationMs>) {
+        Some(Ok(d)) => Some(d.0),
+        Some(Err(e)) => {
+            eprintln!("orca: --until: {e}");
+            return exit::USAGE;
+        }
+        None => None,
+    };
+    let opts = RunOptions {
+        clock: if args.virtual_time {
+            Clock::Virtual
+        } else {
+            Clock::Real
+        },
+        until_ms,
+        ..RunOptions::default()
+    };
+    let instance = Instance::with_host(Arc::new(chart), host.clone());
+    let mut runner = Runner::new(instance, host, opts);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("orca: cannot start the runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let ending = rt.block_on(async {
+        tokio::select! {
+            end = runner.run(inputs) => Some(end),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    for notice in runner.take_notices() {
+        match notice {
+            Notice::Log {
+                instance,
+                label,
+                value,
+            } => {
+                let who = if instance == "#" {
+                    String::new()
+                } else {
+                    format!("[{instance}] ")
+                };
+                match label {
+                    Some(l) => eprintln!("log: {who}{l}: {value}"),
+                    None => eprintln!("log: {who}{value}"),
+                }
+            }
+            Notice::ToParent { event } => eprintln!("to parent: {} {}", event.name, event.data),
+        }
+    }
+    let Some(ending) = ending else {
+        runner.cancel_all();
+        eprintln!("orca: interrupted");
+        return exit::INTERRUPTED;
+    };
+    print_result(&runner, &ending, args.json);
+    match ending {
+        Ending::Done | Ending::Idle | Ending::Bounded(_) => exit::OK,
+        Ending::Failed(_) => exit::FAILED,
+    }
+}
+
+fn print_result(runner: &Runner, ending: &Ending, json: bool) {
+    let inst = runner.root();
+    if json {
+        let mut v = inst.snapshot();
+        if let Ending::Failed(e) = ending {
+            v["error"] = Json::String(e.clone());
+        }
+        println!("{v}");
+        return;
+    }
+    let colour = std::io::stdout().is_terminal();
+    let chart = inst.chart();
+    println!("configuration:");
+    for s in inst.configuration() {
+        let st = chart.state(s);
+        let name = if colour {
+            format!("\x1b[1m{}\x1b[0m", st.name)
+        } else {
+            st.name.clone()
+        };
+        println!("{}{name}", "  ".repeat(st.depth as usize));
+    }
+    println!(
+        "context: {}",
+        serde_json::to_string(inst.context()).unwrap_or_default()
+    );
+    match ending {
+        Ending::Done => println!(
+            "done: output {}",
+            inst.output().cloned().unwrap_or(Json::Null)
+        ),
+        Ending::Idle => println!("idle: no events or timers pending"),
+        Ending::Bounded(why) => println!("stopped: {why}"),
+        Ending::Failed(e) => {
+            println!("failed");
+            eprintln!("orca: error: {e}");
+        }
+    }
+}
