@@ -412,3 +412,19 @@ fn deep_nesting_is_a_clear_error() {
         "{all:?}"
     );
 }
+
+#[test]
+fn states_made_only_of_history_have_nothing_to_enter() {
+    let text = r#"Machine(states: {
+  "c": (states: { "h": (kind: History(Shallow)) }, on: { "X": "p" }),
+  "p": (kind: Parallel, states: { "h": (kind: History(Deep)) }, on: { "X": "c" }),
+})"#;
+    assert_has(
+        text,
+        "2:3 error no-initial: a compound state needs a child that is not a history state",
+    );
+    assert_has(
+        text,
+        "3:3 error no-regions: a parallel state needs regions: child states that are not history states",
+    );
+}

@@ -442,6 +442,19 @@ impl<'a> Builder<'a> {
                 }
                 self.states[i].initial = chosen;
             }
+            if self.states[i].kind == Kind::Parallel
+                && !self.states[i].children.is_empty()
+                && self.states[i]
+                    .children
+                    .iter()
+                    .all(|c| self.states[c.index()].is_history())
+            {
+                self.error_key(
+                    "no-regions",
+                    &path,
+                    "a parallel state needs regions: child states that are not history states",
+                );
+            }
             if let Kind::History(_) = self.states[i].kind {
                 let parent = self.states[i].parent.unwrap_or(StateId::ROOT);
                 let target = match &self.defs[i].0 {

@@ -14,7 +14,13 @@ impl Instance {
     pub(super) fn enter_initial(&mut self) {
         let mut to_enter = Vec::new();
         self.add_descendant_states_to_enter(StateId::ROOT, &mut to_enter);
-        self.enter_states(to_enter);
+        let entered = self.enter_states(to_enter);
+        self.record(|| Trace::Microstep {
+            event: None,
+            transitions: Vec::new(),
+            exited: Vec::new(),
+            entered,
+        });
     }
 
     /// The macrostep loop: eventless transitions first, then internal events, until stable.
@@ -41,7 +47,9 @@ impl Instance {
     ) -> Result<(), RunError> {
         while self.status == Status::Running {
             let mut enabled = self.select_transitions(None);
+            let mut eventless = true;
             if enabled.is_empty() {
+                eventless = false;
                 let Some(event) = self.internal.pop_front() else {
                     break;
                 };
@@ -65,7 +73,7 @@ impl Instance {
             if *microsteps > self.limits.microsteps {
                 return Err(self.fail_loop(recent));
             }
-            self.microstep(enabled);
+            self.microstep(enabled, eventless);
         }
         Ok(())
     }
@@ -130,7 +138,7 @@ impl Instance {
                 .unwrap_or_default();
             self.record(|| Trace::Ignored { event: name });
         } else {
-            self.microstep(enabled);
+            self.microstep(enabled, false);
         }
         self.macrostep()
     }
@@ -236,14 +244,18 @@ impl Instance {
     }
 
     /// `microstep`: exit, transition content, entry.
-    fn microstep(&mut self, enabled: Vec<TransitionId>) {
+    fn microstep(&mut self, enabled: Vec<TransitionId>, eventless: bool) {
         let exited = self.exit_states(&enabled);
         let chart = self.chart.clone();
         for &t in &enabled {
             self.run_block(&chart.transition(t).actions);
         }
         let entered = self.enter_states_for(&enabled);
-        let event = self.current.as_ref().map(|e| e.name.clone());
+        let event = if eventless {
+            None
+        } else {
+            self.current.as_ref().map(|e| e.name.clone())
+        };
         tracing::trace!(?event, transitions = ?enabled, "microstep");
         self.record(move || Trace::Microstep {
             event,

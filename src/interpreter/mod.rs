@@ -117,7 +117,8 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trace {
     /// A microstep: the event it processed (none for eventless), the transitions taken in
-    /// document order, the states exited (exit order) and entered (entry order).
+    /// document order, the states exited (exit order) and entered (entry order). The
+    /// initial entry is a microstep with no transitions.
     Microstep {
         event: Option<String>,
         transitions: Vec<TransitionId>,
