@@ -271,6 +271,7 @@ impl<'a> Builder<'a> {
             after: Vec::new(),
             invokes: Vec::new(),
             output: None,
+            has_history: false,
             last_descendant: id,
             span: self.loaded.span(&path),
             description: None,
@@ -803,6 +804,10 @@ impl<'a> Builder<'a> {
                         )
                         .hint("`In` takes a state path, e.g. `In(\"door.open\")`");
                     }
+                }
+                if let Some(f) = &mut c.fast {
+                    let ctx = &self.loaded.def.context;
+                    super::fast::bind_slots(f, &|name| ctx.get_index_of(name));
                 }
                 let id = ExprId(self.exprs.len() as u32);
                 self.exprs.push(c);

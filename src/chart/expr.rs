@@ -1,8 +1,10 @@
 //! CEL expressions, compiled when the machine is loaded.
 
+use super::fast::{self, Fast};
 use cel::common::ast::{Expr, LiteralValue};
 use cel::{IdedExpr, Program};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Index of a compiled expression in [`super::Chart::exprs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -11,7 +13,11 @@ pub struct ExprId(pub u32);
 /// A compiled expression and the text it came from.
 pub struct CompiledExpr {
     pub source: String,
-    pub program: Program,
+    /// The `cel` program: compiled at load when the expression is outside the fast subset,
+    /// else on first need (evaluation fell back to `cel`).
+    program: OnceLock<Option<Program>>,
+    /// The fast form, when the expression lies in the subset of [`fast`].
+    pub fast: Option<Fast>,
     /// State paths named by `In("...")` calls with a literal argument, in the order written.
     pub in_paths: Vec<String>,
     /// The states of `in_paths`, resolved by the chart compiler.
@@ -23,6 +29,16 @@ pub struct CompiledExpr {
 impl fmt::Debug for CompiledExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CompiledExpr({:?})", self.source)
+    }
+}
+
+impl CompiledExpr {
+    /// The `cel` program; `None` only if the fast subset accepted text `cel` rejects (a bug
+    /// the differential tests guard against), which evaluation reports as an error.
+    pub fn program(&self) -> Option<&Program> {
+        self.program
+            .get_or_init(|| Program::compile(&self.source).ok())
+            .as_ref()
     }
 }
 
@@ -42,6 +58,16 @@ pub struct ExprError {
 /// assert!(orca::chart::expr::compile("count +").is_err());
 /// ```
 pub fn compile(source: &str) -> Result<CompiledExpr, ExprError> {
+    if let Some(p) = fast::parse(source) {
+        return Ok(CompiledExpr {
+            source: source.to_string(),
+            program: OnceLock::new(),
+            fast: Some(p.expr),
+            in_paths: p.in_paths,
+            in_states: Vec::new(),
+            variables: p.variables,
+        });
+    }
     let program = Program::compile(source).map_err(|e| {
         let first = e.errors.first();
         ExprError {
@@ -63,7 +89,8 @@ pub fn compile(source: &str) -> Result<CompiledExpr, ExprError> {
     variables.sort();
     Ok(CompiledExpr {
         source: source.to_string(),
-        program,
+        program: OnceLock::from(Some(program)),
+        fast: None,
         in_paths,
         in_states: Vec::new(),
         variables,

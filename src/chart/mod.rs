@@ -8,6 +8,7 @@
 mod build;
 pub mod descriptor;
 pub mod expr;
+pub mod fast;
 pub mod graph;
 mod validate;
 
@@ -76,6 +77,8 @@ pub struct State {
     pub invokes: Vec<Invoke>,
     /// Final states: the done data expression.
     pub output: Option<ExprId>,
+    /// Whether a child is a history state (exits must record history).
+    pub has_history: bool,
     /// The last state in document order among this state and its descendants; with ids in
     /// document order, `a` is a descendant of `s` iff `s < a <= s.last_descendant`.
     pub last_descendant: StateId,

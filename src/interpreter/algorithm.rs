@@ -7,6 +7,7 @@
 use super::{Effect, Event, EventKind, Instance, RunError, Status, Trace};
 use crate::chart::{Chart, Kind, StateId, TransitionId};
 use crate::model::{HistoryDepth, Json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 impl Instance {
@@ -14,12 +15,12 @@ impl Instance {
     pub(super) fn enter_initial(&mut self) {
         let mut to_enter = Vec::new();
         self.add_descendant_states_to_enter(StateId::ROOT, &mut to_enter);
-        let entered = self.enter_states(to_enter);
+        self.enter_states(&mut to_enter);
         self.record(|| Trace::Microstep {
             event: None,
             transitions: Vec::new(),
             exited: Vec::new(),
-            entered,
+            entered: to_enter,
         });
     }
 
@@ -28,16 +29,21 @@ impl Instance {
         let span = tracing::debug_span!("macrostep", now = self.now);
         let _g = span.enter();
         let mut microsteps = 0usize;
-        let mut recent: Vec<TransitionId> = Vec::new();
-        loop {
-            self.run_to_stability(&mut microsteps, &mut recent)?;
+        let mut recent = std::mem::take(&mut self.scratch.recent);
+        recent.clear();
+        let result = loop {
+            if let Err(e) = self.run_to_stability(&mut microsteps, &mut recent) {
+                break Err(e);
+            }
             self.start_invokes();
             // Starting invokes can raise `error.execution`; that is handled before the
             // macrostep ends.
             if self.internal.is_empty() || self.status != Status::Running {
-                return Ok(());
+                break Ok(());
             }
-        }
+        };
+        self.scratch.recent = recent;
+        result
     }
 
     fn run_to_stability(
@@ -50,17 +56,19 @@ impl Instance {
             let mut eventless = true;
             if enabled.is_empty() {
                 eventless = false;
+                self.scratch.enabled = enabled;
                 let Some(event) = self.internal.pop_front() else {
                     break;
                 };
+                enabled = self.select_transitions(Some(&event));
                 self.current = Some(event);
-                enabled = self.select_transitions(self.current.clone().as_ref());
                 if enabled.is_empty() {
+                    self.scratch.enabled = enabled;
                     let name = self
                         .current
                         .as_ref()
                         .map(|e| e.name.clone())
-                        .unwrap_or_default();
+                        .unwrap_or_else(|| "".into());
                     self.record(|| Trace::Ignored { event: name });
                     continue;
                 }
@@ -73,7 +81,8 @@ impl Instance {
             if *microsteps > self.limits.microsteps {
                 return Err(self.fail_loop(recent));
             }
-            self.microstep(enabled, eventless);
+            self.microstep(&enabled, eventless);
+            self.scratch.enabled = enabled;
         }
         Ok(())
     }
@@ -135,11 +144,12 @@ impl Instance {
                 .current
                 .as_ref()
                 .map(|e| e.name.clone())
-                .unwrap_or_default();
+                .unwrap_or_else(|| "".into());
             self.record(|| Trace::Ignored { event: name });
         } else {
-            self.microstep(enabled, false);
+            self.microstep(&enabled, false);
         }
+        self.scratch.enabled = enabled;
         self.macrostep()
     }
 
@@ -166,14 +176,14 @@ impl Instance {
     /// document order, the first enabled transition of it or its nearest ancestor.
     pub(super) fn select_transitions(&mut self, event: Option<&Event>) -> Vec<TransitionId> {
         let chart = self.chart.clone();
-        let mut enabled: Vec<TransitionId> = Vec::new();
-        let atomic: Vec<StateId> = self
-            .config
-            .iter()
-            .copied()
-            .filter(|&s| chart.state(s).is_atomic())
-            .collect();
-        for s in atomic {
+        let mut enabled = std::mem::take(&mut self.scratch.enabled);
+        enabled.clear();
+        // Index loop: guards may raise errors (the internal queue), never change the configuration.
+        for i in 0..self.config.len() {
+            let s = self.config[i];
+            if !chart.state(s).is_atomic() {
+                continue;
+            }
             'ancestors: for state in std::iter::once(s).chain(chart.ancestors(s)) {
                 for &t in &chart.state(state).transitions {
                     let tr = chart.transition(t);
@@ -190,7 +200,10 @@ impl Instance {
                 }
             }
         }
-        self.remove_conflicting_transitions(enabled)
+        if enabled.len() > 1 {
+            enabled = self.remove_conflicting_transitions(enabled);
+        }
+        enabled
     }
 
     /// Evaluates a guard; a failing guard counts as false and raises `error.execution`.
@@ -218,7 +231,8 @@ impl Instance {
         let chart = self.chart.clone();
         let mut filtered: Vec<(TransitionId, Vec<StateId>)> = Vec::new();
         for t1 in enabled {
-            let exit1 = self.compute_exit_set(&[t1]);
+            let mut exit1 = Vec::new();
+            self.compute_exit_set(&[t1], &mut exit1);
             let mut preempted = false;
             let mut to_remove = Vec::new();
             for (i, (t2, exit2)) in filtered.iter().enumerate() {
@@ -244,31 +258,36 @@ impl Instance {
     }
 
     /// `microstep`: exit, transition content, entry.
-    fn microstep(&mut self, enabled: Vec<TransitionId>, eventless: bool) {
-        let exited = self.exit_states(&enabled);
+    fn microstep(&mut self, enabled: &[TransitionId], eventless: bool) {
+        let mut exited = std::mem::take(&mut self.scratch.exit);
+        self.exit_states(enabled, &mut exited);
         let chart = self.chart.clone();
-        for &t in &enabled {
+        for &t in enabled {
             self.run_block(&chart.transition(t).actions);
         }
-        let entered = self.enter_states_for(&enabled);
+        let mut entered = std::mem::take(&mut self.scratch.enter);
+        self.enter_states_for(enabled, &mut entered);
         let event = if eventless {
             None
         } else {
             self.current.as_ref().map(|e| e.name.clone())
         };
         tracing::trace!(?event, transitions = ?enabled, "microstep");
-        self.record(move || Trace::Microstep {
+        self.record(|| Trace::Microstep {
             event,
-            transitions: enabled,
-            exited,
-            entered,
+            transitions: enabled.to_vec(),
+            exited: exited.clone(),
+            entered: entered.clone(),
         });
+        self.scratch.exit = exited;
+        self.scratch.enter = entered;
     }
 
-    /// `computeExitSet`: the active proper descendants of each transition's domain.
-    pub(super) fn compute_exit_set(&self, transitions: &[TransitionId]) -> Vec<StateId> {
+    /// `computeExitSet`: the active proper descendants of each transition's domain, into
+    /// `out` in document order.
+    pub(super) fn compute_exit_set(&self, transitions: &[TransitionId], out: &mut Vec<StateId>) {
         let chart = &self.chart;
-        let mut out: Vec<StateId> = Vec::new();
+        out.clear();
         for &t in transitions {
             if chart.transition(t).targets.is_empty() {
                 continue;
@@ -285,8 +304,9 @@ impl Instance {
                 }
             }
         }
-        out.sort();
-        out
+        if transitions.len() > 1 {
+            out.sort();
+        }
     }
 
     /// `getTransitionDomain`: the state whose descendants the transition exits and enters.
@@ -294,6 +314,7 @@ impl Instance {
         let chart = &self.chart;
         let tr = chart.transition(t);
         let targets = self.effective_target_states(t);
+        let targets: &[StateId] = &targets;
         if targets.is_empty() {
             return None;
         }
@@ -306,7 +327,7 @@ impl Instance {
         if tr.source == StateId::ROOT {
             return Some(StateId::ROOT);
         }
-        Some(self.find_lcca(tr.source, &targets))
+        Some(self.find_lcca(tr.source, targets))
     }
 
     /// `findLCCA`: the nearest compound (or root) proper ancestor of `source` that contains
@@ -321,8 +342,12 @@ impl Instance {
     }
 
     /// `getEffectiveTargetStates`: targets with history states replaced by what they restore.
-    fn effective_target_states(&self, t: TransitionId) -> Vec<StateId> {
+    fn effective_target_states(&self, t: TransitionId) -> Cow<'_, [StateId]> {
         let chart = &self.chart;
+        let targets = &chart.transition(t).targets;
+        if !targets.iter().any(|&s| chart.state(s).is_history()) {
+            return Cow::Borrowed(targets);
+        }
         let mut out = Vec::new();
         for &s in &chart.transition(t).targets {
             if chart.state(s).is_history() {
@@ -334,16 +359,19 @@ impl Instance {
                 out.push(s);
             }
         }
-        out
+        Cow::Owned(out)
     }
 
     /// `exitStates`: records history, runs `exit` content deepest first, cancels `after`
     /// timers and invokes. Returns the states exited, in exit order.
-    fn exit_states(&mut self, enabled: &[TransitionId]) -> Vec<StateId> {
+    fn exit_states(&mut self, enabled: &[TransitionId], to_exit: &mut Vec<StateId>) {
         let chart = self.chart.clone();
-        let mut to_exit = self.compute_exit_set(enabled);
+        self.compute_exit_set(enabled, to_exit);
         to_exit.reverse(); // exit order: reverse document order
-        for &s in &to_exit {
+        for &s in to_exit.iter() {
+            if !chart.state(s).has_history {
+                continue;
+            }
             for &h in &chart.state(s).children {
                 if let Kind::History(depth) = chart.state(h).kind {
                     let recorded: Vec<StateId> = self
@@ -361,10 +389,9 @@ impl Instance {
                 }
             }
         }
-        for &s in &to_exit {
+        for &s in to_exit.iter() {
             self.exit_one(s);
         }
-        to_exit
     }
 
     /// Leaves one state: `exit` content, timers, invokes, configuration.
@@ -390,32 +417,34 @@ impl Instance {
     }
 
     /// `enterStates` for a set of transitions: `computeEntrySet`, then entry in document order.
-    fn enter_states_for(&mut self, enabled: &[TransitionId]) -> Vec<StateId> {
+    fn enter_states_for(&mut self, enabled: &[TransitionId], to_enter: &mut Vec<StateId>) {
         let chart = self.chart.clone();
-        let mut to_enter = Vec::new();
+        to_enter.clear();
         for &t in enabled {
             let tr = chart.transition(t);
             for &s in &tr.targets {
-                self.add_descendant_states_to_enter(s, &mut to_enter);
+                self.add_descendant_states_to_enter(s, to_enter);
             }
             let ancestor = self.transition_domain(t);
-            for s in self.effective_target_states(t) {
-                self.add_ancestor_states_to_enter(s, ancestor, &mut to_enter);
+            for &s in self.effective_target_states(t).iter() {
+                self.add_ancestor_states_to_enter(s, ancestor, to_enter);
             }
         }
-        self.enter_states(to_enter)
+        self.enter_states(to_enter);
     }
 
     /// Enters the given states in document order, with `entry` content, `after` timers, and
     /// `done.state.*` events for final states.
-    fn enter_states(&mut self, mut to_enter: Vec<StateId>) -> Vec<StateId> {
+    fn enter_states(&mut self, to_enter: &mut Vec<StateId>) {
         let chart = self.chart.clone();
         to_enter.sort();
         to_enter.dedup();
         to_enter.retain(|&s| !self.active[s.index()]);
-        for &s in &to_enter {
+        for &s in to_enter.iter() {
             self.activate(s);
-            self.to_invoke.push(s);
+            if !chart.state(s).invokes.is_empty() {
+                self.to_invoke.push(s);
+            }
             let state = chart.state(s);
             self.run_block(&state.entry);
             for a in &state.after {
@@ -458,7 +487,6 @@ impl Instance {
                 }
             }
         }
-        to_enter
     }
 
     /// The machine reached a top-level final state: run the remaining `exit` content and stop
@@ -573,6 +601,9 @@ impl Instance {
 
     /// Starts the invokes of the states entered in this macrostep that are still active.
     fn start_invokes(&mut self) {
+        if self.to_invoke.is_empty() {
+            return;
+        }
         let chart = self.chart.clone();
         let states = std::mem::take(&mut self.to_invoke);
         for s in states {

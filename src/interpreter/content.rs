@@ -2,8 +2,11 @@
 
 use super::eval::{self, Scope};
 use super::{Effect, Event, EventKind, Instance, Timer};
-use crate::chart::{ExprId, Op, SendTarget};
+use crate::chart::fast::{self, Val};
+use crate::chart::{ExprId, Op, SendTarget, StateId};
 use crate::model::{DurationMs, Json};
+use indexmap::IndexMap;
+use std::borrow::Cow;
 
 impl Instance {
     /// Runs a block; on the first failure the rest is skipped and `error.execution` raised.
@@ -232,6 +235,17 @@ impl Instance {
 
     fn eval_with(&self, e: ExprId, event: Option<&Event>) -> Result<Json, String> {
         let expr = self.chart.expr(e);
+        if let Some(f) = &expr.fast {
+            let env = FastEnv {
+                context: &self.context,
+                event,
+                active: &self.active,
+                in_states: &expr.in_states,
+            };
+            if let Some(v) = fast::eval(f, &env).and_then(fast::Val::into_json) {
+                return Ok(v);
+            }
+        }
         let in_values: Vec<bool> = expr
             .in_states
             .iter()
@@ -272,5 +286,51 @@ impl Instance {
                 eval::type_name(&other)
             )),
         }
+    }
+}
+
+/// What fast evaluation reads from an instance.
+struct FastEnv<'a> {
+    context: &'a IndexMap<String, Json>,
+    event: Option<&'a Event>,
+    active: &'a [bool],
+    in_states: &'a [StateId],
+}
+
+impl<'a> fast::Env<'a> for FastEnv<'a> {
+    fn var(&self, name: &str, slot: Option<usize>) -> Option<&'a Json> {
+        // The slot is where the chart declared the name; names are never removed, but a host
+        // action could reorder the map, so the key is checked.
+        match slot.and_then(|i| self.context.get_index(i)) {
+            Some((k, v)) if k == name => Some(v),
+            _ => self.context.get(name),
+        }
+    }
+
+    fn event_field(&self, field: &str) -> Option<Val<'a>> {
+        let e = self.event?;
+        let text = |s: &'a Option<String>| {
+            Some(
+                s.as_deref()
+                    .map_or(Val::Null, |s| Val::Str(Cow::Borrowed(s))),
+            )
+        };
+        match field {
+            "name" => Some(Val::Str(Cow::Borrowed(&e.name))),
+            "data" => Some(Val::of(&e.data)),
+            "type" => Some(Val::Str(Cow::Borrowed(match e.kind {
+                EventKind::External => "external",
+                EventKind::Internal => "internal",
+                EventKind::Platform => "platform",
+            }))),
+            "origin" => text(&e.origin),
+            "invokeid" => text(&e.invokeid),
+            "sendid" => text(&e.sendid),
+            _ => None,
+        }
+    }
+
+    fn in_state(&self, index: usize) -> Option<bool> {
+        self.in_states.get(index).map(|s| self.active[s.index()])
     }
 }

@@ -66,7 +66,10 @@ pub fn eval(expr: &CompiledExpr, scope: &Scope) -> Result<Json, String> {
         ctx.add_function("In", in_state)
             .map_err(|e| format!("internal: cannot declare In(): {e}"))?;
     }
-    let value = expr.program.execute(&ctx).map_err(|e| e.to_string())?;
+    let program = expr
+        .program()
+        .ok_or_else(|| format!("`{}` is not valid CEL", expr.source))?;
+    let value = program.execute(&ctx).map_err(|e| e.to_string())?;
     from_cel(&value)
 }
 

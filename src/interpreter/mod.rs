@@ -52,10 +52,10 @@ pub enum EventKind {
     Platform,
 }
 
-/// An event: a name, data, and where it came from.
+/// An event: a name, data, and where it came from. Cheap to clone: the name is shared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    pub name: String,
+    pub name: Arc<str>,
     #[serde(default)]
     pub data: Json,
     #[serde(default, rename = "type")]
@@ -70,11 +70,11 @@ pub struct Event {
 
 impl Event {
     /// An external event without data.
-    pub fn external(name: impl Into<String>) -> Event {
+    pub fn external(name: impl Into<Arc<str>>) -> Event {
         Event::new(name, Json::Null, EventKind::External)
     }
     /// An event of any kind.
-    pub fn new(name: impl Into<String>, data: Json, kind: EventKind) -> Event {
+    pub fn new(name: impl Into<Arc<str>>, data: Json, kind: EventKind) -> Event {
         Event {
             name: name.into(),
             data,
@@ -120,13 +120,13 @@ pub enum Trace {
     /// document order, the states exited (exit order) and entered (entry order). The
     /// initial entry is a microstep with no transitions.
     Microstep {
-        event: Option<String>,
+        event: Option<Arc<str>>,
         transitions: Vec<TransitionId>,
         exited: Vec<StateId>,
         entered: Vec<StateId>,
     },
     /// An event no transition was enabled for.
-    Ignored { event: String },
+    Ignored { event: Arc<str> },
     /// Executable content failed; `error.execution` was raised.
     Error { message: String },
 }
@@ -212,6 +212,17 @@ pub struct Instance {
     to_invoke: Vec<StateId>,
     /// Invokes running, by the state that started them.
     invoked: Vec<(StateId, String)>,
+    /// Reused buffers, so that a macrostep does not allocate.
+    scratch: Scratch,
+}
+
+/// Buffers the algorithm reuses from one macrostep to the next.
+#[derive(Default)]
+struct Scratch {
+    enabled: Vec<TransitionId>,
+    exit: Vec<StateId>,
+    enter: Vec<StateId>,
+    recent: Vec<TransitionId>,
 }
 
 impl Instance {
@@ -244,6 +255,7 @@ impl Instance {
             trace: None,
             to_invoke: Vec::new(),
             invoked: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
