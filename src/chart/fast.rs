@@ -341,14 +341,31 @@ impl Parser {
         if self.depth > 64 {
             return None;
         }
-        let out = if self.eat("!") {
-            Fast::Not(Box::new(self.unary()?))
-        } else if self.eat("-") {
-            // `-9223372036854775808` and negative literals are CEL literals: leave them to cel.
+        // CEL's grammar repeats one unary operator (`!!x`, `--x`) but does not mix them.
+        let out = if self.peek_op() == Some("!") {
+            let mut n = 0;
+            while self.eat("!") {
+                n += 1;
+            }
+            let mut e = self.member()?;
+            for _ in 0..n {
+                e = Fast::Not(Box::new(e));
+            }
+            e
+        } else if self.peek_op() == Some("-") {
+            let mut n = 0;
+            while self.eat("-") {
+                n += 1;
+            }
+            // Negative number literals (and `-9223372036854775808`) are literals in CEL.
             if matches!(self.toks.get(self.pos), Some(Tok::Int(_) | Tok::Double(_))) {
                 return None;
             }
-            Fast::Neg(Box::new(self.unary()?))
+            let mut e = self.member()?;
+            for _ in 0..n {
+                e = Fast::Neg(Box::new(e));
+            }
+            e
         } else {
             self.member()?
         };
