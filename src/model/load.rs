@@ -339,42 +339,49 @@ pub fn state_of(path: &[Seg]) -> Option<String> {
     })
 }
 
-/// Duplicate keys under one parent are an error, not "last one wins".
-fn check_duplicate_keys(
+/// Duplicate keys under one parent are an error, not "last one wins". The span index found
+/// them; this reports them with the state they are in.
+fn check_duplicate_keys<'a>(
     file: &SourceFile,
-    node: &Node,
-    path: &mut SynPath,
+    node: &'a Node,
+    path: &mut Vec<&'a str>,
     diags: &mut Diagnostics,
 ) {
-    let mut seen: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
-    for (i, entry) in node.entries.iter().enumerate() {
-        if let Some((key, span)) = &entry.key {
-            if let Some(first) = seen.get(key.as_str()) {
-                let first = file.line_col(first.start);
-                let what = match path.last() {
-                    Some(Seg::Key(k)) if k == "states" => "state name",
-                    Some(Seg::Key(k)) if k == "on" => "event",
-                    Some(Seg::Key(k)) if k == "context" => "context entry",
-                    _ => "key",
-                };
-                let mut d = Diagnostic::error(
-                    "duplicate-key",
-                    file,
-                    *span,
-                    format!("duplicate {what} `{key}` (first at {first})"),
-                )
-                .with_hint("each name may appear once under one parent; merge the two");
-                if let Some(s) = state_of(path) {
-                    d = d.with_state(s);
-                }
-                diags.push(d);
-            } else {
-                seen.insert(key, *span);
-            }
-            path.push(Seg::Key(key.clone()));
-        } else {
-            path.push(Seg::Index(i));
+    for &(first, dup) in &node.duplicates {
+        let (Some((key, _)), Some((_, span))) = (&node.entries[first].key, &node.entries[dup].key)
+        else {
+            continue;
+        };
+        let first_at = node.entries[first]
+            .key
+            .as_ref()
+            .map_or(Span::default(), |(_, s)| *s);
+        let first = file.line_col(first_at.start);
+        let what = match path.last() {
+            Some(&"states") => "state name",
+            Some(&"on") => "event",
+            Some(&"context") => "context entry",
+            _ => "key",
+        };
+        let syn: SynPath = path.iter().map(|k| Seg::Key((*k).to_string())).collect();
+        let mut d = Diagnostic::error(
+            "duplicate-key",
+            file,
+            *span,
+            format!("duplicate {what} `{key}` (first at {first})"),
+        )
+        .with_hint("each name may appear once under one parent; merge the two");
+        if let Some(s) = state_of(&syn) {
+            d = d.with_state(s);
         }
+        diags.push(d);
+    }
+    for entry in &node.entries {
+        if entry.value.entries.is_empty() {
+            continue;
+        }
+        // Positional entries do not name states; only keys matter for the state path.
+        path.push(entry.key.as_ref().map_or("", |(k, _)| k.as_str()));
         check_duplicate_keys(file, &entry.value, path, diags);
         path.pop();
     }

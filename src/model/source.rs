@@ -124,7 +124,15 @@ pub struct Node {
     pub string: Option<String>,
     /// The opening delimiter of a group: `(`, `[` or `{`; 0 for an atom.
     pub open: u8,
+    /// For groups with many keys: key → index of its first entry, so lookups stay O(1) in
+    /// machines with thousands of states.
+    pub key_index: Option<Box<std::collections::HashMap<String, usize>>>,
+    /// Keys that repeat an earlier key of this group: (index of the first, index of the repeat).
+    pub duplicates: Vec<(usize, usize)>,
 }
+
+/// Groups with more keys than this get a [`Node::key_index`].
+const INDEX_KEYS_ABOVE: usize = 8;
 
 /// A child of a [`Node`]: an optional key (field name or map key) and a value.
 #[derive(Debug, Clone)]
@@ -140,10 +148,13 @@ impl Node {
     /// The child under `key` (first occurrence), or the `i`-th positional child.
     pub fn child(&self, seg: &Seg) -> Option<&Entry> {
         match seg {
-            Seg::Key(k) => self
-                .entries
-                .iter()
-                .find(|e| e.key.as_ref().is_some_and(|(n, _)| n == k)),
+            Seg::Key(k) => match &self.key_index {
+                Some(index) => index.get(k).map(|&i| &self.entries[i]),
+                None => self
+                    .entries
+                    .iter()
+                    .find(|e| e.key.as_ref().is_some_and(|(n, _)| n == k)),
+            },
             Seg::Index(i) => self.entries.get(*i),
         }
     }
@@ -408,6 +419,36 @@ fn parse_value(lx: &mut Lexer, text: &str, depth: usize) -> Option<Node> {
     }
 }
 
+/// Finds repeated keys and, for large groups, builds the key index.
+fn index_keys(node: &mut Node) {
+    let keyed = node.entries.iter().filter(|e| e.key.is_some()).count();
+    if keyed > INDEX_KEYS_ABOVE {
+        let mut index = std::collections::HashMap::with_capacity(keyed);
+        for (i, e) in node.entries.iter().enumerate() {
+            if let Some((k, _)) = &e.key {
+                if let Some(&first) = index.get(k) {
+                    node.duplicates.push((first, i));
+                } else {
+                    index.insert(k.clone(), i);
+                }
+            }
+        }
+        node.key_index = Some(Box::new(index));
+    } else if keyed > 1 {
+        for i in 1..node.entries.len() {
+            let Some((k, _)) = &node.entries[i].key else {
+                continue;
+            };
+            if let Some(first) = node.entries[..i]
+                .iter()
+                .position(|e| e.key.as_ref().is_some_and(|(n, _)| n == k))
+            {
+                node.duplicates.push((first, i));
+            }
+        }
+    }
+}
+
 /// Parses the inside of a group up to `close`: `key: value` entries (struct fields, map keys)
 /// or positional values, separated by commas.
 fn parse_group(lx: &mut Lexer, text: &str, close: u8, depth: usize) -> Option<Node> {
@@ -417,6 +458,7 @@ fn parse_group(lx: &mut Lexer, text: &str, close: u8, depth: usize) -> Option<No
             (Tok::Close(c), span) if c == close => {
                 lx.next();
                 node.span.end = span.end;
+                index_keys(&mut node);
                 return Some(node);
             }
             (Tok::Comma, _) => {
