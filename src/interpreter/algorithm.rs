@@ -4,18 +4,17 @@
 //! `remove_conflicting_transitions` is `removeConflictingTransitions`, and so on, so the two
 //! can be read side by side.
 
-use super::{Effect, Event, EventKind, Instance, RunError, Status, Trace};
+use super::{Core, Effect, Event, EventKind, RunError, Status, Trace};
 use crate::chart::{Chart, Kind, StateId, TransitionId};
 use crate::model::{HistoryDepth, Json};
 use std::borrow::Cow;
-use std::sync::Arc;
 
-impl Instance {
+impl Core {
     /// Enters the root and its default descendants (the initial transition of `<scxml>`).
-    pub(super) fn enter_initial(&mut self) {
+    pub(super) fn enter_initial(&mut self, chart: &Chart) {
         let mut to_enter = Vec::new();
-        self.add_descendant_states_to_enter(StateId::ROOT, &mut to_enter);
-        self.enter_states(&mut to_enter);
+        self.add_descendant_states_to_enter(chart, StateId::ROOT, &mut to_enter);
+        self.enter_states(chart, &mut to_enter);
         self.record(|| Trace::Microstep {
             event: None,
             transitions: Vec::new(),
@@ -25,17 +24,17 @@ impl Instance {
     }
 
     /// The macrostep loop: eventless transitions first, then internal events, until stable.
-    pub(super) fn macrostep(&mut self) -> Result<(), RunError> {
+    pub(super) fn macrostep(&mut self, chart: &Chart) -> Result<(), RunError> {
         let span = tracing::debug_span!("macrostep", now = self.now);
         let _g = span.enter();
         let mut microsteps = 0usize;
         let mut recent = std::mem::take(&mut self.scratch.recent);
         recent.clear();
         let result = loop {
-            if let Err(e) = self.run_to_stability(&mut microsteps, &mut recent) {
+            if let Err(e) = self.run_to_stability(chart, &mut microsteps, &mut recent) {
                 break Err(e);
             }
-            self.start_invokes();
+            self.start_invokes(chart);
             // Starting invokes can raise `error.execution`; that is handled before the
             // macrostep ends.
             if self.internal.is_empty() || self.status != Status::Running {
@@ -48,11 +47,12 @@ impl Instance {
 
     fn run_to_stability(
         &mut self,
+        chart: &Chart,
         microsteps: &mut usize,
         recent: &mut Vec<TransitionId>,
     ) -> Result<(), RunError> {
         while self.status == Status::Running {
-            let mut enabled = self.select_transitions(None);
+            let mut enabled = self.select_transitions(chart, None);
             let mut eventless = true;
             if enabled.is_empty() {
                 eventless = false;
@@ -60,7 +60,7 @@ impl Instance {
                 let Some(event) = self.internal.pop_front() else {
                     break;
                 };
-                enabled = self.select_transitions(Some(&event));
+                enabled = self.select_transitions(chart, Some(&event));
                 self.current = Some(event);
                 if enabled.is_empty() {
                     self.scratch.enabled = enabled;
@@ -79,20 +79,19 @@ impl Instance {
             }
             recent.extend(&enabled);
             if *microsteps > self.limits.microsteps {
-                return Err(self.fail_loop(recent));
+                return Err(self.fail_loop(chart, recent));
             }
-            self.microstep(&enabled, eventless);
+            self.microstep(chart, &enabled, eventless);
             self.scratch.enabled = enabled;
         }
         Ok(())
     }
 
     /// Stops the instance on a runaway macrostep, naming the transitions that looped.
-    fn fail_loop(&mut self, recent: &[TransitionId]) -> RunError {
+    fn fail_loop(&mut self, chart: &Chart, recent: &[TransitionId]) -> RunError {
         let mut ids: Vec<TransitionId> = recent.to_vec();
         ids.sort();
         ids.dedup();
-        let chart = self.chart.clone();
         let looping = ids
             .iter()
             .map(|&t| {
@@ -116,14 +115,13 @@ impl Instance {
     }
 
     /// Processes one external event: `selectTransitions`, a microstep, then the macrostep.
-    pub(super) fn process_external(&mut self, event: Event) -> Result<(), RunError> {
+    pub(super) fn process_external(&mut self, chart: &Chart, event: Event) -> Result<(), RunError> {
         if self.status != Status::Running {
             self.record(|| Trace::Ignored {
                 event: event.name.clone(),
             });
             return Ok(());
         }
-        let chart = self.chart.clone();
         for (state, id) in &self.invoked {
             let auto = chart
                 .state(*state)
@@ -137,7 +135,7 @@ impl Instance {
                 });
             }
         }
-        let enabled = self.select_transitions(Some(&event));
+        let enabled = self.select_transitions(chart, Some(&event));
         self.current = Some(event);
         if enabled.is_empty() {
             let name = self
@@ -147,14 +145,14 @@ impl Instance {
                 .unwrap_or_else(|| "".into());
             self.record(|| Trace::Ignored { event: name });
         } else {
-            self.microstep(&enabled, false);
+            self.microstep(chart, &enabled, false);
         }
         self.scratch.enabled = enabled;
-        self.macrostep()
+        self.macrostep(chart)
     }
 
     /// Processes the immediate sends to `#self`, each as an external event.
-    pub(super) fn drain_self_sends(&mut self) -> Result<(), RunError> {
+    pub(super) fn drain_self_sends(&mut self, chart: &Chart) -> Result<(), RunError> {
         let mut n = 0;
         while let Some(e) = self.external.pop_front() {
             n += 1;
@@ -167,15 +165,18 @@ impl Instance {
                 self.status = Status::Failed(err.to_string());
                 return Err(err);
             }
-            self.process_external(e)?;
+            self.process_external(chart, e)?;
         }
         Ok(())
     }
 
     /// `selectTransitions` / `selectEventlessTransitions`: for each active atomic state in
     /// document order, the first enabled transition of it or its nearest ancestor.
-    pub(super) fn select_transitions(&mut self, event: Option<&Event>) -> Vec<TransitionId> {
-        let chart = self.chart.clone();
+    pub(super) fn select_transitions(
+        &mut self,
+        chart: &Chart,
+        event: Option<&Event>,
+    ) -> Vec<TransitionId> {
         let mut enabled = std::mem::take(&mut self.scratch.enabled);
         enabled.clear();
         // Index loop: guards may raise errors (the internal queue), never change the configuration.
@@ -191,7 +192,7 @@ impl Instance {
                         None => tr.is_eventless(),
                         Some(e) => tr.events.iter().any(|d| d.matches(&e.name)),
                     };
-                    if matches && self.guard_holds(tr.guard, event) {
+                    if matches && self.guard_holds(chart, tr.guard, event) {
                         if !enabled.contains(&t) {
                             enabled.push(t);
                         }
@@ -201,17 +202,22 @@ impl Instance {
             }
         }
         if enabled.len() > 1 {
-            enabled = self.remove_conflicting_transitions(enabled);
+            enabled = self.remove_conflicting_transitions(chart, enabled);
         }
         enabled
     }
 
     /// Evaluates a guard; a failing guard counts as false and raises `error.execution`.
-    fn guard_holds(&mut self, guard: Option<crate::chart::ExprId>, event: Option<&Event>) -> bool {
+    fn guard_holds(
+        &mut self,
+        chart: &Chart,
+        guard: Option<crate::chart::ExprId>,
+        event: Option<&Event>,
+    ) -> bool {
         let Some(g) = guard else { return true };
         let result = {
             let current = event.or(self.current.as_ref());
-            self.eval_bool_with(g, current)
+            self.eval_bool_with(chart, g, current)
         };
         match result {
             Ok(b) => b,
@@ -224,15 +230,18 @@ impl Instance {
 
     /// `removeConflictingTransitions`: of two transitions whose exit sets intersect, the one
     /// whose source is a descendant wins; otherwise the earlier in document order.
-    fn remove_conflicting_transitions(&self, enabled: Vec<TransitionId>) -> Vec<TransitionId> {
+    fn remove_conflicting_transitions(
+        &self,
+        chart: &Chart,
+        enabled: Vec<TransitionId>,
+    ) -> Vec<TransitionId> {
         if enabled.len() < 2 {
             return enabled;
         }
-        let chart = self.chart.clone();
         let mut filtered: Vec<(TransitionId, Vec<StateId>)> = Vec::new();
         for t1 in enabled {
             let mut exit1 = Vec::new();
-            self.compute_exit_set(&[t1], &mut exit1);
+            self.compute_exit_set(chart, &[t1], &mut exit1);
             let mut preempted = false;
             let mut to_remove = Vec::new();
             for (i, (t2, exit2)) in filtered.iter().enumerate() {
@@ -258,15 +267,14 @@ impl Instance {
     }
 
     /// `microstep`: exit, transition content, entry.
-    fn microstep(&mut self, enabled: &[TransitionId], eventless: bool) {
+    fn microstep(&mut self, chart: &Chart, enabled: &[TransitionId], eventless: bool) {
         let mut exited = std::mem::take(&mut self.scratch.exit);
-        self.exit_states(enabled, &mut exited);
-        let chart = self.chart.clone();
+        self.exit_states(chart, enabled, &mut exited);
         for &t in enabled {
-            self.run_block(&chart.transition(t).actions);
+            self.run_block(chart, &chart.transition(t).actions);
         }
         let mut entered = std::mem::take(&mut self.scratch.enter);
-        self.enter_states_for(enabled, &mut entered);
+        self.enter_states_for(chart, enabled, &mut entered);
         let event = if eventless {
             None
         } else {
@@ -285,14 +293,18 @@ impl Instance {
 
     /// `computeExitSet`: the active proper descendants of each transition's domain, into
     /// `out` in document order.
-    pub(super) fn compute_exit_set(&self, transitions: &[TransitionId], out: &mut Vec<StateId>) {
-        let chart = &self.chart;
+    pub(super) fn compute_exit_set(
+        &self,
+        chart: &Chart,
+        transitions: &[TransitionId],
+        out: &mut Vec<StateId>,
+    ) {
         out.clear();
         for &t in transitions {
             if chart.transition(t).targets.is_empty() {
                 continue;
             }
-            if let Some(domain) = self.transition_domain(t) {
+            if let Some(domain) = self.transition_domain(chart, t) {
                 // Descendants of `domain` are the ids in (domain, last_descendant].
                 let last = chart.state(domain).last_descendant;
                 let from = self.config.partition_point(|&s| s <= domain);
@@ -310,10 +322,9 @@ impl Instance {
     }
 
     /// `getTransitionDomain`: the state whose descendants the transition exits and enters.
-    fn transition_domain(&self, t: TransitionId) -> Option<StateId> {
-        let chart = &self.chart;
+    fn transition_domain(&self, chart: &Chart, t: TransitionId) -> Option<StateId> {
         let tr = chart.transition(t);
-        let targets = self.effective_target_states(t);
+        let targets = self.effective_target_states(chart, t);
         let targets: &[StateId] = &targets;
         if targets.is_empty() {
             return None;
@@ -327,13 +338,12 @@ impl Instance {
         if tr.source == StateId::ROOT {
             return Some(StateId::ROOT);
         }
-        Some(self.find_lcca(tr.source, targets))
+        Some(self.find_lcca(chart, tr.source, targets))
     }
 
     /// `findLCCA`: the nearest compound (or root) proper ancestor of `source` that contains
     /// every target.
-    fn find_lcca(&self, source: StateId, targets: &[StateId]) -> StateId {
-        let chart = &self.chart;
+    fn find_lcca(&self, chart: &Chart, source: StateId, targets: &[StateId]) -> StateId {
         chart
             .ancestors(source)
             .filter(|&a| a == StateId::ROOT || chart.state(a).kind == Kind::Compound)
@@ -342,8 +352,7 @@ impl Instance {
     }
 
     /// `getEffectiveTargetStates`: targets with history states replaced by what they restore.
-    fn effective_target_states(&self, t: TransitionId) -> Cow<'_, [StateId]> {
-        let chart = &self.chart;
+    fn effective_target_states<'c>(&self, chart: &'c Chart, t: TransitionId) -> Cow<'c, [StateId]> {
         let targets = &chart.transition(t).targets;
         if !targets.iter().any(|&s| chart.state(s).is_history()) {
             return Cow::Borrowed(targets);
@@ -364,9 +373,8 @@ impl Instance {
 
     /// `exitStates`: records history, runs `exit` content deepest first, cancels `after`
     /// timers and invokes. Returns the states exited, in exit order.
-    fn exit_states(&mut self, enabled: &[TransitionId], to_exit: &mut Vec<StateId>) {
-        let chart = self.chart.clone();
-        self.compute_exit_set(enabled, to_exit);
+    fn exit_states(&mut self, chart: &Chart, enabled: &[TransitionId], to_exit: &mut Vec<StateId>) {
+        self.compute_exit_set(chart, enabled, to_exit);
         to_exit.reverse(); // exit order: reverse document order
         for &s in to_exit.iter() {
             if !chart.state(s).has_history {
@@ -390,15 +398,14 @@ impl Instance {
             }
         }
         for &s in to_exit.iter() {
-            self.exit_one(s);
+            self.exit_one(chart, s);
         }
     }
 
     /// Leaves one state: `exit` content, timers, invokes, configuration.
-    fn exit_one(&mut self, s: StateId) {
-        let chart = self.chart.clone();
+    fn exit_one(&mut self, chart: &Chart, s: StateId) {
         let state = chart.state(s);
-        self.run_block(&state.exit);
+        self.run_block(chart, &state.exit);
         for a in &state.after {
             self.timers
                 .retain(|t| t.sendid.as_deref() != Some(a.send_id.as_str()));
@@ -417,26 +424,29 @@ impl Instance {
     }
 
     /// `enterStates` for a set of transitions: `computeEntrySet`, then entry in document order.
-    fn enter_states_for(&mut self, enabled: &[TransitionId], to_enter: &mut Vec<StateId>) {
-        let chart = self.chart.clone();
+    fn enter_states_for(
+        &mut self,
+        chart: &Chart,
+        enabled: &[TransitionId],
+        to_enter: &mut Vec<StateId>,
+    ) {
         to_enter.clear();
         for &t in enabled {
             let tr = chart.transition(t);
             for &s in &tr.targets {
-                self.add_descendant_states_to_enter(s, to_enter);
+                self.add_descendant_states_to_enter(chart, s, to_enter);
             }
-            let ancestor = self.transition_domain(t);
-            for &s in self.effective_target_states(t).iter() {
-                self.add_ancestor_states_to_enter(s, ancestor, to_enter);
+            let ancestor = self.transition_domain(chart, t);
+            for &s in self.effective_target_states(chart, t).iter() {
+                self.add_ancestor_states_to_enter(chart, s, ancestor, to_enter);
             }
         }
-        self.enter_states(to_enter);
+        self.enter_states(chart, to_enter);
     }
 
     /// Enters the given states in document order, with `entry` content, `after` timers, and
     /// `done.state.*` events for final states.
-    fn enter_states(&mut self, to_enter: &mut Vec<StateId>) {
-        let chart = self.chart.clone();
+    fn enter_states(&mut self, chart: &Chart, to_enter: &mut Vec<StateId>) {
         to_enter.sort();
         to_enter.dedup();
         to_enter.retain(|&s| !self.active[s.index()]);
@@ -446,7 +456,7 @@ impl Instance {
                 self.to_invoke.push(s);
             }
             let state = chart.state(s);
-            self.run_block(&state.entry);
+            self.run_block(chart, &state.entry);
             for a in &state.after {
                 let event = Event::new(a.event.clone(), Json::Null, EventKind::External);
                 self.schedule(
@@ -459,14 +469,14 @@ impl Instance {
             if state.kind == Kind::Final {
                 let parent = state.parent.unwrap_or(StateId::ROOT);
                 let data = state.output.map(|o| {
-                    self.eval(o).unwrap_or_else(|e| {
+                    self.eval(chart, o).unwrap_or_else(|e| {
                         self.raise_error(e);
                         Json::Null
                     })
                 });
                 if parent == StateId::ROOT {
                     self.output = Some(data.unwrap_or(Json::Null));
-                    self.finish();
+                    self.finish(chart);
                     break;
                 }
                 let parent_path = chart.state(parent).path.clone();
@@ -480,7 +490,7 @@ impl Instance {
                         .state(gp)
                         .children
                         .iter()
-                        .all(|&c| chart.state(c).is_history() || self.is_in_final_state(c))
+                        .all(|&c| chart.state(c).is_history() || self.is_in_final_state(chart, c))
                 {
                     let gp_path = chart.state(gp).path.clone();
                     self.raise(format!("done.state.{gp_path}"), Json::Null);
@@ -491,12 +501,11 @@ impl Instance {
 
     /// The machine reached a top-level final state: run the remaining `exit` content and stop
     /// invokes (SCXML `exitInterpreter`), keeping the configuration for reporting.
-    fn finish(&mut self) {
+    fn finish(&mut self, chart: &Chart) {
         self.status = Status::Done;
-        let chart = self.chart.clone();
         let active: Vec<StateId> = self.config.iter().rev().copied().collect();
         for s in active {
-            self.run_block(&chart.state(s).exit);
+            self.run_block(chart, &chart.state(s).exit);
         }
         for (_, id) in std::mem::take(&mut self.invoked) {
             self.effects.push(Effect::CancelInvoke { id });
@@ -509,8 +518,7 @@ impl Instance {
     }
 
     /// `isInFinalState`.
-    fn is_in_final_state(&self, s: StateId) -> bool {
-        let chart = &self.chart;
+    fn is_in_final_state(&self, chart: &Chart, s: StateId) -> bool {
         let st = chart.state(s);
         match st.kind {
             Kind::Compound => st
@@ -520,14 +528,18 @@ impl Instance {
             Kind::Parallel => st
                 .children
                 .iter()
-                .all(|&c| chart.state(c).is_history() || self.is_in_final_state(c)),
+                .all(|&c| chart.state(c).is_history() || self.is_in_final_state(chart, c)),
             _ => false,
         }
     }
 
     /// `addDescendantStatesToEnter`.
-    fn add_descendant_states_to_enter(&self, s: StateId, to_enter: &mut Vec<StateId>) {
-        let chart: &Arc<Chart> = &self.chart;
+    fn add_descendant_states_to_enter(
+        &self,
+        chart: &Chart,
+        s: StateId,
+        to_enter: &mut Vec<StateId>,
+    ) {
         let state = chart.state(s);
         if state.is_history() {
             let restore: Vec<StateId> = match self.history.get(&s) {
@@ -536,10 +548,10 @@ impl Instance {
             };
             let parent = state.parent;
             for &r in &restore {
-                self.add_descendant_states_to_enter(r, to_enter);
+                self.add_descendant_states_to_enter(chart, r, to_enter);
             }
             for &r in &restore {
-                self.add_ancestor_states_to_enter(r, parent, to_enter);
+                self.add_ancestor_states_to_enter(chart, r, parent, to_enter);
             }
             return;
         }
@@ -549,8 +561,8 @@ impl Instance {
         match state.kind {
             Kind::Compound => {
                 if let Some(init) = state.initial {
-                    self.add_descendant_states_to_enter(init, to_enter);
-                    self.add_ancestor_states_to_enter(init, Some(s), to_enter);
+                    self.add_descendant_states_to_enter(chart, init, to_enter);
+                    self.add_ancestor_states_to_enter(chart, init, Some(s), to_enter);
                 }
             }
             Kind::Parallel => {
@@ -559,7 +571,7 @@ impl Instance {
                         continue;
                     }
                     if !to_enter.iter().any(|&x| chart.is_descendant(x, child)) {
-                        self.add_descendant_states_to_enter(child, to_enter);
+                        self.add_descendant_states_to_enter(chart, child, to_enter);
                     }
                 }
             }
@@ -571,11 +583,11 @@ impl Instance {
     /// when `None`), filling in the other regions of parallel ones.
     fn add_ancestor_states_to_enter(
         &self,
+        chart: &Chart,
         s: StateId,
         ancestor: Option<StateId>,
         to_enter: &mut Vec<StateId>,
     ) {
-        let chart = &self.chart;
         for anc in chart.ancestors(s) {
             if Some(anc) == ancestor {
                 break;
@@ -592,7 +604,7 @@ impl Instance {
                         .iter()
                         .any(|&x| x == child || chart.is_descendant(x, child))
                     {
-                        self.add_descendant_states_to_enter(child, to_enter);
+                        self.add_descendant_states_to_enter(chart, child, to_enter);
                     }
                 }
             }
@@ -600,11 +612,10 @@ impl Instance {
     }
 
     /// Starts the invokes of the states entered in this macrostep that are still active.
-    fn start_invokes(&mut self) {
+    fn start_invokes(&mut self, chart: &Chart) {
         if self.to_invoke.is_empty() {
             return;
         }
-        let chart = self.chart.clone();
         let states = std::mem::take(&mut self.to_invoke);
         for s in states {
             if !self.active[s.index()] {
@@ -612,7 +623,7 @@ impl Instance {
             }
             for inv in &chart.state(s).invokes {
                 let input = match inv.input {
-                    Some(e) => match self.eval(e) {
+                    Some(e) => match self.eval(chart, e) {
                         Ok(v) => Some(v),
                         Err(message) => {
                             self.raise_error(format!(

@@ -1,35 +1,35 @@
 //! Executable content (SCXML 4) and expression evaluation in an instance.
 
 use super::eval::{self, Scope};
-use super::{Effect, Event, EventKind, Instance, Timer};
+use super::{Core, Effect, Event, EventKind, Timer};
 use crate::chart::fast::{self, Val};
-use crate::chart::{ExprId, Op, SendTarget, StateId};
+use crate::chart::{Chart, ExprId, Op, SendTarget, StateId};
 use crate::model::{DurationMs, Json};
 use indexmap::IndexMap;
 use std::borrow::Cow;
 
-impl Instance {
+impl Core {
     /// Runs a block; on the first failure the rest is skipped and `error.execution` raised.
-    pub(super) fn run_block(&mut self, ops: &[Op]) {
+    pub(super) fn run_block(&mut self, chart: &Chart, ops: &[Op]) {
         if ops.is_empty() {
             return;
         }
-        if let Err(message) = self.run_ops(ops) {
+        if let Err(message) = self.run_ops(chart, ops) {
             self.raise_error(message);
         }
     }
 
-    fn run_ops(&mut self, ops: &[Op]) -> Result<(), String> {
+    fn run_ops(&mut self, chart: &Chart, ops: &[Op]) -> Result<(), String> {
         for op in ops {
-            self.run_op(op)?;
+            self.run_op(chart, op)?;
         }
         Ok(())
     }
 
-    fn run_op(&mut self, op: &Op) -> Result<(), String> {
+    fn run_op(&mut self, chart: &Chart, op: &Op) -> Result<(), String> {
         match op {
             Op::Raise { event, data } => {
-                let data = self.eval_opt(*data)?;
+                let data = self.eval_opt(chart, *data)?;
                 self.raise(event.clone(), data);
             }
             Op::Send {
@@ -40,10 +40,10 @@ impl Instance {
                 id,
                 to,
             } => {
-                let data = self.eval_opt(*data)?;
+                let data = self.eval_opt(chart, *data)?;
                 let delay = match (delay, delay_expr) {
                     (Some(d), _) => Some(d.0),
-                    (None, Some(e)) => Some(self.eval_delay(*e)?),
+                    (None, Some(e)) => Some(self.eval_delay(chart, *e)?),
                     (None, None) => None,
                 };
                 let mut ev = Event::new(event.clone(), data, EventKind::External);
@@ -71,11 +71,11 @@ impl Instance {
                 .timers
                 .retain(|t| t.sendid.as_deref() != Some(id.as_str())),
             Op::Assign { location, value } => {
-                let v = self.eval(*value)?;
+                let v = self.eval(chart, *value)?;
                 self.assign(location, v)?;
             }
             Op::Log { label, expr } => {
-                let value = self.eval(*expr)?;
+                let value = self.eval(chart, *expr)?;
                 tracing::info!(label = label.as_deref().unwrap_or(""), %value, "log");
                 self.effects.push(Effect::Log {
                     label: label.clone(),
@@ -87,11 +87,11 @@ impl Instance {
                 otherwise,
             } => {
                 for (guard, then) in branches {
-                    if self.eval_bool_with(*guard, None)? {
-                        return self.run_ops(then);
+                    if self.eval_bool_with(chart, *guard, None)? {
+                        return self.run_ops(chart, then);
                     }
                 }
-                return self.run_ops(otherwise);
+                return self.run_ops(chart, otherwise);
             }
             Op::Foreach {
                 items,
@@ -99,7 +99,7 @@ impl Instance {
                 index,
                 body,
             } => {
-                let items: Vec<Json> = match self.eval(*items)? {
+                let items: Vec<Json> = match self.eval(chart, *items)? {
                     Json::Array(a) => a,
                     Json::Object(m) => m.into_iter().map(|(_, v)| v).collect(),
                     other => {
@@ -121,13 +121,13 @@ impl Instance {
                     if let Some(index) = index {
                         self.context.insert(index.clone(), Json::from(i));
                     }
-                    self.run_ops(body)?;
+                    self.run_ops(chart, body)?;
                 }
             }
             Op::Call { name, args } => {
                 let args: Vec<Json> = args
                     .iter()
-                    .map(|&a| self.eval(a))
+                    .map(|&a| self.eval(chart, a))
                     .collect::<Result<_, _>>()?;
                 let host = self.host.clone();
                 match host.get(name) {
@@ -206,8 +206,8 @@ impl Instance {
         self.timers.insert(at, timer);
     }
 
-    fn eval_delay(&self, e: ExprId) -> Result<u64, String> {
-        match self.eval(e)? {
+    fn eval_delay(&self, chart: &Chart, e: ExprId) -> Result<u64, String> {
+        match self.eval(chart, e)? {
             Json::String(s) => s.parse::<DurationMs>().map(|d| d.0),
             Json::Number(n) => n
                 .as_u64()
@@ -224,17 +224,17 @@ impl Instance {
         }
     }
 
-    fn eval_opt(&self, e: Option<ExprId>) -> Result<Json, String> {
-        e.map_or(Ok(Json::Null), |e| self.eval(e))
+    fn eval_opt(&self, chart: &Chart, e: Option<ExprId>) -> Result<Json, String> {
+        e.map_or(Ok(Json::Null), |e| self.eval(chart, e))
     }
 
     /// Evaluates an expression with the current event.
-    pub(super) fn eval(&self, e: ExprId) -> Result<Json, String> {
-        self.eval_with(e, self.current.as_ref())
+    pub(super) fn eval(&self, chart: &Chart, e: ExprId) -> Result<Json, String> {
+        self.eval_with(chart, e, self.current.as_ref())
     }
 
-    fn eval_with(&self, e: ExprId, event: Option<&Event>) -> Result<Json, String> {
-        let expr = self.chart.expr(e);
+    fn eval_with(&self, chart: &Chart, e: ExprId, event: Option<&Event>) -> Result<Json, String> {
+        let expr = chart.expr(e);
         if let Some(f) = &expr.fast {
             let env = FastEnv {
                 context: &self.context,
@@ -276,12 +276,17 @@ impl Instance {
     }
 
     /// Evaluates a guard or condition: it must be a bool.
-    pub(super) fn eval_bool_with(&self, e: ExprId, event: Option<&Event>) -> Result<bool, String> {
-        match self.eval_with(e, event.or(self.current.as_ref()))? {
+    pub(super) fn eval_bool_with(
+        &self,
+        chart: &Chart,
+        e: ExprId,
+        event: Option<&Event>,
+    ) -> Result<bool, String> {
+        match self.eval_with(chart, e, event.or(self.current.as_ref()))? {
             Json::Bool(b) => Ok(b),
             other => Err(format!(
                 "`{}` evaluated to {} ({}), not a bool",
-                self.chart.expr(e).source,
+                chart.expr(e).source,
                 other,
                 eval::type_name(&other)
             )),

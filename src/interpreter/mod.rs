@@ -187,6 +187,12 @@ impl Default for Limits {
 /// A running machine.
 pub struct Instance {
     chart: Arc<Chart>,
+    core: Core,
+}
+
+/// An instance's state: everything but the chart, so that the algorithm can borrow the chart
+/// while changing the state.
+struct Core {
     host: Arc<Host>,
     limits: Limits,
     /// Whether each state is active, by id.
@@ -235,8 +241,7 @@ impl Instance {
     pub fn with_host(chart: Arc<Chart>, host: Arc<Host>) -> Instance {
         let n = chart.states.len();
         let context = chart.context.clone();
-        Instance {
-            chart,
+        let core = Core {
             host,
             limits: Limits::default(),
             active: vec![false; n],
@@ -256,99 +261,107 @@ impl Instance {
             to_invoke: Vec::new(),
             invoked: Vec::new(),
             scratch: Scratch::default(),
-        }
+        };
+        Instance { chart, core }
     }
 
     /// Sets the bounds of this instance.
     pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
+        self.core.limits = limits;
     }
 
     /// Starts keeping [`Trace`] records, read with [`Instance::take_trace`].
     pub fn record_trace(&mut self, on: bool) {
-        self.trace = on.then(Vec::new);
+        self.core.trace = on.then(Vec::new);
     }
 
     /// The trace recorded since the last call.
     pub fn take_trace(&mut self) -> Vec<Trace> {
-        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+        self.core
+            .trace
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The effects issued since the last call, in order.
     pub fn take_effects(&mut self) -> Vec<Effect> {
-        std::mem::take(&mut self.effects)
+        std::mem::take(&mut self.core.effects)
     }
 
     /// Replaces initial context values before start (an invoke's `input`).
     pub fn set_context_value(&mut self, name: &str, value: Json) {
-        self.context.insert(name.to_string(), value);
+        self.core.context.insert(name.to_string(), value);
     }
 
     /// Enters the initial configuration and runs to stability.
     pub fn start(&mut self) -> Result<(), RunError> {
         let span = tracing::info_span!("instance", machine = %self.chart.id);
         let _g = span.enter();
-        if self.status != Status::NotStarted {
+        let core = &mut self.core;
+        if core.status != Status::NotStarted {
             return Ok(());
         }
-        self.status = Status::Running;
-        self.enter_initial();
-        self.macrostep()?;
-        self.drain_self_sends()
+        core.status = Status::Running;
+        core.enter_initial(&self.chart);
+        core.macrostep(&self.chart)?;
+        core.drain_self_sends(&self.chart)
     }
 
     /// Processes one external event: its macrostep, then any immediate self-sends it caused.
     pub fn send(&mut self, event: Event) -> Result<(), RunError> {
         let span = tracing::info_span!("instance", machine = %self.chart.id);
         let _g = span.enter();
-        if self.status == Status::NotStarted {
+        let core = &mut self.core;
+        if core.status == Status::NotStarted {
             return Err(RunError::NotStarted);
         }
-        self.process_external(event)?;
-        self.drain_self_sends()
+        core.process_external(&self.chart, event)?;
+        core.drain_self_sends(&self.chart)
     }
 
     /// Moves virtual time to `now` (milliseconds since start), delivering every delayed event
     /// due by then in order, each with the clock at its due time.
     pub fn advance_to(&mut self, now: u64) -> Result<(), RunError> {
-        while let Some(t) = self.timers.first()
+        let core = &mut self.core;
+        while let Some(t) = core.timers.first()
             && t.due <= now
         {
-            let timer = self.timers.remove(0);
-            self.now = self.now.max(timer.due);
+            let timer = core.timers.remove(0);
+            core.now = core.now.max(timer.due);
             match timer.target {
                 crate::chart::SendTarget::ToSelf => {
-                    if self.status == Status::Running {
-                        self.process_external(timer.event)?;
-                        self.drain_self_sends()?;
+                    if core.status == Status::Running {
+                        core.process_external(&self.chart, timer.event)?;
+                        core.drain_self_sends(&self.chart)?;
                     }
                 }
-                crate::chart::SendTarget::Parent => self
+                crate::chart::SendTarget::Parent => core
                     .effects
                     .push(Effect::SendToParent { event: timer.event }),
-                crate::chart::SendTarget::Invoke(id) => self.effects.push(Effect::SendToInvoke {
+                crate::chart::SendTarget::Invoke(id) => core.effects.push(Effect::SendToInvoke {
                     invoke: id,
                     event: timer.event,
                 }),
             }
         }
-        self.now = self.now.max(now);
+        core.now = core.now.max(now);
         Ok(())
     }
 
     /// When the next delayed event is due, if any.
     pub fn next_due(&self) -> Option<u64> {
-        self.timers.first().map(|t| t.due)
+        self.core.timers.first().map(|t| t.due)
     }
 
     /// The pending delayed events, earliest first.
     pub fn timers(&self) -> &[Timer] {
-        &self.timers
+        &self.core.timers
     }
 
     /// The virtual time, in milliseconds since start.
     pub fn now(&self) -> u64 {
-        self.now
+        self.core.now
     }
 
     pub fn chart(&self) -> &Arc<Chart> {
@@ -356,30 +369,34 @@ impl Instance {
     }
 
     pub fn status(&self) -> &Status {
-        &self.status
+        &self.core.status
     }
 
     pub fn is_done(&self) -> bool {
-        self.status == Status::Done
+        self.core.status == Status::Done
     }
 
     /// The machine's output once a top-level final state is reached.
     pub fn output(&self) -> Option<&Json> {
-        self.output.as_ref()
+        self.core.output.as_ref()
     }
 
     pub fn context(&self) -> &IndexMap<String, Json> {
-        &self.context
+        &self.core.context
     }
 
     /// The active states in document order (the root excluded).
     pub fn configuration(&self) -> impl Iterator<Item = StateId> + '_ {
-        self.config.iter().copied().filter(|&s| s != StateId::ROOT)
+        self.core
+            .config
+            .iter()
+            .copied()
+            .filter(|&s| s != StateId::ROOT)
     }
 
     /// Whether a state is active.
     pub fn is_active(&self, s: StateId) -> bool {
-        self.active[s.index()]
+        self.core.active[s.index()]
     }
 
     /// The active state paths in document order, as `run --json` prints them.
@@ -391,16 +408,16 @@ impl Instance {
 
     /// The recorded history values, by history state.
     pub fn history(&self) -> &BTreeMap<StateId, Vec<StateId>> {
-        &self.history
+        &self.core.history
     }
 
     /// The configuration object of machines.md.
     pub fn snapshot(&self) -> Json {
         serde_json::json!({
             "configuration": self.configuration_paths(),
-            "context": self.context,
+            "context": self.core.context,
             "done": self.is_done(),
-            "output": self.output.clone().unwrap_or(Json::Null),
+            "output": self.core.output.clone().unwrap_or(Json::Null),
         })
     }
 }
