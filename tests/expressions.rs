@@ -131,10 +131,10 @@ fn check(src: &str) -> Result<(), TestCaseError> {
             .map_err(|e| e.to_string())
             .and_then(|v| from_cel(&v))
     };
-    if let Some(v) = fast_value {
-        if compiled.in_paths.is_empty() {
-            prop_assert_eq!(Ok(v), cel_value, "`{}`", src);
-        }
+    if let Some(v) = fast_value
+        && compiled.in_paths.is_empty()
+    {
+        prop_assert_eq!(Ok(v), cel_value, "`{}`", src);
     }
     Ok(())
 }
