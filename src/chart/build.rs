@@ -311,6 +311,9 @@ impl<'a> Builder<'a> {
                 depth + 1,
             );
             self.states[id.index()].children.push(c);
+            if self.states[c.index()].is_history() {
+                self.states[id.index()].has_history = true;
+            }
         }
         let last = StateId(self.states.len() as u32 - 1);
         self.states[id.index()].last_descendant = last;
