@@ -6,8 +6,31 @@
 
 use orca::chart::{CompileOptions, load_chart_file};
 use orca::interpreter::{Event, Instance};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Counts live heap bytes, so `mem` reports what an instance really holds.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 const PATTERN: [&str; 10] = [
     "NEXT", "NEXT", "INC", "SWAP", "NEXT", "INC", "NEXT", "SWAP", "INC", "NEXT",
@@ -57,11 +80,20 @@ fn main() {
     let chart = chart();
     let arg = std::env::args().nth(1).unwrap_or_default();
     if arg == "mem" {
-        let mut m = Instance::new(chart.clone());
-        m.start().expect("starts");
+        // Idle instances after start: the struct plus everything it allocated, averaged.
+        const COUNT: usize = 100_000;
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut all = Vec::with_capacity(COUNT);
+        for _ in 0..COUNT {
+            let mut m = Instance::new(chart.clone());
+            m.start().expect("starts");
+            all.push(m);
+        }
+        let total = LIVE.load(Ordering::Relaxed) - before;
         println!(
-            "MEM impl=orca bytes_per_instance={}",
-            std::mem::size_of_val(&m)
+            "MEM impl=orca bytes_per_instance={} struct={}",
+            total / COUNT,
+            std::mem::size_of::<Instance>()
         );
         return;
     }
