@@ -80,6 +80,7 @@ pub fn compile(
         b.compile_state(StateId(i as u32));
     }
     b.exact_done_descriptors();
+    b.mark_eventless_chains();
     let chart = Chart {
         id: loaded.def.id.clone().unwrap_or_else(|| {
             Path::new(&loaded.file.name)
@@ -272,6 +273,7 @@ impl<'a> Builder<'a> {
             invokes: Vec::new(),
             output: None,
             has_history: false,
+            eventless_in_chain: false,
             last_descendant: id,
             span: self.loaded.span(&path),
             description: None,
@@ -652,6 +654,20 @@ impl<'a> Builder<'a> {
             && let Some(out) = &s.output
         {
             self.states[i].output = self.compile_expr(out, &with(&path, ["output".into()]));
+        }
+    }
+
+    /// States are in document order, so a parent's flag is final before its children's.
+    fn mark_eventless_chains(&mut self) {
+        for i in 0..self.states.len() {
+            let own = self.states[i]
+                .transitions
+                .iter()
+                .any(|t| self.transitions[t.index()].is_eventless());
+            let inherited = self.states[i]
+                .parent
+                .is_some_and(|p| self.states[p.index()].eventless_in_chain);
+            self.states[i].eventless_in_chain = own || inherited;
         }
     }
 

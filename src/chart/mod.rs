@@ -79,6 +79,9 @@ pub struct State {
     pub output: Option<ExprId>,
     /// Whether a child is a history state (exits must record history).
     pub has_history: bool,
+    /// Whether this state or an ancestor has eventless transitions: when no active atomic
+    /// state has this, a macrostep skips the eventless selection.
+    pub eventless_in_chain: bool,
     /// The last state in document order among this state and its descendants; with ids in
     /// document order, `a` is a descendant of `s` iff `s < a <= s.last_descendant`.
     pub last_descendant: StateId,

@@ -182,7 +182,8 @@ impl Core {
         // Index loop: guards may raise errors (the internal queue), never change the configuration.
         for i in 0..self.config.len() {
             let s = self.config[i];
-            if !chart.state(s).is_atomic() {
+            let st = chart.state(s);
+            if !st.is_atomic() || (event.is_none() && !st.eventless_in_chain) {
                 continue;
             }
             'ancestors: for state in std::iter::once(s).chain(chart.ancestors(s)) {
