@@ -162,6 +162,16 @@ pub enum SendTarget {
     Invoke(String),
 }
 
+impl std::fmt::Display for SendTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendTarget::ToSelf => f.write_str("#self"),
+            SendTarget::Parent => f.write_str("#parent"),
+            SendTarget::Invoke(id) => f.write_str(id),
+        }
+    }
+}
+
 /// Compiled executable content.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -212,6 +222,17 @@ pub enum InvokeSrc {
     Shell(String),
 }
 
+impl std::fmt::Display for InvokeSrc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvokeSrc::Machine(p) => write!(f, "Machine({})", p.display()),
+            InvokeSrc::Workflow(p) => write!(f, "Workflow({})", p.display()),
+            InvokeSrc::Command(argv) => write!(f, "Command({})", argv.join(" ")),
+            InvokeSrc::Shell(line) => write!(f, "Shell({line})"),
+        }
+    }
+}
+
 /// A compiled invoke.
 #[derive(Debug, Clone)]
 pub struct Invoke {
@@ -242,6 +263,22 @@ impl Chart {
     pub fn state(&self, id: StateId) -> &State {
         &self.states[id.index()]
     }
+    /// `source → target target`, or `source (targetless)`: how journals and traces name a
+    /// transition.
+    pub fn describe_transition(&self, id: TransitionId) -> String {
+        let t = self.transition(id);
+        let source = self.state(t.source).display_path();
+        if t.targets.is_empty() {
+            return format!("{source} (targetless)");
+        }
+        let targets: Vec<&str> = t
+            .targets
+            .iter()
+            .map(|&s| self.state(s).display_path())
+            .collect();
+        format!("{source} → {}", targets.join(" "))
+    }
+
     pub fn transition(&self, id: TransitionId) -> &Transition {
         &self.transitions[id.index()]
     }

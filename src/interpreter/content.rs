@@ -1,7 +1,7 @@
 //! Executable content (SCXML 4) and expression evaluation in an instance.
 
 use super::eval::{self, Scope};
-use super::{Core, Effect, Event, EventKind, Timer};
+use super::{Core, Effect, Event, EventKind, Timer, Trace};
 use crate::chart::fast::{self, Val};
 use crate::chart::{Chart, ExprId, Op, SendTarget, StateId};
 use crate::model::{DurationMs, Json};
@@ -57,19 +57,30 @@ impl Core {
                 }
                 match delay {
                     Some(ms) if ms > 0 => self.schedule(ms, id.clone(), ev, to.clone()),
-                    _ => match to {
-                        SendTarget::ToSelf => self.external.push_back(ev),
-                        SendTarget::Parent => self.effects.push(Effect::SendToParent { event: ev }),
-                        SendTarget::Invoke(inv) => self.effects.push(Effect::SendToInvoke {
-                            invoke: inv.clone(),
-                            event: ev,
-                        }),
-                    },
+                    _ => {
+                        self.record(|| Trace::Sent {
+                            event: ev.name.clone(),
+                            to: to.to_string(),
+                            due: None,
+                        });
+                        match to {
+                            SendTarget::ToSelf => self.external.push_back(ev),
+                            SendTarget::Parent => {
+                                self.effects.push(Effect::SendToParent { event: ev })
+                            }
+                            SendTarget::Invoke(inv) => self.effects.push(Effect::SendToInvoke {
+                                invoke: inv.clone(),
+                                event: ev,
+                            }),
+                        }
+                    }
                 }
             }
-            Op::Cancel(id) => self
-                .timers
-                .retain(|t| t.sendid.as_deref() != Some(id.as_str())),
+            Op::Cancel(id) => {
+                self.timers
+                    .retain(|t| t.sendid.as_deref() != Some(id.as_str()));
+                self.record(|| Trace::Cancelled { sendid: id.clone() });
+            }
             Op::Assign { location, value } => {
                 let v = self.eval(chart, *value)?;
                 self.assign(location, v)?;
@@ -192,6 +203,11 @@ impl Core {
         target: SendTarget,
     ) {
         let due = self.now.saturating_add(delay_ms);
+        self.record(|| Trace::Sent {
+            event: event.name.clone(),
+            to: target.to_string(),
+            due: Some(due),
+        });
         self.seq += 1;
         let timer = Timer {
             due,

@@ -129,6 +129,15 @@ pub enum Trace {
     Ignored { event: Arc<str> },
     /// Executable content failed; `error.execution` was raised.
     Error { message: String },
+    /// A `Send` (or an `after` timer): the event, where it goes (`#self`, `#parent` or an
+    /// invoke id), and when it is due for a delayed one.
+    Sent {
+        event: Arc<str>,
+        to: String,
+        due: Option<u64>,
+    },
+    /// A `Cancel` of a delayed send.
+    Cancelled { sendid: String },
 }
 
 /// Where an instance is in its life.

@@ -3,12 +3,21 @@
 //!
 //! One [`Runner`] drives a tree of instances on one tokio task. Time is virtual (delayed
 //! events fire in order without waiting) or real (the runner sleeps until the next one).
+//!
+//! Every change to the tree enters through [`Runner::apply`] as one [`StepInput`]: an event,
+//! a clock advance, a command's result. The tree is deterministic given those inputs, which
+//! is what the journal records and replay feeds back ([`Runner::replaying`]).
 
 pub mod process;
+pub mod step;
 
-use crate::chart::{CompileOptions, InvokeSrc, load_chart_file};
-use crate::interpreter::{Effect, Event, EventKind, Host, Instance, RunError, Status};
+pub use step::{Define, Micro, Note, Outcome, Step, StepInput};
+
+use crate::chart::{Chart, CompileOptions, InvokeSrc, load_chart_str};
+use crate::interpreter::{Effect, Event, EventKind, Host, Instance, Status};
 use crate::model::Json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -80,7 +89,20 @@ pub enum Notice {
 enum ChildKind {
     Machine(Box<Instance>),
     Process(process::Running),
+    /// A command in a replay: its result comes from the journal.
+    Replayed,
 }
+
+/// What a run hands its recorder: a machine file loaded by an invoke (before the step that
+/// uses it), or a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    Define(Define),
+    Step(Step),
+}
+
+/// Receives every [`Recorded`] item of a run, in order (the journal writer).
+pub type Recorder = Box<dyn FnMut(&Recorded) + Send>;
 
 struct Child {
     /// The path of invoke ids from the root: `["w", "inner"]`.
@@ -99,6 +121,17 @@ pub struct Runner {
     notices: Vec<Notice>,
     proc_tx: mpsc::UnboundedSender<(Vec<String>, process::Finished)>,
     proc_rx: mpsc::UnboundedReceiver<(Vec<String>, process::Finished)>,
+    /// Whether steps carry outcomes (instances record traces).
+    recording: bool,
+    recorder: Option<Recorder>,
+    /// Replaying a journal: commands are not started, their results are inputs.
+    replay: bool,
+    /// Machine files loaded by invokes, by resolved path: loaded once per run.
+    charts: HashMap<PathBuf, Arc<Chart>>,
+    /// Effects of the current step, by instance name.
+    notes: Vec<(String, Note)>,
+    /// Outcomes of children that ended during the current step.
+    ended: Vec<Outcome>,
 }
 
 impl Runner {
@@ -114,7 +147,134 @@ impl Runner {
             notices: Vec::new(),
             proc_tx,
             proc_rx,
+            recording: false,
+            recorder: None,
+            replay: false,
+            charts: HashMap::new(),
+            notes: Vec::new(),
+            ended: Vec::new(),
         }
+    }
+
+    /// Hands every step (with its outcomes) and every loaded child definition to `recorder`.
+    pub fn set_recorder(&mut self, recorder: Recorder) {
+        self.record_outcomes();
+        self.recorder = Some(recorder);
+    }
+
+    /// Makes [`Runner::apply`] return the outcomes of each step.
+    pub fn record_outcomes(&mut self) {
+        self.recording = true;
+        self.root.record_trace(true);
+    }
+
+    /// A runner that replays a journal: commands are not started (their results are
+    /// [`StepInput::Finished`] inputs) and invoked machines come from [`Runner::define`].
+    pub fn replaying(root: Instance, host: Arc<Host>) -> Runner {
+        let mut r = Runner::new(root, host, RunOptions::default());
+        r.replay = true;
+        r.record_outcomes();
+        r
+    }
+
+    /// Makes a recorded machine definition available to invokes, as it was when recorded.
+    pub fn define(&mut self, d: &Define) -> Result<(), String> {
+        let opts: CompileOptions = self.host.compile_options();
+        let (chart, _) = load_chart_str(&d.file, &d.source, &opts)
+            .map_err(|e| format!("cannot load {}: {}", d.file, e.to_string().trim()))?;
+        self.charts.insert(PathBuf::from(&d.file), Arc::new(chart));
+        Ok(())
+    }
+
+    /// The instance at an invoke path (`[]` for the root), if it is a running machine.
+    pub fn instance(&self, path: &[String]) -> Option<&Instance> {
+        if path.is_empty() {
+            return Some(&self.root);
+        }
+        self.children
+            .iter()
+            .find(|c| c.path == path)
+            .and_then(|c| match &c.kind {
+                ChildKind::Machine(m) => Some(m.as_ref()),
+                _ => None,
+            })
+    }
+
+    /// The invoke paths of every running child (machines and commands), in start order.
+    pub fn children(&self) -> impl Iterator<Item = (&[String], bool)> {
+        self.children
+            .iter()
+            .map(|c| (c.path.as_slice(), matches!(c.kind, ChildKind::Machine(_))))
+    }
+
+    /// Applies one input to the tree and returns what it did. Every change to a run goes
+    /// through here, so a run is the sequence of its inputs.
+    pub fn apply(&mut self, input: StepInput) -> Step {
+        let span = tracing::debug_span!("step", input = %input.describe());
+        let _g = span.enter();
+        let t = self.root.now();
+        match &input {
+            StepInput::Start {} => {
+                let _ = self.root.start();
+                self.route(Vec::new());
+            }
+            StepInput::Event { .. } => {
+                let event = input.to_event().expect("an event input");
+                if let Err(e) = self.root.send(event) {
+                    tracing::warn!(error = %e, "event not delivered");
+                }
+                self.route(Vec::new());
+            }
+            StepInput::Advance { to } => self.advance_all(*to),
+            StepInput::Finished { path, ok, data } => {
+                self.process_finished(path.clone(), *ok, data.clone())
+            }
+            StepInput::Set { name, value } => {
+                self.root.set_context_value(name, value.clone());
+            }
+        }
+        let out = if self.recording {
+            self.collect_outcomes()
+        } else {
+            Vec::new()
+        };
+        let step = Step { t, input, out };
+        if let Some(rec) = &mut self.recorder {
+            let item = Recorded::Step(step);
+            rec(&item);
+            let Recorded::Step(step) = item else {
+                unreachable!()
+            };
+            return step;
+        }
+        step
+    }
+
+    fn collect_outcomes(&mut self) -> Vec<Outcome> {
+        let mut notes = std::mem::take(&mut self.notes);
+        let mut take_notes = |name: &str| -> Vec<Note> {
+            let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut notes)
+                .into_iter()
+                .partition(|(n, _)| n == name);
+            notes = rest;
+            mine.into_iter().map(|(_, n)| n).collect()
+        };
+        let mut out = Vec::new();
+        let root_notes = take_notes("#");
+        out.push(Outcome::of("#".into(), &mut self.root, root_notes));
+        for c in &mut self.children {
+            if let ChildKind::Machine(m) = &mut c.kind {
+                let name = c.path.join("/");
+                let notes = take_notes(&name);
+                let o = Outcome::of(name, m, notes);
+                if !o.notes.is_empty() {
+                    out.push(o);
+                }
+            }
+        }
+        out.append(&mut self.ended);
+        // The root's outcome is kept even when empty: it carries the configuration.
+        out
     }
 
     pub fn root(&self) -> &Instance {
@@ -133,32 +293,39 @@ impl Runner {
         }
     }
 
+    /// On a real clock, records the time that passed before an input arrives, so that the
+    /// input is applied (and replayed) at the time it happened.
+    fn catch_up(&mut self) {
+        if self.opts.clock == Clock::Real {
+            let now = self.now_ms();
+            if now > self.root.now() {
+                self.apply(StepInput::Advance { to: now });
+            }
+        }
+    }
+
     /// Starts the root and delivers `inputs` in order, then runs until done, idle or bounded.
     pub async fn run(&mut self, inputs: Vec<Input>) -> Ending {
-        if let Err(e) = self.root.start() {
-            return Ending::Failed(e.to_string());
-        }
-        self.route(Vec::new());
+        self.apply(StepInput::Start {});
         for input in inputs {
             if let Some(end) = self.finished() {
                 return end;
             }
             if let (Clock::Virtual, Some(at)) = (self.opts.clock, input.at_ms)
-                && let Some(end) = self.advance_virtual(Some(at)).await
+                && let Some(end) = self.advance_virtual(Some(at))
             {
                 return end;
             }
-            if let Err(e) = self.root.send(input.event) {
-                return Ending::Failed(e.to_string());
-            }
-            self.route(Vec::new());
+            self.catch_up();
+            self.apply(StepInput::event(&input.event));
             // Let finished commands report before the next input, as a user would see them.
             self.collect_processes();
         }
         self.run_to_end().await
     }
 
-    fn finished(&self) -> Option<Ending> {
+    /// How the root stands: `Some` once it is done or failed.
+    pub fn finished(&self) -> Option<Ending> {
         match self.root.status() {
             Status::Done => Some(Ending::Done),
             Status::Failed(e) => Some(Ending::Failed(e.clone())),
@@ -186,11 +353,11 @@ impl Runner {
                     // Commands run in real time even on a virtual clock: wait for them first.
                     if processes {
                         if let Some((path, fin)) = self.proc_rx.recv().await {
-                            self.process_finished(path, fin);
+                            self.finished_input(path, fin);
                         }
                         continue;
                     }
-                    if let Some(end) = self.advance_virtual(None).await {
+                    if let Some(end) = self.advance_virtual(None) {
                         return end;
                     }
                 }
@@ -206,13 +373,11 @@ impl Runner {
                     };
                     tokio::select! {
                         msg = self.proc_rx.recv() => {
-                            if let Some((path, fin)) = msg { self.process_finished(path, fin); }
+                            if let Some((path, fin)) = msg { self.finished_input(path, fin); }
                         }
                         _ = sleep => {
                             let now = self.now_ms();
-                            if let Err(e) = self.advance_all(now) {
-                                return Ending::Failed(e.to_string());
-                            }
+                            self.apply(StepInput::Advance { to: now });
                         }
                     }
                 }
@@ -220,19 +385,32 @@ impl Runner {
         }
     }
 
+    /// A command's end, as an input.
+    fn finished_input(&mut self, path: Vec<String>, fin: process::Finished) {
+        if !self.children.iter().any(|c| c.path == path) {
+            return; // cancelled meanwhile
+        }
+        self.catch_up();
+        self.apply(StepInput::Finished {
+            path,
+            ok: fin.succeeded(),
+            data: fin.data(),
+        });
+    }
+
     /// Advances virtual time to the next due timer (or to `until`, firing everything due by
     /// then). Returns an ending if a bound was hit or the machine stopped.
-    async fn advance_virtual(&mut self, until: Option<u64>) -> Option<Ending> {
+    fn advance_virtual(&mut self, until: Option<u64>) -> Option<Ending> {
         loop {
             let next = self.next_due();
             let target = match (next, until) {
                 (Some(n), Some(u)) if n <= u => n,
                 (Some(n), None) => n,
                 (_, Some(u)) => {
-                    return self
-                        .advance_all(u.max(self.root.now()))
-                        .err()
-                        .map(|e| Ending::Failed(e.to_string()));
+                    if u > self.root.now() {
+                        self.apply(StepInput::Advance { to: u });
+                    }
+                    return self.finished();
                 }
                 (None, None) => return None,
             };
@@ -251,9 +429,7 @@ impl Runner {
                     self.root.now()
                 )));
             }
-            if let Err(e) = self.advance_all(target) {
-                return Some(Ending::Failed(e.to_string()));
-            }
+            self.apply(StepInput::Advance { to: target });
             if let Some(end) = self.finished() {
                 return Some(end);
             }
@@ -263,49 +439,56 @@ impl Runner {
     }
 
     /// The earliest due timer of any instance.
-    fn next_due(&self) -> Option<u64> {
+    pub fn next_due(&self) -> Option<u64> {
         let children = self.children.iter().filter_map(|c| match &c.kind {
             ChildKind::Machine(m) => m.next_due(),
-            ChildKind::Process(_) => None,
+            _ => None,
         });
         self.root.next_due().into_iter().chain(children).min()
     }
 
     /// Moves every instance's clock to `now`, routing what that causes.
-    fn advance_all(&mut self, now: u64) -> Result<(), RunError> {
-        self.root.advance_to(now)?;
+    fn advance_all(&mut self, now: u64) {
+        if let Err(e) = self.root.advance_to(now) {
+            tracing::warn!(error = %e, "instance stopped");
+        }
         self.route(Vec::new());
-        for i in 0..self.children.len() {
-            let Some(child) = self.children.get_mut(i) else {
-                break;
-            };
+        let mut i = 0;
+        while let Some(child) = self.children.get_mut(i) {
             let path = child.path.clone();
             if let ChildKind::Machine(m) = &mut child.kind {
                 let _ = m.advance_to(now);
-                self.route(path);
+                self.route(path.clone());
             }
+            // Routing may have removed children: continue after this one, wherever it is now.
+            i = match self.children.iter().position(|c| c.path == path) {
+                Some(p) => p + 1,
+                None => i,
+            };
         }
-        Ok(())
     }
 
     fn collect_processes(&mut self) {
         while let Ok((path, fin)) = self.proc_rx.try_recv() {
-            self.process_finished(path, fin);
+            self.finished_input(path, fin);
         }
     }
 
-    fn process_finished(&mut self, path: Vec<String>, fin: process::Finished) {
+    fn process_finished(&mut self, path: Vec<String>, ok: bool, data: Json) {
         let Some(pos) = self.children.iter().position(|c| c.path == path) else {
             return; // cancelled meanwhile
         };
+        if matches!(self.children[pos].kind, ChildKind::Machine(_)) || path.is_empty() {
+            return; // not a command: a corrupt or edited journal
+        }
         self.children.remove(pos);
         let id = path.last().cloned().unwrap_or_default();
-        let name = if fin.succeeded() {
+        let name = if ok {
             format!("done.invoke.{id}")
         } else {
             format!("error.invoke.{id}")
         };
-        let mut event = Event::new(name, fin.data(), EventKind::External);
+        let mut event = Event::new(name, data, EventKind::External);
         event.invokeid = Some(id.clone());
         event.origin = Some(id);
         self.deliver(&path[..path.len() - 1], event);
@@ -320,7 +503,7 @@ impl Runner {
             .find(|c| c.path == path)
             .and_then(|c| match &mut c.kind {
                 ChildKind::Machine(m) => Some(m.as_mut()),
-                ChildKind::Process(_) => None,
+                _ => None,
             })
     }
 
@@ -333,6 +516,12 @@ impl Runner {
             tracing::warn!(instance = %path.join("/"), error = %e, "instance stopped");
         }
         self.route(path.to_vec());
+    }
+
+    fn note(&mut self, instance: &str, note: Note) {
+        if self.recording {
+            self.notes.push((instance.to_string(), note));
+        }
     }
 
     /// Carries out the effects of the instance at `path` (and, recursively, what they cause).
@@ -357,11 +546,20 @@ impl Runner {
         };
         for effect in effects {
             match effect {
-                Effect::Log { label, value } => self.notices.push(Notice::Log {
-                    instance: name.clone(),
-                    label,
-                    value,
-                }),
+                Effect::Log { label, value } => {
+                    self.note(
+                        &name,
+                        Note::Log {
+                            label: label.clone(),
+                            value: value.clone(),
+                        },
+                    );
+                    self.notices.push(Notice::Log {
+                        instance: name.clone(),
+                        label,
+                        value,
+                    })
+                }
                 Effect::SendToParent { event } => {
                     if path.is_empty() {
                         self.notices.push(Notice::ToParent { event });
@@ -378,13 +576,30 @@ impl Runner {
                     child.push(invoke);
                     self.deliver(&child, event);
                 }
-                Effect::Invoke { id, src, input, .. } => self.start_child(&path, id, src, input),
+                Effect::Invoke { id, src, input, .. } => {
+                    self.note(
+                        &name,
+                        Note::Invoke {
+                            id: id.clone(),
+                            src: src.to_string(),
+                        },
+                    );
+                    self.start_child(&path, id, src, input)
+                }
                 Effect::CancelInvoke { id } => {
+                    self.note(&name, Note::CancelInvoke(id.clone()));
                     let mut child = path.clone();
                     child.push(id);
                     self.cancel_subtree(&child);
                 }
                 Effect::Call { name: call, args } => {
+                    self.note(
+                        &name,
+                        Note::Call {
+                            name: call.clone(),
+                            args: args.clone(),
+                        },
+                    );
                     tracing::warn!(%call, ?args, "host action not available in this runner");
                 }
             }
@@ -408,6 +623,33 @@ impl Runner {
         }
     }
 
+    /// The chart of an invoked machine file: from this run's cache, else from disk (and then
+    /// recorded, so that a replay uses the same text).
+    fn child_chart(&mut self, file: &Path) -> Result<Arc<Chart>, String> {
+        if let Some(c) = self.charts.get(file) {
+            return Ok(c.clone());
+        }
+        if self.replay {
+            return Err(format!(
+                "{} was not recorded in the journal",
+                file.display()
+            ));
+        }
+        let bytes =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let source = String::from_utf8(bytes)
+            .map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
+        let def = Define {
+            file: file.display().to_string(),
+            source,
+        };
+        self.define(&def)?;
+        if let Some(rec) = &mut self.recorder {
+            rec(&Recorded::Define(def));
+        }
+        Ok(self.charts[file].clone())
+    }
+
     fn start_child(&mut self, parent: &[String], id: String, src: InvokeSrc, input: Option<Json>) {
         let mut path = parent.to_vec();
         path.push(id.clone());
@@ -428,17 +670,12 @@ impl Runner {
                         format!("invoked machines nest deeper than {MAX_INVOKE_DEPTH}"),
                     );
                 }
-                let opts: CompileOptions = self.host.compile_options();
-                let chart = match load_chart_file(&file, &opts) {
-                    Ok((c, _)) => c,
-                    Err(d) => {
-                        return fail(
-                            self,
-                            format!("cannot load {}: {}", file.display(), d.to_string().trim()),
-                        );
-                    }
+                let chart = match self.child_chart(&file) {
+                    Ok(c) => c,
+                    Err(message) => return fail(self, message),
                 };
-                let mut child = Instance::with_host(Arc::new(chart), self.host.clone());
+                let mut child = Instance::with_host(chart, self.host.clone());
+                child.record_trace(self.recording);
                 if let Some(Json::Object(m)) = &input {
                     for (k, v) in m {
                         child.set_context_value(k, v.clone());
@@ -469,6 +706,13 @@ impl Runner {
     }
 
     fn spawn(&mut self, path: Vec<String>, argv: Vec<String>, input: Option<Json>) {
+        if self.replay {
+            self.children.push(Child {
+                path,
+                kind: ChildKind::Replayed,
+            });
+            return;
+        }
         let stdin = input.map(|v| v.to_string());
         let env = vec![("ORCA_INVOKE_ID".to_string(), path.join("/"))];
         let running = process::spawn(argv, stdin, env, path.clone(), self.proc_tx.clone());
@@ -485,8 +729,22 @@ impl Runner {
             .partition(|c| c.path.starts_with(path));
         self.children = kept;
         for c in gone {
-            if let ChildKind::Process(p) = c.kind {
-                p.cancel();
+            match c.kind {
+                ChildKind::Process(p) => p.cancel(),
+                ChildKind::Machine(mut m) if self.recording => {
+                    let name = c.path.join("/");
+                    let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.notes)
+                        .into_iter()
+                        .partition(|(n, _)| *n == name);
+                    self.notes = rest;
+                    let notes = mine.into_iter().map(|(_, n)| n).collect();
+                    let mut o = Outcome::of(name, &mut m, notes);
+                    if o.status == "running" {
+                        o.status = "cancelled".into();
+                    }
+                    self.ended.push(o);
+                }
+                _ => {}
             }
         }
     }
