@@ -8,10 +8,12 @@
 //!   compiled, and validated.
 //! - [`interpreter`]: the SCXML algorithm over a chart; pure (no I/O, no clock).
 //! - [`runtime`]: tokio: the clock, invoked child machines and processes, event routing.
+//! - [`journal`]: the durable event journal: writing, reading, replaying and verifying runs.
 //! - [`cli`]: the `orca` command line.
 
 pub mod chart;
 pub mod cli;
 pub mod interpreter;
+pub mod journal;
 pub mod model;
 pub mod runtime;

@@ -28,6 +28,9 @@ impl StateId {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+    pub fn is_root(self) -> bool {
+        self == StateId::ROOT
+    }
 }
 
 /// Index of a transition in [`Chart::transitions`]; indices follow document order.

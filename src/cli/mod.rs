@@ -2,6 +2,7 @@
 
 mod check;
 mod graph;
+mod journal;
 pub mod report;
 mod run;
 
@@ -46,6 +47,11 @@ enum Command {
     Graph(graph::Args),
     /// Run a machine: deliver events, fire delayed events, print the final configuration.
     Run(run::Args),
+    /// Rebuild a run from its journal: the timeline, the state after a record, or a
+    /// verification against the definition.
+    Replay(journal::ReplayArgs),
+    /// Print a journal readably: time, instance, event, transitions, effects.
+    Log(journal::LogArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -79,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Run(a) => run::run(a),
+        Command::Replay(a) => journal::replay(a),
+        Command::Log(a) => journal::log(a),
     };
     ExitCode::from(code)
 }

@@ -1,11 +1,12 @@
-//! `orca run MACHINE.ron [--event NAME[=JSON]]... [--events FILE] [--virtual-time] [--json]`
+//! `orca run MACHINE.ron [--event NAME[=JSON]]... [--events FILE] [--virtual-time] [--journal PATH] [--json]`
 
 use super::{exit, report};
 use crate::chart::load_chart_file;
 use crate::interpreter::{Event, Host, Instance};
+use crate::journal::{Body, End, Header, JournalWriter, SyncPolicy};
 use crate::model::load::{self, FileKind};
 use crate::model::{DurationMs, Json};
-use crate::runtime::{Clock, Ending, Input, Notice, RunOptions, Runner};
+use crate::runtime::{Clock, Ending, Input, Notice, Recorded, RunOptions, Runner};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,13 @@ pub struct Args {
     /// Print the final configuration as JSON (machines.md) on stdout.
     #[arg(long)]
     json: bool,
+    /// Record the run in a journal at PATH (a new file): every input and what it did.
+    #[arg(long, value_name = "PATH")]
+    journal: Option<PathBuf>,
+    /// When journal records reach the disk: each fsynced (`always`), fsynced in groups
+    /// (`batch`), or left to the operating system (`never`).
+    #[arg(long, value_name = "POLICY", default_value = "batch")]
+    sync: SyncPolicy,
 }
 
 /// Parses `NAME` or `NAME=JSON`.
@@ -153,6 +161,32 @@ pub fn run(args: Args) -> u8 {
     };
     let instance = Instance::with_host(Arc::new(chart), host.clone());
     let mut runner = Runner::new(instance, host, opts);
+    let journal = match &args.journal {
+        Some(path) => {
+            let clock = if args.virtual_time { "virtual" } else { "real" };
+            let header = Header::for_machine(&args.file, &text, clock);
+            match JournalWriter::create(path, header, args.sync) {
+                Ok(w) => {
+                    let sink = w.clone();
+                    runner.set_recorder(Box::new(move |item| {
+                        let body = match item {
+                            Recorded::Define(d) => Body::Define(d.clone()),
+                            Recorded::Step(s) => Body::Step(s.clone()),
+                        };
+                        if let Err(e) = sink.append(body) {
+                            tracing::error!(error = %e, "journal append failed");
+                        }
+                    }));
+                    Some(w)
+                }
+                Err(e) => {
+                    eprintln!("orca: --journal {e}");
+                    return exit::USAGE;
+                }
+            }
+        }
+        None => None,
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -189,6 +223,20 @@ pub fn run(args: Args) -> u8 {
             Notice::ToParent { event } => eprintln!("to parent: {} {}", event.name, event.data),
         }
     }
+    let end = match &ending {
+        None => End {
+            ending: "interrupted".into(),
+            message: None,
+        },
+        Some(e) => ending_record(e),
+    };
+    if let Some(w) = &journal {
+        let closed = w.append(Body::End(end)).and_then(|_| w.close());
+        if let Err(e) = closed {
+            eprintln!("orca: journal: {e}");
+            return exit::FAILED;
+        }
+    }
     let Some(ending) = ending else {
         runner.cancel_all();
         eprintln!("orca: interrupted");
@@ -198,6 +246,20 @@ pub fn run(args: Args) -> u8 {
     match ending {
         Ending::Done | Ending::Idle | Ending::Bounded(_) => exit::OK,
         Ending::Failed(_) => exit::FAILED,
+    }
+}
+
+/// The journal's last record for how a run ended.
+pub fn ending_record(e: &Ending) -> End {
+    let (ending, message) = match e {
+        Ending::Done => ("done", None),
+        Ending::Idle => ("idle", None),
+        Ending::Bounded(m) => ("bounded", Some(m.clone())),
+        Ending::Failed(m) => ("failed", Some(m.clone())),
+    };
+    End {
+        ending: ending.into(),
+        message,
     }
 }
 

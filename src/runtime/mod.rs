@@ -16,6 +16,7 @@ pub use step::{Define, Micro, Note, Outcome, Step, StepInput};
 use crate::chart::{Chart, CompileOptions, InvokeSrc, load_chart_str};
 use crate::interpreter::{Effect, Event, EventKind, Host, Instance, Status};
 use crate::model::Json;
+use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -132,6 +133,8 @@ pub struct Runner {
     notes: Vec<(String, Note)>,
     /// Outcomes of children that ended during the current step.
     ended: Vec<Outcome>,
+    /// Each instance's context as last recorded, so that outcomes carry it only on change.
+    contexts: HashMap<String, IndexMap<String, Json>>,
 }
 
 impl Runner {
@@ -153,6 +156,7 @@ impl Runner {
             charts: HashMap::new(),
             notes: Vec::new(),
             ended: Vec::new(),
+            contexts: HashMap::new(),
         }
     }
 
@@ -260,15 +264,24 @@ impl Runner {
             mine.into_iter().map(|(_, n)| n).collect()
         };
         let mut out = Vec::new();
+        let contexts = &mut self.contexts;
+        let mut with_context = |mut o: Outcome, inst: &Instance| {
+            if contexts.get(&o.instance) != Some(inst.context()) {
+                contexts.insert(o.instance.clone(), inst.context().clone());
+                o.context = serde_json::to_value(inst.context()).ok();
+            }
+            o
+        };
         let root_notes = take_notes("#");
-        out.push(Outcome::of("#".into(), &mut self.root, root_notes));
+        let root = Outcome::of("#".into(), &mut self.root, root_notes);
+        out.push(with_context(root, &self.root));
         for c in &mut self.children {
             if let ChildKind::Machine(m) = &mut c.kind {
                 let name = c.path.join("/");
                 let notes = take_notes(&name);
                 let o = Outcome::of(name, m, notes);
                 if !o.notes.is_empty() {
-                    out.push(o);
+                    out.push(with_context(o, m));
                 }
             }
         }
@@ -733,6 +746,7 @@ impl Runner {
                 ChildKind::Process(p) => p.cancel(),
                 ChildKind::Machine(mut m) if self.recording => {
                     let name = c.path.join("/");
+                    self.contexts.remove(&name);
                     let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.notes)
                         .into_iter()
                         .partition(|(n, _)| *n == name);

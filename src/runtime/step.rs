@@ -129,6 +129,9 @@ pub struct Outcome {
     /// `running`, `done` or `failed: MESSAGE`.
     #[serde(default = "running", skip_serializing_if = "is_running")]
     pub status: String,
+    /// The whole context, when the step changed it (or it is the instance's first outcome).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Json>,
 }
 
 fn running() -> String {
@@ -159,8 +162,16 @@ impl Outcome {
                         .iter()
                         .map(|&t| chart.describe_transition(t))
                         .collect(),
-                    exited: exited.into_iter().map(path).collect(),
-                    entered: entered.into_iter().map(path).collect(),
+                    exited: exited
+                        .into_iter()
+                        .filter(|s| !s.is_root())
+                        .map(path)
+                        .collect(),
+                    entered: entered
+                        .into_iter()
+                        .filter(|s| !s.is_root())
+                        .map(path)
+                        .collect(),
                 }),
                 Trace::Ignored { event } => Note::Ignored(event.to_string()),
                 Trace::Error { message } => Note::Error(message),
@@ -182,6 +193,7 @@ impl Outcome {
                 .map(String::from)
                 .collect(),
             status: status_text(inst.status()),
+            context: None,
         }
     }
 }

@@ -1,0 +1,466 @@
+//! `orca replay JOURNAL [--to N] [--verify] [--machine FILE] [--json]` and
+//! `orca log JOURNAL [--follow] [--json]`.
+
+use super::exit;
+use crate::journal::replay::{self, Divergence};
+use crate::journal::{Body, Journal, JournalError, LineReader, Record, parse_line, rfc3339};
+use crate::model::{DurationMs, Json};
+use crate::runtime::{Note, Outcome, Runner, Step};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// The journal to replay.
+    journal: PathBuf,
+    /// Print the state after record N instead of the timeline.
+    #[arg(long, value_name = "N")]
+    to: Option<u64>,
+    /// Re-run every recorded input and report the first divergence from the recording
+    /// (exit 1).
+    #[arg(long)]
+    verify: bool,
+    /// Replay with this machine file instead of the definition embedded in the journal.
+    #[arg(long, value_name = "FILE")]
+    machine: Option<PathBuf>,
+    /// JSON on stdout: one object per step, or one object for --to and --verify.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogArgs {
+    /// The journal to print.
+    journal: PathBuf,
+    /// Keep printing records as they are written, until the run's end record.
+    #[arg(long)]
+    follow: bool,
+    /// One JSON object per record.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read(path: &Path) -> Result<Journal, u8> {
+    match Journal::read_file(path) {
+        Ok(j) => {
+            for w in &j.warnings {
+                eprintln!("{}: warning: {w}", path.display());
+            }
+            Ok(j)
+        }
+        Err(e) => {
+            eprintln!("{}: error: {e}", path.display());
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// `orca replay`.
+pub fn replay(args: ReplayArgs) -> u8 {
+    let journal = match read(&args.journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let mut runner = match replay::runner_for(&journal.header, args.machine.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: error: {e}", args.journal.display());
+            return exit::USAGE;
+        }
+    };
+    if args.verify {
+        return verify(&args, &journal, &mut runner);
+    }
+    if let Some(n) = args.to {
+        let last = journal.records.last().map_or(0, |r| r.seq);
+        if n > last {
+            eprintln!(
+                "{}: error: --to {n}: the journal's last record is {last}",
+                args.journal.display()
+            );
+            return exit::USAGE;
+        }
+        let mut at: Option<&Step> = None;
+        for rec in journal.records.iter().take_while(|r| r.seq <= n) {
+            if let Err(e) = replay::apply(&mut runner, rec) {
+                eprintln!("{}: error: record {}: {e}", args.journal.display(), rec.seq);
+                return exit::USAGE;
+            }
+            if let Body::Step(s) = &rec.body {
+                at = Some(s);
+            }
+        }
+        print_state(&runner, n, at, args.json);
+        return exit::OK;
+    }
+    let mut out = std::io::stdout().lock();
+    for rec in &journal.records {
+        let step = match replay::apply(&mut runner, rec) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{}: error: record {}: {e}", args.journal.display(), rec.seq);
+                return exit::USAGE;
+            }
+        };
+        let Some(step) = step else {
+            if let Body::End(e) = &rec.body {
+                let _ = writeln!(out, "{:>5}  end: {}", rec.seq, end_text(e));
+            }
+            continue;
+        };
+        let line = if args.json {
+            let mut v = runner.root().snapshot();
+            v["seq"] = rec.seq.into();
+            v["t"] = step.t.into();
+            v["input"] = serde_json::to_value(&step.input).unwrap_or(Json::Null);
+            v["taken"] = taken(&step).into();
+            v.to_string()
+        } else {
+            let leaves = leaves(&runner);
+            let moves = taken(&step);
+            let moves = if moves.is_empty() {
+                String::new()
+            } else {
+                format!("   [{}]", moves.join("; "))
+            };
+            format!(
+                "{:>5}  {:>8}  {:<24} → {}{moves}",
+                rec.seq,
+                DurationMs(step.t).to_string(),
+                step.input.describe(),
+                leaves.join(", ")
+            )
+        };
+        if writeln!(out, "{line}").is_err() {
+            return exit::OK; // stdout closed (a pager quit)
+        }
+    }
+    exit::OK
+}
+
+fn verify(args: &ReplayArgs, journal: &Journal, runner: &mut Runner) -> u8 {
+    let against = match &args.machine {
+        Some(m) => m.display().to_string(),
+        None => format!("the definition recorded in it ({})", journal.header.file),
+    };
+    match replay::verify(journal, runner) {
+        Err(e) => {
+            eprintln!("{}: error: {e}", args.journal.display());
+            exit::USAGE
+        }
+        Ok(Ok(steps)) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "verified": true, "steps": steps })
+                );
+            } else {
+                println!(
+                    "{}: {steps} steps replayed against {against}: no divergence",
+                    args.journal.display()
+                );
+            }
+            exit::OK
+        }
+        Ok(Err(d)) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "verified": false, "divergence": divergence_json(&d) })
+                );
+            } else {
+                println!(
+                    "{}: divergence at {d} (replayed against {against})",
+                    args.journal.display()
+                );
+                let show = |o: &Option<Outcome>| {
+                    o.as_ref()
+                        .map(|o| format!("[{}]", o.config.join(", ")))
+                        .unwrap_or_else(|| "nothing".into())
+                };
+                println!("  recorded configuration: {}", show(&d.expected));
+                println!("  replayed configuration: {}", show(&d.actual));
+            }
+            exit::FAILED
+        }
+    }
+}
+
+fn divergence_json(d: &Divergence) -> Json {
+    serde_json::json!({
+        "seq": d.seq,
+        "input": d.input,
+        "instance": d.instance,
+        "what": d.what,
+        "expected": d.expected,
+        "actual": d.actual,
+    })
+}
+
+/// The transitions a step took, in every instance.
+fn taken(step: &Step) -> Vec<String> {
+    let mut v = Vec::new();
+    for o in &step.out {
+        for n in &o.notes {
+            if let Note::Micro(m) = n {
+                for t in &m.taken {
+                    if o.instance == "#" {
+                        v.push(t.clone());
+                    } else {
+                        v.push(format!("{}: {t}", o.instance));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The active atomic states of the root: the configuration in brief.
+fn leaves(runner: &Runner) -> Vec<String> {
+    let inst = runner.root();
+    let chart = inst.chart();
+    inst.configuration()
+        .filter(|&s| chart.state(s).is_atomic())
+        .map(|s| chart.state(s).path.clone())
+        .collect()
+}
+
+fn print_state(runner: &Runner, seq: u64, step: Option<&Step>, json: bool) {
+    let inst = runner.root();
+    let timers: Vec<Json> = inst
+        .timers()
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "due": t.due,
+                "event": &*t.event.name,
+                "to": t.target.to_string(),
+                "id": t.sendid,
+            })
+        })
+        .collect();
+    let children: Vec<Json> = runner
+        .children()
+        .map(|(path, machine)| {
+            let path = path.to_vec();
+            let mut v = match runner.instance(&path) {
+                Some(child) if machine => child.snapshot(),
+                _ => serde_json::json!({ "command": true }),
+            };
+            v["invoke"] = path.join("/").into();
+            v
+        })
+        .collect();
+    if json {
+        let mut v = inst.snapshot();
+        v["seq"] = seq.into();
+        v["t"] = inst.now().into();
+        v["timers"] = timers.into();
+        v["children"] = children.into();
+        println!("{v}");
+        return;
+    }
+    let input = step
+        .map(|s| s.input.describe())
+        .unwrap_or_else(|| "header".into());
+    println!(
+        "after record {seq} ({input}), virtual time {}:",
+        DurationMs(inst.now())
+    );
+    let chart = inst.chart();
+    println!("configuration:");
+    for s in inst.configuration() {
+        let st = chart.state(s);
+        println!("{}{}", "  ".repeat(st.depth as usize), st.name);
+    }
+    println!(
+        "context: {}",
+        serde_json::to_string(inst.context()).unwrap_or_default()
+    );
+    if timers.is_empty() {
+        println!("timers: none");
+    } else {
+        println!("timers:");
+        for t in inst.timers() {
+            println!(
+                "  at {}: {} to {}",
+                DurationMs(t.due),
+                t.event.name,
+                t.target
+            );
+        }
+    }
+    for c in &children {
+        println!("invoked: {c}");
+    }
+    match inst.status() {
+        crate::interpreter::Status::Done => println!(
+            "done: output {}",
+            inst.output().cloned().unwrap_or(Json::Null)
+        ),
+        crate::interpreter::Status::Failed(e) => println!("failed: {e}"),
+        _ => {}
+    }
+}
+
+fn end_text(e: &crate::journal::End) -> String {
+    match &e.message {
+        Some(m) => format!("{} ({m})", e.ending),
+        None => e.ending.clone(),
+    }
+}
+
+/// `orca log`.
+pub fn log(args: LogArgs) -> u8 {
+    let journal = match read(&args.journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    let start = journal.header.started.clone();
+    let header_line = if args.json {
+        serde_json::json!({ "seq": 0, "header": {
+            "file": journal.header.file, "hash": journal.header.hash,
+            "instance": journal.header.instance, "started": start,
+            "clock": journal.header.clock, "orca": journal.header.orca,
+        }})
+        .to_string()
+    } else {
+        format!(
+            "journal of {} (sha256 {}), run {} started {start}, {} clock",
+            journal.header.file,
+            &journal.header.hash[..12.min(journal.header.hash.len())],
+            journal.header.instance,
+            journal.header.clock
+        )
+    };
+    if writeln!(out, "{header_line}").is_err() {
+        return exit::OK;
+    }
+    let mut ended = false;
+    for rec in &journal.records {
+        ended |= matches!(rec.body, Body::End(_));
+        if print_record(&mut out, rec, args.json).is_err() {
+            return exit::OK;
+        }
+    }
+    let _ = out.flush();
+    if !args.follow || ended {
+        return exit::OK;
+    }
+    drop(out);
+    follow(&args, journal.valid_len, journal.records.len() as u64 + 1)
+}
+
+/// Tails a journal being written, from byte `offset` and record `seq`, until its end record.
+fn follow(args: &LogArgs, mut offset: u64, mut seq: u64) -> u8 {
+    let mut line_no = seq as usize + 1;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut buf = Vec::new();
+        let read = std::fs::File::open(&args.journal).and_then(|mut f| {
+            f.seek(SeekFrom::Start(offset))?;
+            f.read_to_end(&mut buf)
+        });
+        if let Err(e) = read {
+            eprintln!("{}: error: {e}", args.journal.display());
+            return exit::USAGE;
+        }
+        let mut lines = LineReader::new(&buf);
+        let mut out = std::io::stdout().lock();
+        while let Some(Ok(line)) = lines.next_line() {
+            let rec = match parse_line(line, line_no, seq) {
+                Ok(r) => r,
+                Err(reason) => {
+                    let e = JournalError::Corrupt {
+                        line: line_no,
+                        seq,
+                        reason,
+                    };
+                    eprintln!("{}: error: {e}", args.journal.display());
+                    return exit::USAGE;
+                }
+            };
+            if print_record(&mut out, &rec, args.json).is_err() {
+                return exit::OK;
+            }
+            if matches!(rec.body, Body::End(_)) {
+                return exit::OK;
+            }
+            seq += 1;
+            line_no += 1;
+        }
+        let _ = out.flush();
+        offset += lines.valid_len as u64;
+    }
+}
+
+fn print_record(out: &mut impl Write, rec: &Record, json: bool) -> std::io::Result<()> {
+    if json {
+        let line = rec.to_line();
+        // The record as written, checksum and all: `jq` reads it as it is.
+        return out.write_all(&line);
+    }
+    let wall = rfc3339(rec.wall);
+    match &rec.body {
+        Body::Header(_) => Ok(()),
+        Body::Define(d) => writeln!(
+            out,
+            "{wall} {:>5}  loaded {} ({} bytes)",
+            rec.seq,
+            d.file,
+            d.source.len()
+        ),
+        Body::End(e) => writeln!(out, "{wall} {:>5}  end: {}", rec.seq, end_text(e)),
+        Body::Step(s) => {
+            writeln!(
+                out,
+                "{wall} {:>5}  t={}  {}",
+                rec.seq,
+                DurationMs(s.t),
+                s.input.describe()
+            )?;
+            for o in &s.out {
+                for n in &o.notes {
+                    writeln!(out, "        {:<8} {}", o.instance, note_text(n))?;
+                }
+                if o.status != "running" {
+                    writeln!(out, "        {:<8} {}", o.instance, o.status)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn note_text(n: &Note) -> String {
+    match n {
+        Note::Micro(m) => {
+            let on = m
+                .event
+                .as_deref()
+                .map(|e| format!("{e}: "))
+                .unwrap_or_default();
+            if m.taken.is_empty() {
+                format!("{on}entered {}", m.entered.join(", "))
+            } else {
+                format!("{on}{}", m.taken.join("; "))
+            }
+        }
+        Note::Ignored(e) => format!("{e}: ignored (no transition enabled)"),
+        Note::Error(e) => format!("error.execution: {e}"),
+        Note::Sent { event, to, due } => match due {
+            Some(d) => format!("sent {event} to {to}, due at {}", DurationMs(*d)),
+            None => format!("sent {event} to {to}"),
+        },
+        Note::Cancelled(id) => format!("cancelled send {id}"),
+        Note::Log { label, value } => match label {
+            Some(l) => format!("log {l}: {value}"),
+            None => format!("log {value}"),
+        },
+        Note::Invoke { id, src } => format!("invoked {id}: {src}"),
+        Note::CancelInvoke(id) => format!("stopped invoke {id}"),
+        Note::Call { name, args } => format!("call {name}({})", Json::from(args.clone())),
+    }
+}

@@ -1,0 +1,157 @@
+//! Rebuilding a run from its journal: the recorded inputs go through a replaying
+//! [`Runner`] (no processes, no clock), which gives back every instance exactly, pending
+//! delayed events included. Verification compares what each step does now with what it did.
+
+use super::{Body, Header, Journal, Record};
+use crate::chart::{CompileOptions, load_chart_file, load_chart_str};
+use crate::interpreter::{Host, Instance};
+use crate::runtime::{Outcome, Runner, Step};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A runner that replays the journal whose header this is, with the definition embedded in
+/// the header, or with `machine` instead (to test a changed file against a recorded run).
+pub fn runner_for(header: &Header, machine: Option<&Path>) -> Result<Runner, String> {
+    if header.kind != "machine" {
+        return Err(format!(
+            "this journal records a {}; only machine journals can be replayed by this version",
+            header.kind
+        ));
+    }
+    let host = Arc::new(Host::default());
+    let opts: CompileOptions = host.compile_options();
+    let loaded = match machine {
+        Some(path) => load_chart_file(path, &opts),
+        None => load_chart_str(&header.file, &header.source, &opts),
+    };
+    let chart = match loaded {
+        Ok((chart, _)) => chart,
+        Err(d) => return Err(d.to_string().trim().to_string()),
+    };
+    Ok(Runner::replaying(
+        Instance::with_host(Arc::new(chart), host.clone()),
+        host,
+    ))
+}
+
+/// Applies one record to a replaying runner: a definition is made available, a step's input
+/// is applied (and what it did now is returned).
+pub fn apply(runner: &mut Runner, record: &Record) -> Result<Option<Step>, String> {
+    match &record.body {
+        Body::Define(d) => runner.define(d).map(|_| None),
+        Body::Step(s) => Ok(Some(runner.apply(s.input.clone()))),
+        Body::Header(_) | Body::End(_) => Ok(None),
+    }
+}
+
+/// The first place where a replay did something else than the recorded run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Divergence {
+    pub seq: u64,
+    /// The input of that record, described.
+    pub input: String,
+    pub instance: String,
+    pub what: String,
+    pub expected: Option<Outcome>,
+    pub actual: Option<Outcome>,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "record {} ({}), instance {}: {}",
+            self.seq, self.input, self.instance, self.what
+        )
+    }
+}
+
+/// Compares a recorded step with the same input applied now.
+pub fn compare(seq: u64, recorded: &Step, actual: &Step) -> Option<Divergence> {
+    let div = |instance: &str, what: String, e: Option<&Outcome>, a: Option<&Outcome>| {
+        Some(Divergence {
+            seq,
+            input: recorded.input.describe(),
+            instance: instance.to_string(),
+            what,
+            expected: e.cloned(),
+            actual: a.cloned(),
+        })
+    };
+    if recorded.t != actual.t {
+        return div(
+            "#",
+            format!(
+                "applied at virtual time {} ms, recorded at {} ms",
+                actual.t, recorded.t
+            ),
+            None,
+            None,
+        );
+    }
+    let n = recorded.out.len().max(actual.out.len());
+    for i in 0..n {
+        let (e, a) = (recorded.out.get(i), actual.out.get(i));
+        let name = e.or(a).map(|o| o.instance.as_str()).unwrap_or("#");
+        let (Some(e), Some(a)) = (e, a) else {
+            let what = if e.is_some() {
+                "was active in the recording but did nothing now"
+            } else {
+                "did something now that it did not in the recording"
+            };
+            return div(name, what.into(), e, a);
+        };
+        if e == a {
+            continue;
+        }
+        let what = if e.instance != a.instance {
+            format!("instance {} acted where {} did", a.instance, e.instance)
+        } else if e.config != a.config {
+            format!(
+                "configuration [{}] where [{}] was recorded",
+                a.config.join(", "),
+                e.config.join(", ")
+            )
+        } else if e.status != a.status {
+            format!("status {} where {} was recorded", a.status, e.status)
+        } else if e.context != a.context {
+            "the context differs".to_string()
+        } else {
+            let k = e
+                .notes
+                .iter()
+                .zip(&a.notes)
+                .position(|(x, y)| x != y)
+                .unwrap_or(e.notes.len().min(a.notes.len()));
+            let show = |n: Option<&crate::runtime::Note>| {
+                n.map(|n| serde_json::to_string(n).unwrap_or_default())
+                    .unwrap_or_else(|| "nothing".into())
+            };
+            format!(
+                "did {} where the recording has {}",
+                show(a.notes.get(k)),
+                show(e.notes.get(k))
+            )
+        };
+        return div(name, what, Some(e), Some(a));
+    }
+    None
+}
+
+/// Replays a whole journal and reports the first divergence, if any; `Ok` holds the number
+/// of steps verified.
+pub fn verify(journal: &Journal, runner: &mut Runner) -> Result<Result<usize, Divergence>, String> {
+    let mut steps = 0;
+    for rec in &journal.records {
+        if let Some(actual) = apply(runner, rec)? {
+            let Body::Step(recorded) = &rec.body else {
+                unreachable!("only steps produce steps")
+            };
+            if let Some(d) = compare(rec.seq, recorded, &actual) {
+                return Ok(Err(d));
+            }
+            steps += 1;
+        }
+    }
+    Ok(Ok(steps))
+}
