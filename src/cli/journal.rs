@@ -104,7 +104,11 @@ pub fn replay(args: ReplayArgs) -> u8 {
         };
         let Some(step) = step else {
             if let Body::End(e) = &rec.body {
-                let _ = writeln!(out, "{:>5}  end: {}", rec.seq, end_text(e));
+                let _ = if args.json {
+                    writeln!(out, "{}", serde_json::json!({ "seq": rec.seq, "end": e }))
+                } else {
+                    writeln!(out, "{:>5}  end: {}", rec.seq, end_text(e))
+                };
             }
             continue;
         };
