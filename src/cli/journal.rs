@@ -3,7 +3,9 @@
 
 use super::exit;
 use crate::journal::replay::{self, Divergence};
-use crate::journal::{Body, Journal, JournalError, LineReader, Record, parse_line, rfc3339};
+use crate::journal::{
+    Body, Detail, Journal, JournalError, LineReader, Record, parse_line, rfc3339,
+};
 use crate::model::{DurationMs, Json};
 use crate::runtime::{Note, Outcome, Runner, Step};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -374,7 +376,7 @@ fn follow(args: &LogArgs, mut offset: u64, mut seq: u64) -> u8 {
         let mut lines = LineReader::new(&buf);
         let mut out = std::io::stdout().lock();
         while let Some(Ok(line)) = lines.next_line() {
-            let rec = match parse_line(line, line_no, seq) {
+            let rec = match parse_line(line, seq, Detail::Full) {
                 Ok(r) => r,
                 Err(reason) => {
                     let e = JournalError::Corrupt {

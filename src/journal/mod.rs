@@ -194,65 +194,13 @@ impl Journal {
     /// Reads a journal from memory. A last line without its newline is a torn write: it is
     /// dropped with a warning. Any complete line that fails its checks is an error.
     pub fn read_bytes(bytes: &[u8]) -> Result<Journal, JournalError> {
-        if bytes.is_empty() {
-            return Err(JournalError::Empty);
-        }
-        let mut reader = LineReader::new(bytes);
-        let mut warnings = Vec::new();
-        let first = match reader.next_line() {
-            Some(Ok(l)) => l,
-            Some(Err(_)) | None => return Err(JournalError::TornHeader),
-        };
-        let header = match parse_line(first, 1, 0) {
-            Ok(Record {
-                body: Body::Header(h),
-                ..
-            }) => *h,
-            Ok(_) => {
-                return Err(JournalError::BadHeader(
-                    "the first record is not a header".into(),
-                ));
-            }
-            Err(reason) => return Err(JournalError::BadHeader(reason)),
-        };
-        if header.format != FORMAT {
-            return Err(JournalError::Version {
-                found: header.format,
-            });
-        }
-        let mut records = Vec::new();
-        let mut seq = 1;
-        while let Some(line) = reader.next_line() {
-            match line {
-                Ok(l) => {
-                    let rec = parse_line(l, reader.line_no, seq).map_err(|reason| {
-                        JournalError::Corrupt {
-                            line: reader.line_no,
-                            seq,
-                            reason,
-                        }
-                    })?;
-                    if let Body::Header(_) = rec.body {
-                        return Err(JournalError::Corrupt {
-                            line: reader.line_no,
-                            seq,
-                            reason: "a second header".into(),
-                        });
-                    }
-                    records.push(rec);
-                    seq += 1;
-                }
-                Err(torn) => warnings.push(format!(
-                    "line {}: the last record is incomplete ({torn} bytes, cut off while it was written); it was dropped",
-                    reader.line_no
-                )),
-            }
-        }
+        let mut stream = Records::new(bytes, Detail::Full)?;
+        let records = stream.by_ref().collect::<Result<Vec<_>, _>>()?;
         Ok(Journal {
-            header,
+            header: stream.header.clone(),
             records,
-            warnings,
-            valid_len: reader.valid_len as u64,
+            warnings: stream.warnings,
+            valid_len: stream.lines.valid_len as u64,
         })
     }
 
@@ -270,6 +218,109 @@ impl Journal {
             Body::End(e) => Some(e),
             _ => None,
         })
+    }
+}
+
+/// How much of each step record to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything.
+    Full,
+    /// The input only (the outcomes are checked by the checksum, not decoded): what a
+    /// replay that rebuilds state needs, and much faster.
+    Inputs,
+}
+
+/// The records of a journal, checked and decoded one at a time, without holding them all.
+pub struct Records<'a> {
+    pub header: Header,
+    lines: LineReader<'a>,
+    seq: u64,
+    detail: Detail,
+    /// Warnings so far (a torn last record).
+    pub warnings: Vec<String>,
+    failed: bool,
+}
+
+impl<'a> Records<'a> {
+    /// Reads and checks the header; the records follow from the iterator.
+    pub fn new(bytes: &'a [u8], detail: Detail) -> Result<Self, JournalError> {
+        if bytes.is_empty() {
+            return Err(JournalError::Empty);
+        }
+        let mut lines = LineReader::new(bytes);
+        let first = match lines.next_line() {
+            Some(Ok(l)) => l,
+            Some(Err(_)) | None => return Err(JournalError::TornHeader),
+        };
+        let header = match parse_line(first, 0, Detail::Full) {
+            Ok(Record {
+                body: Body::Header(h),
+                ..
+            }) => *h,
+            Ok(_) => {
+                return Err(JournalError::BadHeader(
+                    "the first record is not a header".into(),
+                ));
+            }
+            Err(reason) => return Err(JournalError::BadHeader(reason)),
+        };
+        if header.format != FORMAT {
+            return Err(JournalError::Version {
+                found: header.format,
+            });
+        }
+        Ok(Records {
+            header,
+            lines,
+            seq: 1,
+            detail,
+            warnings: Vec::new(),
+            failed: false,
+        })
+    }
+
+    /// The length of the valid prefix read so far.
+    pub fn valid_len(&self) -> u64 {
+        self.lines.valid_len as u64
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let seq = self.seq;
+        match self.lines.next_line()? {
+            Ok(l) => {
+                let corrupt = |reason| JournalError::Corrupt {
+                    line: self.lines.line_no,
+                    seq,
+                    reason,
+                };
+                let rec = match parse_line(l, seq, self.detail) {
+                    Ok(Record {
+                        body: Body::Header(_),
+                        ..
+                    }) => Err(corrupt("a second header".into())),
+                    Ok(r) => Ok(r),
+                    Err(reason) => Err(corrupt(reason)),
+                };
+                self.failed = rec.is_err();
+                self.seq += 1;
+                Some(rec)
+            }
+            Err(torn) => {
+                self.warnings.push(format!(
+                    "line {}: the last record is incomplete ({torn} bytes, cut off while it was written); it was dropped",
+                    self.lines.line_no
+                ));
+                None
+            }
+        }
     }
 }
 
@@ -300,7 +351,7 @@ impl<'a> LineReader<'a> {
             return None;
         }
         self.line_no += 1;
-        match rest.iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', rest) {
             Some(n) => {
                 self.pos += n + 1;
                 self.valid_len = self.pos;
@@ -314,11 +365,90 @@ impl<'a> LineReader<'a> {
     }
 }
 
+/// A line decoded for [`Detail::Inputs`]: unknown fields (a step's `out`) are skipped.
+#[derive(Deserialize)]
+struct InputsLine {
+    seq: u64,
+    wall: u64,
+    #[serde(default)]
+    header: Option<Box<Header>>,
+    #[serde(default)]
+    define: Option<Define>,
+    #[serde(default)]
+    step: Option<InputsStep>,
+    #[serde(default)]
+    end: Option<End>,
+}
+
+#[derive(Deserialize)]
+struct InputsStep {
+    t: u64,
+    input: crate::runtime::StepInput,
+}
+
+/// Decodes the input of a step record as the writer lays it out
+/// (`{"seq":N,"wall":W,"step":{"t":T,"input":{...},...`) without reading the outcomes;
+/// `None` for anything else, which then takes the general path.
+fn fast_step_inputs(line: &[u8]) -> Option<Record> {
+    fn num(b: &[u8]) -> Option<(u64, &[u8])> {
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 19 {
+            return None;
+        }
+        let v = std::str::from_utf8(&b[..n]).ok()?.parse().ok()?;
+        Some((v, &b[n..]))
+    }
+    let (seq, rest) = num(line.strip_prefix(b"{\"seq\":")?)?;
+    let (wall, rest) = num(rest.strip_prefix(b",\"wall\":")?)?;
+    let (t, rest) = num(rest.strip_prefix(b",\"step\":{\"t\":")?)?;
+    let rest = rest.strip_prefix(b",\"input\":")?;
+    // One value from the front of the slice; what follows it is not read.
+    let mut de = serde_json::Deserializer::from_slice(rest);
+    let input = crate::runtime::StepInput::deserialize(&mut de).ok()?;
+    Some(Record {
+        seq,
+        wall,
+        body: Body::Step(Step {
+            t,
+            input,
+            out: Vec::new(),
+        }),
+    })
+}
+
 /// Checks one complete line (no newline) and decodes it.
-pub fn parse_line(line: &[u8], line_no: usize, expect_seq: u64) -> Result<Record, String> {
-    let _ = line_no;
+pub fn parse_line(line: &[u8], expect_seq: u64, detail: Detail) -> Result<Record, String> {
     check_crc(line)?;
-    let parsed: Line = serde_json::from_slice(line).map_err(|e| format!("not a record: {e}"))?;
+    if detail == Detail::Inputs
+        && let Some(rec) = fast_step_inputs(line)
+    {
+        if rec.seq != expect_seq {
+            return Err(format!(
+                "sequence number {} where {expect_seq} was expected (a record is missing or repeated)",
+                rec.seq
+            ));
+        }
+        return Ok(rec);
+    }
+    let bad = |e: serde_json::Error| format!("not a record: {e}");
+    let parsed: Line = match detail {
+        Detail::Full => serde_json::from_slice(line).map_err(bad)?,
+        Detail::Inputs => {
+            let l: InputsLine = serde_json::from_slice(line).map_err(bad)?;
+            Line {
+                seq: l.seq,
+                wall: l.wall,
+                header: l.header,
+                define: l.define,
+                step: l.step.map(|s| Step {
+                    t: s.t,
+                    input: s.input,
+                    out: Vec::new(),
+                }),
+                end: l.end,
+            }
+        }
+    };
     if parsed.seq != expect_seq {
         return Err(format!(
             "sequence number {} where {expect_seq} was expected (a record is missing or repeated)",
@@ -434,14 +564,36 @@ mod tests {
         let line = rec.to_line();
         assert!(line.ends_with(b"\"}\n"));
         let body = &line[..line.len() - 1];
-        assert_eq!(parse_line(body, 1, 3).unwrap(), rec);
+        assert_eq!(parse_line(body, 3, Detail::Full).unwrap(), rec);
         assert!(
-            parse_line(body, 1, 4)
+            parse_line(body, 4, Detail::Full)
                 .unwrap_err()
                 .contains("sequence number 3")
         );
         let mut bad = body.to_vec();
         bad[10] ^= 1;
-        assert!(parse_line(&bad, 1, 3).is_err());
+        assert!(parse_line(&bad, 3, Detail::Full).is_err());
+    }
+
+    #[test]
+    fn reading_inputs_only_keeps_the_input_and_drops_the_outcomes() {
+        let input = crate::runtime::StepInput::event(&crate::interpreter::Event::external("GO"));
+        let full = Record {
+            seq: 5,
+            wall: 9,
+            body: Body::Step(Step {
+                t: 40,
+                input: input.clone(),
+                out: Vec::new(),
+            }),
+        };
+        let line = full.to_line();
+        let body = &line[..line.len() - 1];
+        let fast = parse_line(body, 5, Detail::Inputs).unwrap();
+        assert_eq!(fast, full);
+        assert!(parse_line(body, 6, Detail::Inputs).is_err());
+        let mut bad = body.to_vec();
+        bad[30] ^= 4;
+        assert!(parse_line(&bad, 5, Detail::Inputs).is_err());
     }
 }

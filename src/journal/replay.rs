@@ -2,7 +2,7 @@
 //! [`Runner`] (no processes, no clock), which gives back every instance exactly, pending
 //! delayed events included. Verification compares what each step does now with what it did.
 
-use super::{Body, Header, Journal, Record};
+use super::{Body, Header, Journal, Record, Records};
 use crate::chart::{CompileOptions, load_chart_file, load_chart_str};
 use crate::interpreter::{Host, Instance};
 use crate::runtime::{Outcome, Runner, Step};
@@ -154,4 +154,34 @@ pub fn verify(journal: &Journal, runner: &mut Runner) -> Result<Result<usize, Di
         }
     }
     Ok(Ok(steps))
+}
+
+/// Rebuilds state from a stream of records, up to and including record `to` (all when
+/// `None`), without keeping them: the fast path of `orca replay --to`. Returns the last step
+/// record applied.
+pub fn rebuild(
+    records: &mut Records,
+    runner: &mut Runner,
+    to: Option<u64>,
+) -> Result<Option<Record>, String> {
+    let mut last = None;
+    for rec in records {
+        let rec = rec.map_err(|e| e.to_string())?;
+        if to.is_some_and(|n| rec.seq > n) {
+            break;
+        }
+        match rec.body {
+            Body::Define(ref d) => runner.define(d)?,
+            Body::Step(s) => {
+                let step = runner.apply(s.input);
+                last = Some(Record {
+                    seq: rec.seq,
+                    wall: rec.wall,
+                    body: Body::Step(step),
+                });
+            }
+            Body::Header(_) | Body::End(_) => {}
+        }
+    }
+    Ok(last)
 }

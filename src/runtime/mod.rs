@@ -162,14 +162,20 @@ impl Runner {
 
     /// Hands every step (with its outcomes) and every loaded child definition to `recorder`.
     pub fn set_recorder(&mut self, recorder: Recorder) {
-        self.record_outcomes();
+        self.set_recording(true);
         self.recorder = Some(recorder);
     }
 
-    /// Makes [`Runner::apply`] return the outcomes of each step.
-    pub fn record_outcomes(&mut self) {
-        self.recording = true;
-        self.root.record_trace(true);
+    /// Whether [`Runner::apply`] returns the outcomes of each step (replays that only
+    /// rebuild state run faster without).
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+        self.root.record_trace(on);
+        for c in &mut self.children {
+            if let ChildKind::Machine(m) = &mut c.kind {
+                m.record_trace(on);
+            }
+        }
     }
 
     /// A runner that replays a journal: commands are not started (their results are
@@ -177,7 +183,7 @@ impl Runner {
     pub fn replaying(root: Instance, host: Arc<Host>) -> Runner {
         let mut r = Runner::new(root, host, RunOptions::default());
         r.replay = true;
-        r.record_outcomes();
+        r.set_recording(true);
         r
     }
 
@@ -543,6 +549,10 @@ impl Runner {
             return;
         };
         let effects = inst.take_effects();
+        let ended = inst.is_done() || matches!(inst.status(), Status::Failed(_));
+        if effects.is_empty() && (path.is_empty() || !ended) {
+            return; // the common case: nothing to carry out
+        }
         let (done, failed, output) = (
             inst.is_done(),
             matches!(inst.status(), Status::Failed(_)),
