@@ -109,12 +109,9 @@ fn main() {
     );
     drop(journal);
     let t = Instant::now();
-    let bytes = std::fs::read(&path).expect("reads");
-    println!(
-        "  (of which reading the file: {:.3} s)",
-        t.elapsed().as_secs_f64()
-    );
-    let mut records = Records::new(&bytes, Detail::Inputs).expect("a journal");
+    let mut records = Records::open(&path, Detail::Inputs)
+        .expect("a journal")
+        .prefetch();
     let mut runner = runner_for(&records.header, None).expect("replay runner");
     runner.set_recording(false);
     rebuild(&mut records, &mut runner, None).expect("replays");

@@ -19,6 +19,7 @@ pub use writer::{JournalWriter, SyncPolicy};
 
 use crate::runtime::{Define, Step};
 use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 /// The format version this build writes and reads.
@@ -184,23 +185,22 @@ pub struct Journal {
 impl Journal {
     /// Reads a journal file.
     pub fn read_file(path: &Path) -> Result<Journal, JournalError> {
-        let bytes = std::fs::read(path).map_err(|source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Journal::read_bytes(&bytes)
+        Journal::collect(Records::open(path, Detail::Full)?)
     }
 
     /// Reads a journal from memory. A last line without its newline is a torn write: it is
     /// dropped with a warning. Any complete line that fails its checks is an error.
     pub fn read_bytes(bytes: &[u8]) -> Result<Journal, JournalError> {
-        let mut stream = Records::new(bytes, Detail::Full)?;
+        Journal::collect(Records::new(bytes, Detail::Full)?)
+    }
+
+    fn collect<R: BufRead>(mut stream: Records<R>) -> Result<Journal, JournalError> {
         let records = stream.by_ref().collect::<Result<Vec<_>, _>>()?;
         Ok(Journal {
-            header: stream.header.clone(),
+            valid_len: stream.valid_len(),
+            header: stream.header,
             records,
             warnings: stream.warnings,
-            valid_len: stream.lines.valid_len as u64,
         })
     }
 
@@ -231,10 +231,19 @@ pub enum Detail {
     Inputs,
 }
 
-/// The records of a journal, checked and decoded one at a time, without holding them all.
-pub struct Records<'a> {
+/// The records of a journal, checked and decoded one at a time as they are read, so that a
+/// journal of any size replays in constant memory.
+///
+/// ```
+/// use orca::journal::{Detail, Records};
+/// let journal = b"not a journal\n";
+/// assert!(Records::new(&journal[..], Detail::Inputs).is_err());
+/// ```
+pub struct Records<R> {
     pub header: Header,
-    lines: LineReader<'a>,
+    lines: LineReader<R>,
+    /// Where the records come from, for error messages (empty for memory).
+    path: PathBuf,
     seq: u64,
     detail: Detail,
     /// Warnings so far (a torn last record).
@@ -242,28 +251,51 @@ pub struct Records<'a> {
     failed: bool,
 }
 
-impl<'a> Records<'a> {
-    /// Reads and checks the header; the records follow from the iterator.
-    pub fn new(bytes: &'a [u8], detail: Detail) -> Result<Self, JournalError> {
-        if bytes.is_empty() {
-            return Err(JournalError::Empty);
-        }
-        let mut lines = LineReader::new(bytes);
-        let first = match lines.next_line() {
-            Some(Ok(l)) => l,
-            Some(Err(_)) | None => return Err(JournalError::TornHeader),
+/// How much of a file is read at once: large enough that a read costs little per record, small
+/// enough to stay in cache.
+const READ_CHUNK: usize = 256 * 1024;
+
+impl Records<BufReader<std::fs::File>> {
+    /// Opens a journal file and checks its header.
+    pub fn open(path: &Path, detail: Detail) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
         };
-        let header = match parse_line(first, 0, Detail::Full) {
-            Ok(Record {
-                body: Body::Header(h),
-                ..
-            }) => *h,
-            Ok(_) => {
-                return Err(JournalError::BadHeader(
-                    "the first record is not a header".into(),
-                ));
-            }
-            Err(reason) => return Err(JournalError::BadHeader(reason)),
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut records = Records::new(BufReader::with_capacity(READ_CHUNK, file), detail)
+            .map_err(|e| match e {
+                JournalError::Io { source, .. } => io(source),
+                e => e,
+            })?;
+        records.path = path.to_path_buf();
+        Ok(records)
+    }
+}
+
+impl<R: BufRead> Records<R> {
+    /// Reads and checks the header; the records follow from the iterator.
+    pub fn new(input: R, detail: Detail) -> Result<Self, JournalError> {
+        let mut lines = LineReader::new(input);
+        let io = |source| JournalError::Io {
+            path: PathBuf::new(),
+            source,
+        };
+        let header = match lines.next_line().map_err(io)? {
+            None => return Err(JournalError::Empty),
+            Some(Piece::Torn(_)) => return Err(JournalError::TornHeader),
+            Some(Piece::Complete(first)) => match parse_line(first, 0, Detail::Full) {
+                Ok(Record {
+                    body: Body::Header(h),
+                    ..
+                }) => *h,
+                Ok(_) => {
+                    return Err(JournalError::BadHeader(
+                        "the first record is not a header".into(),
+                    ));
+                }
+                Err(reason) => return Err(JournalError::BadHeader(reason)),
+            },
         };
         if header.format != FORMAT {
             return Err(JournalError::Version {
@@ -273,6 +305,7 @@ impl<'a> Records<'a> {
         Ok(Records {
             header,
             lines,
+            path: PathBuf::new(),
             seq: 1,
             detail,
             warnings: Vec::new(),
@@ -282,11 +315,11 @@ impl<'a> Records<'a> {
 
     /// The length of the valid prefix read so far.
     pub fn valid_len(&self) -> u64 {
-        self.lines.valid_len as u64
+        self.lines.valid_len
     }
 }
 
-impl Iterator for Records<'_> {
+impl<R: BufRead> Iterator for Records<R> {
     type Item = Result<Record, JournalError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -294,13 +327,21 @@ impl Iterator for Records<'_> {
             return None;
         }
         let seq = self.seq;
-        match self.lines.next_line()? {
-            Ok(l) => {
-                let corrupt = |reason| JournalError::Corrupt {
-                    line: self.lines.line_no,
-                    seq,
-                    reason,
-                };
+        let piece = match self.lines.next_line() {
+            Ok(p) => p?,
+            Err(source) => {
+                self.failed = true;
+                return Some(Err(JournalError::Io {
+                    path: self.path.clone(),
+                    source,
+                }));
+            }
+        };
+        match piece {
+            Piece::Complete(l) => {
+                // One record per line, the header on line 1.
+                let line = seq as usize + 1;
+                let corrupt = |reason| JournalError::Corrupt { line, seq, reason };
                 let rec = match parse_line(l, seq, self.detail) {
                     Ok(Record {
                         body: Body::Header(_),
@@ -313,9 +354,9 @@ impl Iterator for Records<'_> {
                 self.seq += 1;
                 Some(rec)
             }
-            Err(torn) => {
+            Piece::Torn(len) => {
                 self.warnings.push(format!(
-                    "line {}: the last record is incomplete ({torn} bytes, cut off while it was written); it was dropped",
+                    "line {}: the last record is incomplete ({len} bytes, cut off while it was written); it was dropped",
                     self.lines.line_no
                 ));
                 None
@@ -324,42 +365,163 @@ impl Iterator for Records<'_> {
     }
 }
 
-/// Splits a journal into complete lines (without the newline); a last piece without a newline
-/// comes out as `Err(its length)`.
-pub struct LineReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+impl<R: BufRead + Send + 'static> Records<R> {
+    /// Reads, checks and decodes the records on a second thread, handing them over in
+    /// batches: a replay then rebuilds state while the next records are being decoded.
+    pub fn prefetch(self) -> Prefetched {
+        // Batches amortise the hand-over; a few in flight keep both threads busy without
+        // holding much of the journal in memory.
+        const BATCH: usize = 512;
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let header = self.header.clone();
+        let mut records = self;
+        std::thread::Builder::new()
+            .name("orca-journal-read".into())
+            .spawn(move || {
+                loop {
+                    let batch: Vec<_> = records.by_ref().take(BATCH).collect();
+                    let last = batch.len() < BATCH;
+                    if tx.send(Fetched::Batch(batch)).is_err() {
+                        return; // the reader stopped early
+                    }
+                    if last {
+                        let _ = tx.send(Fetched::Done {
+                            warnings: records.warnings,
+                            valid_len: records.lines.valid_len,
+                        });
+                        return;
+                    }
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::warn!("no thread to read the journal with: {e}"));
+        Prefetched {
+            header,
+            rx,
+            batch: Vec::new().into_iter(),
+            warnings: Vec::new(),
+            valid_len: 0,
+        }
+    }
+}
+
+enum Fetched {
+    Batch(Vec<Result<Record, JournalError>>),
+    Done {
+        warnings: Vec<String>,
+        valid_len: u64,
+    },
+}
+
+/// The records of a journal decoded ahead on a second thread ([`Records::prefetch`]).
+pub struct Prefetched {
+    pub header: Header,
+    rx: std::sync::mpsc::Receiver<Fetched>,
+    batch: std::vec::IntoIter<Result<Record, JournalError>>,
+    /// Warnings (a torn last record), known once every record was read.
+    pub warnings: Vec<String>,
+    /// The length of the valid prefix, known once every record was read.
+    pub valid_len: u64,
+}
+
+impl Iterator for Prefetched {
+    type Item = Result<Record, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.batch.next() {
+                return Some(r);
+            }
+            match self.rx.recv().ok()? {
+                Fetched::Batch(b) => self.batch = b.into_iter(),
+                Fetched::Done {
+                    warnings,
+                    valid_len,
+                } => {
+                    self.warnings = warnings;
+                    self.valid_len = valid_len;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A piece of a journal as [`LineReader`] splits it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// A complete line, without its newline.
+    Complete(&'a [u8]),
+    /// A last piece without a newline (a torn write), and its length.
+    Torn(usize),
+}
+
+/// Splits a journal into lines as it reads it. A line is handed out straight from the
+/// reader's buffer; only a line that straddles two reads is copied.
+pub struct LineReader<R> {
+    input: R,
+    /// How much of the reader's buffer the last line took (consumed at the next call).
+    used: usize,
+    /// A line that straddles reads, put together.
+    line: Vec<u8>,
     /// The 1-based number of the line last returned.
     pub line_no: usize,
     /// The end of the last complete line.
-    pub valid_len: usize,
+    pub valid_len: u64,
 }
 
-impl<'a> LineReader<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
+impl<R: BufRead> LineReader<R> {
+    pub fn new(input: R) -> Self {
         LineReader {
-            bytes,
-            pos: 0,
+            input,
+            used: 0,
+            line: Vec::new(),
             line_no: 0,
             valid_len: 0,
         }
     }
 
-    pub fn next_line(&mut self) -> Option<Result<&'a [u8], usize>> {
-        let rest = &self.bytes[self.pos..];
-        if rest.is_empty() {
-            return None;
-        }
-        self.line_no += 1;
-        match memchr::memchr(b'\n', rest) {
-            Some(n) => {
-                self.pos += n + 1;
-                self.valid_len = self.pos;
-                Some(Ok(&rest[..n]))
+    /// The next line; `None` at the end of the input.
+    pub fn next_line(&mut self) -> std::io::Result<Option<Piece<'_>>> {
+        self.input.consume(std::mem::take(&mut self.used));
+        self.line.clear();
+        let mut fast = true;
+        loop {
+            let buf = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                // The end: whatever was gathered has no newline.
+                if self.line.is_empty() {
+                    return Ok(None);
+                }
+                self.line_no += 1;
+                return Ok(Some(Piece::Torn(self.line.len())));
             }
-            None => {
-                self.pos = self.bytes.len();
-                Some(Err(rest.len()))
+            match memchr::memchr(b'\n', buf) {
+                Some(n) if fast => {
+                    self.line_no += 1;
+                    self.valid_len += n as u64 + 1;
+                    self.used = n + 1;
+                    // Borrowed again to tie the line to `self`, not to this loop.
+                    let buf = self.input.fill_buf()?;
+                    return Ok(Some(Piece::Complete(&buf[..n])));
+                }
+                Some(n) => {
+                    self.line.extend_from_slice(&buf[..n]);
+                    self.input.consume(n + 1);
+                    self.line_no += 1;
+                    self.valid_len += self.line.len() as u64 + 1;
+                    return Ok(Some(Piece::Complete(&self.line)));
+                }
+                None => {
+                    let len = buf.len();
+                    self.line.extend_from_slice(buf);
+                    self.input.consume(len);
+                    fast = false;
+                }
             }
         }
     }
@@ -393,18 +555,25 @@ fn fast_step_inputs(line: &[u8]) -> Option<Record> {
     fn num(b: &[u8]) -> Option<(u64, &[u8])> {
         let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 || n > 19 {
-            return None;
+            return None; // 19 digits always fit in a u64
         }
-        let v = std::str::from_utf8(&b[..n]).ok()?.parse().ok()?;
+        let v = b[..n]
+            .iter()
+            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
         Some((v, &b[n..]))
     }
     let (seq, rest) = num(line.strip_prefix(b"{\"seq\":")?)?;
     let (wall, rest) = num(rest.strip_prefix(b",\"wall\":")?)?;
     let (t, rest) = num(rest.strip_prefix(b",\"step\":{\"t\":")?)?;
     let rest = rest.strip_prefix(b",\"input\":")?;
-    // One value from the front of the slice; what follows it is not read.
-    let mut de = serde_json::Deserializer::from_slice(rest);
-    let input = crate::runtime::StepInput::deserialize(&mut de).ok()?;
+    let input = match plain_event(rest) {
+        Some(input) => input,
+        None => {
+            // One value from the front of the slice; what follows it is not read.
+            let mut de = serde_json::Deserializer::from_slice(rest);
+            crate::runtime::StepInput::deserialize(&mut de).ok()?
+        }
+    };
     Some(Record {
         seq,
         wall,
@@ -413,6 +582,22 @@ fn fast_step_inputs(line: &[u8]) -> Option<Record> {
             input,
             out: Vec::new(),
         }),
+    })
+}
+
+/// The commonest input, an event without data and with a name that needs no escapes
+/// (`{"event":{"name":"GO"}}`), decoded without the general JSON parser; `None` for
+/// anything else.
+fn plain_event(b: &[u8]) -> Option<crate::runtime::StepInput> {
+    let b = b.strip_prefix(b"{\"event\":{\"name\":\"")?;
+    let end = memchr::memchr2(b'"', b'\\', b)?;
+    if b[end] != b'"' || !b[end + 1..].starts_with(b"}}") || b[..end].iter().any(|&c| c < 0x20) {
+        return None;
+    }
+    let name = std::str::from_utf8(&b[..end]).ok()?;
+    Some(crate::runtime::StepInput::Event {
+        name: name.to_owned(),
+        data: serde_json::Value::Null,
     })
 }
 
@@ -595,5 +780,35 @@ mod tests {
         let mut bad = body.to_vec();
         bad[30] ^= 4;
         assert!(parse_line(&bad, 5, Detail::Inputs).is_err());
+    }
+
+    #[test]
+    fn the_plain_event_shortcut_agrees_with_the_json_parser() {
+        use crate::runtime::StepInput;
+        let names = ["GO", "", "a\"b", "x\\y", "tab\t", "é.ü", "done.invoke.x", "}}"];
+        let datas = [serde_json::Value::Null, serde_json::json!({"n": 1})];
+        for name in names {
+            for data in &datas {
+                let input = StepInput::Event {
+                    name: name.into(),
+                    data: data.clone(),
+                };
+                let line = Record {
+                    seq: 1,
+                    wall: 0,
+                    body: Body::Step(Step {
+                        t: 0,
+                        input: input.clone(),
+                        out: Vec::new(),
+                    }),
+                }
+                .to_line();
+                let got = parse_line(&line[..line.len() - 1], 1, Detail::Inputs).unwrap();
+                match got.body {
+                    Body::Step(s) => assert_eq!(s.input, input, "{name:?}"),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! [`Runner`] (no processes, no clock), which gives back every instance exactly, pending
 //! delayed events included. Verification compares what each step does now with what it did.
 
-use super::{Body, Header, Journal, Record, Records};
+use super::{Body, Header, Journal, Record};
 use crate::chart::{CompileOptions, load_chart_file, load_chart_str};
 use crate::interpreter::{Host, Instance};
 use crate::runtime::{Outcome, Runner, Step};
@@ -157,21 +157,23 @@ pub fn verify(journal: &Journal, runner: &mut Runner) -> Result<Result<usize, Di
 }
 
 /// Rebuilds state from a stream of records, up to and including record `to` (all when
-/// `None`), without keeping them: the fast path of `orca replay --to`. Returns the last step
-/// record applied.
+/// `None`), without keeping them: the fast path of `orca replay --to`. Returns the sequence
+/// number of the last record applied and the last step record (as replayed).
 pub fn rebuild(
-    records: &mut Records,
+    records: impl Iterator<Item = Result<Record, super::JournalError>>,
     runner: &mut Runner,
     to: Option<u64>,
-) -> Result<Option<Record>, String> {
+) -> Result<(u64, Option<Record>), String> {
     let mut last = None;
+    let mut seq = 0;
     for rec in records {
         let rec = rec.map_err(|e| e.to_string())?;
         if to.is_some_and(|n| rec.seq > n) {
             break;
         }
+        seq = rec.seq;
         match rec.body {
-            Body::Define(ref d) => runner.define(d)?,
+            Body::Define(ref d) => runner.define(d).map_err(|e| format!("record {seq}: {e}"))?,
             Body::Step(s) => {
                 let step = runner.apply(s.input);
                 last = Some(Record {
@@ -183,5 +185,5 @@ pub fn rebuild(
             Body::Header(_) | Body::End(_) => {}
         }
     }
-    Ok(last)
+    Ok((seq, last))
 }
