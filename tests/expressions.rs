@@ -148,11 +148,32 @@ proptest! {
         check(&src)?;
     }
 
+    /// Any text at all, multi-byte characters next to operators included (a panic the loader
+    /// fuzzer found): the subset parses it or declines, never panics.
+    #[test]
+    fn the_fast_parser_never_panics(src in "([a-z0-9 +*/%<>=!&|?:.'\"-]|\\PC){0,24}") {
+        if fast::parse(&src).is_some() {
+            prop_assert!(cel::Program::compile(&src).is_ok(), "`{}`", src);
+        }
+    }
+
     #[test]
     fn the_fast_parser_never_accepts_what_cel_rejects(src in "[a-z0-9 +*/%<>=!&|?:.()\\[\\]'\"-]{1,24}") {
         if fast::parse(&src).is_some() {
             prop_assert!(cel::Program::compile(&src).is_ok(), "`{}`", src);
         }
+    }
+}
+
+#[test]
+fn a_multibyte_character_after_an_operator_is_declined_not_a_panic() {
+    for src in [
+        "total -\u{64f}aid",
+        "x <\u{e9}",
+        "a|\u{1F600}",
+        "1 =\u{3b1}",
+    ] {
+        assert!(fast::parse(src).is_none(), "`{src}`");
     }
 }
 

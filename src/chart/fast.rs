@@ -196,15 +196,16 @@ fn lex(src: &str) -> Option<Vec<Tok>> {
             out.push(Tok::Str(s));
             continue;
         }
-        let two = if i + 1 < b.len() { &src[i..i + 2] } else { "" };
+        // Bytes, not `str`: the next character may be multi-byte (found by fuzzing).
+        let two = b.get(i..i + 2).unwrap_or_default();
         let op: &'static str = match two {
-            "<=" => "<=",
-            ">=" => ">=",
-            "==" => "==",
-            "!=" => "!=",
-            "&&" => "&&",
-            "||" => "||",
-            "//" | "/*" => return None,
+            b"<=" => "<=",
+            b">=" => ">=",
+            b"==" => "==",
+            b"!=" => "!=",
+            b"&&" => "&&",
+            b"||" => "||",
+            b"//" | b"/*" => return None,
             _ => match c {
                 b'+' => "+",
                 b'-' => "-",

@@ -785,7 +785,16 @@ mod tests {
     #[test]
     fn the_plain_event_shortcut_agrees_with_the_json_parser() {
         use crate::runtime::StepInput;
-        let names = ["GO", "", "a\"b", "x\\y", "tab\t", "é.ü", "done.invoke.x", "}}"];
+        let names = [
+            "GO",
+            "",
+            "a\"b",
+            "x\\y",
+            "tab\t",
+            "é.ü",
+            "done.invoke.x",
+            "}}",
+        ];
         let datas = [serde_json::Value::Null, serde_json::json!({"n": 1})];
         for name in names {
             for data in &datas {
