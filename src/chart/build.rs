@@ -81,7 +81,7 @@ pub fn compile(
     }
     b.exact_done_descriptors();
     b.mark_eventless_chains();
-    let chart = Chart {
+    let mut chart = Chart {
         id: loaded.def.id.clone().unwrap_or_else(|| {
             Path::new(&loaded.file.name)
                 .file_stem()
@@ -95,7 +95,15 @@ pub fn compile(
         exprs: b.exprs,
         context: loaded.def.context.clone(),
         source: loaded.file.clone(),
+        has_eventless: false,
     };
+    chart.has_eventless = chart.transitions.iter().any(|t| t.is_eventless());
+    for i in 0..chart.transitions.len() {
+        let t = &chart.transitions[i];
+        if !t.targets.iter().any(|&s| chart.state(s).is_history()) {
+            chart.transitions[i].static_domain = chart.transition_domain(t.id, &t.targets);
+        }
+    }
     let mut diags = b.diags;
     if diags.has_errors() {
         diags.sort();
@@ -784,6 +792,7 @@ impl<'a> Builder<'a> {
                 description: t.description.clone(),
                 trigger: trigger.clone(),
                 span: self.loaded.span(&tpath),
+                static_domain: None,
             });
             self.states[source.index()].transitions.push(id);
         }

@@ -143,6 +143,10 @@ pub struct Transition {
     pub trigger: String,
     /// Where it is written.
     pub span: Span,
+    /// The transition domain when it does not depend on history (no target is a history
+    /// state): computed once at load instead of at every microstep. `None` when it depends on
+    /// history or the transition is targetless.
+    pub static_domain: Option<StateId>,
 }
 
 impl Transition {
@@ -260,6 +264,8 @@ pub struct Chart {
     pub context: IndexMap<String, Json>,
     /// The text it was compiled from, for positions in messages.
     pub source: SourceFile,
+    /// Whether any transition is eventless: when none is, a macrostep skips looking for them.
+    pub has_eventless: bool,
 }
 
 impl Chart {
@@ -295,6 +301,32 @@ impl Chart {
     pub fn is_descendant(&self, a: StateId, s: StateId) -> bool {
         s < a && a <= self.states[s.index()].last_descendant
     }
+    /// `getTransitionDomain` for transition `t` with the given effective targets (history
+    /// states already replaced by what they restore): the state whose descendants it exits and
+    /// enters; `None` when there are no targets.
+    pub fn transition_domain(&self, t: TransitionId, targets: &[StateId]) -> Option<StateId> {
+        let tr = self.transition(t);
+        if targets.is_empty() {
+            return None;
+        }
+        if tr.internal
+            && self.state(tr.source).kind == Kind::Compound
+            && targets.iter().all(|&s| self.is_descendant(s, tr.source))
+        {
+            return Some(tr.source);
+        }
+        if tr.source == StateId::ROOT {
+            return Some(StateId::ROOT);
+        }
+        // `findLCCA`: the nearest compound (or root) proper ancestor containing every target.
+        Some(
+            self.ancestors(tr.source)
+                .filter(|&a| a == StateId::ROOT || self.state(a).kind == Kind::Compound)
+                .find(|&a| targets.iter().all(|&s| self.is_descendant(s, a)))
+                .unwrap_or(StateId::ROOT),
+        )
+    }
+
     /// Ancestors of `s`, nearest first, up to and including `upto` (or the root if `None`),
     /// excluding `s`.
     pub fn ancestors(&self, s: StateId) -> impl Iterator<Item = StateId> + '_ {

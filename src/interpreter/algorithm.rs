@@ -52,7 +52,13 @@ impl Core {
         recent: &mut Vec<TransitionId>,
     ) -> Result<(), RunError> {
         while self.status == Status::Running {
-            let mut enabled = self.select_transitions(chart, None);
+            let mut enabled = if chart.has_eventless {
+                self.select_transitions(chart, None)
+            } else {
+                let mut none = std::mem::take(&mut self.scratch.enabled);
+                none.clear();
+                none
+            };
             let mut eventless = true;
             if enabled.is_empty() {
                 eventless = false;
@@ -322,40 +328,23 @@ impl Core {
         }
     }
 
-    /// `getTransitionDomain`: the state whose descendants the transition exits and enters.
+    /// `getTransitionDomain`: the state whose descendants the transition exits and enters
+    /// (precomputed unless it depends on history).
     fn transition_domain(&self, chart: &Chart, t: TransitionId) -> Option<StateId> {
         let tr = chart.transition(t);
-        let targets = self.effective_target_states(chart, t);
-        let targets: &[StateId] = &targets;
-        if targets.is_empty() {
-            return None;
+        if tr.static_domain.is_some() {
+            return tr.static_domain;
         }
-        if tr.internal
-            && chart.state(tr.source).kind == Kind::Compound
-            && targets.iter().all(|&s| chart.is_descendant(s, tr.source))
-        {
-            return Some(tr.source);
-        }
-        if tr.source == StateId::ROOT {
-            return Some(StateId::ROOT);
-        }
-        Some(self.find_lcca(chart, tr.source, targets))
-    }
-
-    /// `findLCCA`: the nearest compound (or root) proper ancestor of `source` that contains
-    /// every target.
-    fn find_lcca(&self, chart: &Chart, source: StateId, targets: &[StateId]) -> StateId {
-        chart
-            .ancestors(source)
-            .filter(|&a| a == StateId::ROOT || chart.state(a).kind == Kind::Compound)
-            .find(|&a| targets.iter().all(|&s| chart.is_descendant(s, a)))
-            .unwrap_or(StateId::ROOT)
+        chart.transition_domain(t, &self.effective_target_states(chart, t))
     }
 
     /// `getEffectiveTargetStates`: targets with history states replaced by what they restore.
     fn effective_target_states<'c>(&self, chart: &'c Chart, t: TransitionId) -> Cow<'c, [StateId]> {
         let targets = &chart.transition(t).targets;
-        if !targets.iter().any(|&s| chart.state(s).is_history()) {
+        // A static domain means no target is a history state.
+        if chart.transition(t).static_domain.is_some()
+            || !targets.iter().any(|&s| chart.state(s).is_history())
+        {
             return Cow::Borrowed(targets);
         }
         let mut out = Vec::new();
