@@ -960,6 +960,7 @@ impl<'a> Builder<'a> {
                 }
                 let value = self.compile_expr(value, &[p, &[Seg::Index(1)]].concat())?;
                 Op::Assign {
+                    slot: self.loaded.def.context.get_index_of(&segs[0]),
                     location: segs,
                     value,
                 }

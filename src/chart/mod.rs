@@ -198,6 +198,9 @@ pub enum Op {
     Assign {
         /// The dotted location, split.
         location: Vec<String>,
+        /// Where the location's first name sits in the initial context (context keys are
+        /// never removed, so it stays there): assignment without hashing the name.
+        slot: Option<usize>,
         value: ExprId,
     },
     Log {

@@ -81,9 +81,13 @@ impl Core {
                     .retain(|t| t.sendid.as_deref() != Some(id.as_str()));
                 self.record(|| Trace::Cancelled { sendid: id.clone() });
             }
-            Op::Assign { location, value } => {
+            Op::Assign {
+                location,
+                slot,
+                value,
+            } => {
                 let v = self.eval(chart, *value)?;
-                self.assign(location, v)?;
+                self.assign(location, *slot, v)?;
             }
             Op::Log { label, expr } => {
                 let value = self.eval(chart, *expr)?;
@@ -156,13 +160,34 @@ impl Core {
     }
 
     /// Writes `value` at a dotted location; only top-level names may be created.
-    fn assign(&mut self, location: &[String], value: Json) -> Result<(), String> {
+    fn assign(
+        &mut self,
+        location: &[String],
+        slot: Option<usize>,
+        value: Json,
+    ) -> Result<(), String> {
         let (first, rest) = location.split_first().ok_or("empty location")?;
+        let at_slot = slot
+            .and_then(|i| self.context.get_index_mut(i))
+            .filter(|(k, _)| *k == first)
+            .map(|(_, v)| v);
         let Some((last, middle)) = rest.split_last() else {
-            self.context.insert(first.clone(), value);
+            match at_slot {
+                Some(v) => *v = value,
+                None => match self.context.get_mut(first) {
+                    Some(v) => *v = value,
+                    None => {
+                        self.context.insert(first.clone(), value);
+                    }
+                },
+            }
             return Ok(());
         };
-        let mut cur = self.context.get_mut(first).ok_or_else(|| {
+        let found = match at_slot {
+            Some(v) => Some(v),
+            None => self.context.get_mut(first),
+        };
+        let mut cur = found.ok_or_else(|| {
             format!(
                 "cannot assign to `{}`: `{first}` does not exist",
                 location.join(".")
