@@ -253,7 +253,7 @@ pub struct Records<R> {
 
 /// How much of a file is read at once: large enough that a read costs little per record, small
 /// enough to stay in cache.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 impl Records<BufReader<std::fs::File>> {
     /// Opens a journal file and checks its header.
@@ -674,8 +674,17 @@ fn check_crc(line: &[u8]) -> Result<(), String> {
     {
         return Err("no checksum at the end of the line".into());
     }
-    let hex = std::str::from_utf8(&line[n - 10..n - 2]).map_err(|_| "a bad checksum field")?;
-    let want = u32::from_str_radix(hex, 16).map_err(|_| "a bad checksum field".to_string())?;
+    let want = line[n - 10..n - 2]
+        .iter()
+        .try_fold(0u32, |acc, &c| {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None, // the writer writes lowercase only
+            };
+            Some(acc << 4 | u32::from(d))
+        })
+        .ok_or("a bad checksum field")?;
     let mut h = crc32fast::Hasher::new();
     h.update(&line[..n - CRC_SUFFIX]);
     h.update(b"}");
