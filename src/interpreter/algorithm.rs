@@ -237,7 +237,7 @@ impl Core {
 
     /// `removeConflictingTransitions`: of two transitions whose exit sets intersect, the one
     /// whose source is a descendant wins; otherwise the earlier in document order.
-    fn remove_conflicting_transitions(
+    pub(super) fn remove_conflicting_transitions(
         &self,
         chart: &Chart,
         enabled: Vec<TransitionId>,

@@ -32,8 +32,10 @@ mod algorithm;
 mod content;
 pub mod eval;
 mod host;
+mod why;
 
 pub use host::{Host, HostAction};
+pub use why::{Offer, Verdict, Why};
 
 use crate::chart::{Chart, InvokeSrc, StateId, TransitionId};
 use crate::model::Json;
