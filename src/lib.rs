@@ -17,3 +17,4 @@ pub mod interpreter;
 pub mod journal;
 pub mod model;
 pub mod runtime;
+pub mod stepper;

@@ -100,11 +100,11 @@ pub fn replay(args: ReplayArgs) -> u8 {
             v["seq"] = rec.seq.into();
             v["t"] = step.t.into();
             v["input"] = serde_json::to_value(&step.input).unwrap_or(Json::Null);
-            v["taken"] = taken(&step).into();
+            v["taken"] = step.taken().into();
             v.to_string()
         } else {
             let leaves = leaves(&runner);
-            let moves = taken(&step);
+            let moves = step.taken();
             let moves = if moves.is_empty() {
                 String::new()
             } else {
@@ -185,24 +185,6 @@ fn divergence_json(d: &Divergence) -> Json {
 }
 
 /// The transitions a step took, in every instance.
-fn taken(step: &Step) -> Vec<String> {
-    let mut v = Vec::new();
-    for o in &step.out {
-        for n in &o.notes {
-            if let Note::Micro(m) = n {
-                for t in &m.taken {
-                    if o.instance == "#" {
-                        v.push(t.clone());
-                    } else {
-                        v.push(format!("{}: {t}", o.instance));
-                    }
-                }
-            }
-        }
-    }
-    v
-}
-
 /// `orca replay --to N`: streams the journal, decoding only the inputs, and rebuilds the
 /// state after record N without recording what the steps do (much faster than the timeline).
 fn replay_to(args: &ReplayArgs, n: u64) -> u8 {

@@ -5,6 +5,7 @@ mod graph;
 mod journal;
 pub mod report;
 mod run;
+mod step;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
     Graph(graph::Args),
     /// Run a machine: deliver events, fire delayed events, print the final configuration.
     Run(run::Args),
+    /// Step through a machine by hand: send events, tick the clock, go back and forth,
+    /// ask why.
+    Step(step::Args),
     /// Rebuild a run from its journal: the timeline, the state after a record, or a
     /// verification against the definition.
     Replay(journal::ReplayArgs),
@@ -85,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Run(a) => run::run(a),
+        Command::Step(a) => step::run(a),
         Command::Replay(a) => journal::replay(a),
         Command::Log(a) => journal::log(a),
     };

@@ -147,8 +147,8 @@ impl Instance {
 
     /// The transitions with an event that the active states (and their ancestors) offer
     /// now, nearest first, each with its guard evaluated against the context (`None` when
-    /// the guard needs the event's data). `done.*` and `error.*` are left out: users do not
-    /// send them.
+    /// the guard needs the event's data). `done.*`, `error.*` and `after` transitions are left
+    /// out: users do not send them.
     pub fn offered(&self) -> Vec<Offer> {
         let chart = &self.chart;
         let mut out = Vec::new();
@@ -168,7 +168,11 @@ impl Instance {
                         continue;
                     };
                     let event = first.text().to_string();
-                    if event.starts_with("done.") || event.starts_with("error.") {
+                    // Delayed transitions fire by `tick`, not by sending.
+                    if event.starts_with("done.")
+                        || event.starts_with("error.")
+                        || tr.trigger.starts_with("after")
+                    {
                         continue;
                     }
                     let reads_event = tr

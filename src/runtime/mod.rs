@@ -11,7 +11,7 @@
 pub mod process;
 pub mod step;
 
-pub use step::{Define, Micro, Note, Outcome, Step, StepInput};
+pub use step::{Define, Micro, Note, Outcome, Step, StepInput, status_text};
 
 use crate::chart::{Chart, CompileOptions, InvokeSrc, load_chart_str};
 use crate::interpreter::{Effect, Event, EventKind, Host, Instance, Status};
@@ -127,6 +127,9 @@ pub struct Runner {
     recorder: Option<Recorder>,
     /// Replaying a journal: commands are not started, their results are inputs.
     replay: bool,
+    /// Stepping: commands are not started either (their results are inputs), but invoked
+    /// machines are loaded from their files.
+    simulate: bool,
     /// Machine files loaded by invokes, by resolved path: loaded once per run.
     charts: HashMap<PathBuf, Arc<Chart>>,
     /// Effects of the current step, by instance name.
@@ -153,6 +156,7 @@ impl Runner {
             recording: false,
             recorder: None,
             replay: false,
+            simulate: false,
             charts: HashMap::new(),
             notes: Vec::new(),
             ended: Vec::new(),
@@ -183,6 +187,15 @@ impl Runner {
     pub fn replaying(root: Instance, host: Arc<Host>) -> Runner {
         let mut r = Runner::new(root, host, RunOptions::default());
         r.replay = true;
+        r.set_recording(true);
+        r
+    }
+
+    /// A runner for stepping by hand: virtual time only, and invoked commands are not started;
+    /// they end when a [`StepInput::Finished`] says so.
+    pub fn simulating(root: Instance, host: Arc<Host>) -> Runner {
+        let mut r = Runner::new(root, host, RunOptions::default());
+        r.simulate = true;
         r.set_recording(true);
         r
     }
@@ -729,7 +742,7 @@ impl Runner {
     }
 
     fn spawn(&mut self, path: Vec<String>, argv: Vec<String>, input: Option<Json>) {
-        if self.replay {
+        if self.replay || self.simulate {
             self.children.push(Child {
                 path,
                 kind: ChildKind::Replayed,

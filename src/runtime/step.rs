@@ -218,6 +218,38 @@ pub struct Step {
     pub out: Vec<Outcome>,
 }
 
+impl Step {
+    /// The transitions taken, as `source → targets`, prefixed with the instance path for
+    /// children (`a/b: s → t`).
+    pub fn taken(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for o in &self.out {
+            for n in &o.notes {
+                if let Note::Micro(m) = n {
+                    for t in &m.taken {
+                        if o.instance == "#" {
+                            v.push(t.clone());
+                        } else {
+                            v.push(format!("{}: {t}", o.instance));
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Whether the root ignored the input's event (no transition matched or was enabled).
+    pub fn ignored(&self) -> bool {
+        self.out
+            .iter()
+            .filter(|o| o.instance == "#")
+            .flat_map(|o| &o.notes)
+            .any(|n| matches!(n, Note::Ignored(_)))
+            && self.taken().is_empty()
+    }
+}
+
 /// A machine file that an invoke loaded during the run, kept so that replay uses the same text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Define {
