@@ -1,0 +1,231 @@
+//! `orca step` in scripted mode (cli.md, "The stepper"): one JSON object per command, every
+//! command, bad input that does not end the session, exact back/forward, `why` on guarded,
+//! shadowed and preempted transitions, and `save` writing a journal that replays.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("orca-step-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs `orca step FILE --json` with `script` on stdin; one object per line.
+fn step(file: &Path, script: &str) -> Vec<Value> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["step", file.to_str().unwrap(), "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn order() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("machines/order.ron")
+}
+
+#[test]
+fn one_object_per_command_and_bad_input_does_not_end_the_session() {
+    let script = "CHECKOUT\nbogus!\nsend\nPAY {not json}\ntick 5 parsecs\nwhy\nforward\nPAY {\"amount\": 22}\n";
+    let out = step(&order(), script);
+    assert_eq!(out.len(), 8, "{out:?}");
+    assert_eq!(
+        out[0]["configuration"],
+        serde_json::json!(["awaiting_payment"])
+    );
+    assert_eq!(out[0]["taken"][0], "cart → awaiting_payment");
+    assert_eq!(out[0]["step"], 1);
+    for (i, what) in [
+        (1, "unknown command"),
+        (2, "needs an event name"),
+        (3, "is not JSON"),
+        (4, "parsecs"),
+        (5, "needs an event name"),
+        (6, "nothing to redo"),
+    ] {
+        let e = out[i]["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{i}: {}", out[i]));
+        assert!(e.contains(what), "{i}: {e}");
+        assert_eq!(out[i]["step"], 1, "a bad command changes nothing");
+    }
+    assert_eq!(out[7]["error"], Value::Null);
+    assert_eq!(
+        out[7]["configuration"],
+        serde_json::json!(["paid", "paid.packing"])
+    );
+    assert_eq!(out[7]["context"]["paid"], 22);
+}
+
+#[test]
+fn back_and_forward_rebuild_exact_moments() {
+    let script = "CHECKOUT\nPAY {\"amount\": 5}\nPAY {\"amount\": 17}\nback 2\nforward\nforward\nback\nCANCEL\nforward\nhistory\n";
+    let out = step(&order(), script);
+    let (after_pay5, after_pay17) = (&out[1], &out[2]);
+    assert_eq!(out[3]["step"], 1);
+    assert_eq!(out[3]["context"], out[0]["context"]);
+    assert_eq!(out[3]["configuration"], out[0]["configuration"]);
+    assert_eq!(out[4]["context"], after_pay5["context"]);
+    assert_eq!(out[4]["taken"], after_pay5["taken"]);
+    assert_eq!(out[5]["configuration"], after_pay17["configuration"]);
+    assert_eq!(out[5]["context"], after_pay17["context"]);
+    // A new input after `back` drops what was undone.
+    assert_eq!(out[7]["step"], 3);
+    assert_eq!(out[7]["taken"][0], "awaiting_payment → refunding");
+    assert!(
+        out[8]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to redo")
+    );
+    let history = out[9]["history"].as_array().unwrap();
+    let inputs: Vec<&str> = history
+        .iter()
+        .map(|h| h["input"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        inputs,
+        ["start", "CHECKOUT", "PAY {\"amount\":5}", "CANCEL"]
+    );
+}
+
+#[test]
+fn tick_fires_timers_and_timers_lists_them() {
+    let out = step(&order(), "CHECKOUT\ntimers\ntick 10m\ntick\ntick\n");
+    let timers = out[1]["timers"].as_array().unwrap();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(timers[0]["due"], 900_000);
+    assert_eq!(out[2]["t"], 600_000);
+    assert_eq!(
+        out[2]["configuration"],
+        serde_json::json!(["awaiting_payment"])
+    );
+    assert_eq!(out[3]["t"], 900_000);
+    assert!(out[3]["taken"][0].as_str().unwrap().contains("refunding"));
+    assert!(out[4]["error"].as_str().unwrap().contains("no timers"));
+}
+
+#[test]
+fn set_context_tree_events_help_reset_quit() {
+    let out = step(
+        &order(),
+        "set discount 5\ncontext\ntree\nevents\nhelp\nreset\nquit\nCHECKOUT\n",
+    );
+    assert_eq!(out.len(), 7, "nothing after quit: {out:?}");
+    assert_eq!(out[0]["context"]["discount"], 5);
+    assert_eq!(out[0]["step"], 1);
+    let events: Vec<&str> = out[3]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["CHECKOUT", "CANCEL"]);
+    assert_eq!(out[3]["events"][0]["holds"], true);
+    assert_eq!(out[5]["step"], 0);
+    assert_eq!(out[5]["context"]["discount"], 2);
+}
+
+#[test]
+fn why_explains_guards_shadowing_and_preemption() {
+    let m = temp(
+        "why.ron",
+        r##"Machine(
+    initial: "p",
+    context: { "n": 1 },
+    states: {
+        "p": (
+            kind: Parallel,
+            states: {
+                "r1": (initial: "x", states: {
+                    "x": (on: { "GO": [ (target: "#out", guard: "n > 5"), "#out", "x" ] }),
+                }),
+                "r2": (initial: "y", states: { "y": (on: { "GO": "y2" }), "y2": () }),
+            },
+        ),
+        "out": (),
+    },
+)"##,
+    );
+    let out = step(&m, "why GO\nwhy NOPE\n");
+    let why = out[0]["why"].as_array().unwrap();
+    let verdicts: Vec<String> = why
+        .iter()
+        .map(|w| match &w["verdict"] {
+            Value::String(s) => s.clone(),
+            Value::Object(o) => o.keys().next().unwrap().clone(),
+            other => panic!("{other}"),
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["guard_false", "enabled", "shadowed", "preempted"]
+    );
+    assert_eq!(why[0]["reads"], serde_json::json!([["n", 1]]));
+    assert_eq!(why[3]["from"], "p.r2.y");
+    assert!(
+        why[3]["verdict"]["preempted"]["by"]
+            .as_str()
+            .unwrap()
+            .contains("out")
+    );
+    assert_eq!(out[1]["why"], serde_json::json!([]));
+}
+
+#[test]
+fn a_saved_session_replays_and_verifies() {
+    let j = std::env::temp_dir().join(format!("orca-step-save-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&j);
+    let script = format!(
+        "CHECKOUT\nPAY {{\"amount\": 5}}\nback\ntick 15m\nsave {}\nsave {}\n",
+        j.display(),
+        j.display()
+    );
+    let out = step(&order(), &script);
+    assert_eq!(out[4]["error"], Value::Null);
+    assert!(
+        out[5]["error"].as_str().unwrap().contains("exists"),
+        "{}",
+        out[5]
+    );
+    let replay = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["replay", j.to_str().unwrap(), "--verify"])
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let to = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["replay", j.to_str().unwrap(), "--to", "3", "--json"])
+        .output()
+        .unwrap();
+    let state: Value = serde_json::from_slice(&to.stdout).unwrap();
+    assert_eq!(state["configuration"], out[3]["configuration"]);
+    assert_eq!(state["context"], out[3]["context"]);
+    let _ = std::fs::remove_file(&j);
+}
