@@ -9,6 +9,7 @@
 //! - [`interpreter`]: the SCXML algorithm over a chart; pure (no I/O, no clock).
 //! - [`runtime`]: tokio: the clock, invoked child machines and processes, event routing.
 //! - [`journal`]: the durable event journal: writing, reading, replaying and verifying runs.
+//! - [`stepper`]: `orca step` sessions: stepping by hand, back and forward, why.
 //! - [`cli`]: the `orca` command line.
 
 pub mod chart;
