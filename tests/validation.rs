@@ -82,6 +82,18 @@ fn unknown_enum_variant_suggests() {
 }
 
 #[test]
+fn names_from_xstate_and_scxml_get_ours_as_a_hint() {
+    let text = "Machine(states: {\"p\": (type: parallel, states: {\"a\": (onEntry: [])})})";
+    let d = load_chart_str("t.ron", text, &CompileOptions::default()).unwrap_err();
+    let hints: Vec<_> = d.0.iter().filter_map(|d| d.hint.clone()).collect();
+    assert!(
+        hints.iter().any(|h| h.contains("`kind: Parallel`")),
+        "{hints:?}"
+    );
+    assert!(hints.iter().any(|h| h.contains("`entry`")), "{hints:?}");
+}
+
+#[test]
 fn unknown_target() {
     assert_has(
         "Machine(states: {\n  \"idle\": (on: { \"GO\": \"runing\" }),\n  \"running\": (),\n})",

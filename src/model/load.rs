@@ -43,6 +43,20 @@ pub fn detect_kind(text: &str) -> FileKind {
     }
 }
 
+/// Hints for field names that XState or SCXML users bring along, which are too far from ours
+/// for "did you mean" to find.
+fn other_tools_name(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "type" => {
+            "orca calls it `kind`: `kind: Parallel`, `Final`, `History(Shallow)` or `History(Deep)`"
+        }
+        "cond" => "orca calls it `guard`",
+        "onEntry" | "onentry" => "orca calls it `entry`",
+        "onExit" | "onexit" => "orca calls it `exit`",
+        _ => return None,
+    })
+}
+
 /// Every field name the machine format has, for "did you mean" hints.
 const FIELD_NAMES: &[&str] = &[
     "id",
@@ -213,7 +227,9 @@ pub fn load_machine_source(file: SourceFile) -> Result<LoadedMachine, Diagnostic
         if let Some(s) = state_of(path) {
             d = d.with_state(s);
         }
-        if let Some(m) = did_you_mean(field, FIELD_NAMES.iter().copied()) {
+        if let Some(hint) = other_tools_name(field) {
+            d = d.with_hint(hint);
+        } else if let Some(m) = did_you_mean(field, FIELD_NAMES.iter().copied()) {
             d = d.with_hint(format!("did you mean `{m}`?"));
         }
         diags.push(d);
