@@ -2,7 +2,7 @@
 //! `orca::stepper`; this is its terminal and its scripted mode.
 
 use super::exit;
-use crate::stepper::{Command, Session};
+use crate::stepper::{COMMANDS, Command, Session};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -24,23 +24,14 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal() && !args.json;
-    let mut out = std::io::stdout().lock();
-    if interactive {
-        let _ = writeln!(
-            out,
-            "{}\n(type `help` for the commands)",
-            session.view(None)
-        );
+    if stdin.is_terminal() && std::io::stdout().is_terminal() && !args.json {
+        return terminal(session);
     }
+    // Scripted: the same commands, one per line, no prompt and no colour.
+    let mut out = std::io::stdout().lock();
     let mut lines = stdin.lock().lines();
-    loop {
-        if interactive {
-            let _ = write!(out, "orca> ");
-            let _ = out.flush();
-        }
-        let Some(Ok(line)) = lines.next() else { break };
-        if line.trim().is_empty() && !args.json {
+    while let Some(Ok(line)) = lines.next() {
+        if line.trim().is_empty() {
             continue;
         }
         let before = session.instance().context().clone();
@@ -80,4 +71,158 @@ pub fn run(args: Args) -> u8 {
     }
     let _ = out.flush();
     exit::OK
+}
+
+/// Completion for the prompt: commands, then event names, context names or nothing,
+/// depending on the command being typed.
+struct StepHelper {
+    events: Vec<String>,
+    context: Vec<String>,
+}
+
+impl rustyline::completion::Completer for StepHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let before = &line[..pos];
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let previous: Vec<&str> = before[..start].split_whitespace().collect();
+        let pool: Vec<&str> = match previous.as_slice() {
+            [] => COMMANDS
+                .iter()
+                .map(|(c, _)| *c)
+                .chain(self.events.iter().map(String::as_str))
+                .collect(),
+            ["send" | "why"] => self.events.iter().map(String::as_str).collect(),
+            ["set"] => self.context.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let mut found: Vec<String> = pool
+            .into_iter()
+            .filter(|c| c.starts_with(word))
+            .map(String::from)
+            .collect();
+        found.dedup();
+        Ok((start, found))
+    }
+}
+
+impl rustyline::hint::Hinter for StepHelper {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for StepHelper {}
+impl rustyline::validate::Validator for StepHelper {}
+impl rustyline::Helper for StepHelper {}
+
+/// Where the prompt's history is kept between sessions: `$ORCA_HISTORY`, else
+/// `$XDG_STATE_HOME/orca/step_history`, else `~/.local/state/orca/step_history`.
+fn history_file() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORCA_HISTORY") {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("orca/step_history"))
+}
+
+const BOLD: &str = "\x1b[1m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const RESET: &str = "\x1b[0m";
+
+/// The stepper at a terminal: line editing, history kept across sessions, completion, colour.
+fn terminal(mut session: Session) -> u8 {
+    use rustyline::error::ReadlineError;
+    let config = rustyline::Config::builder()
+        .auto_add_history(true)
+        .history_ignore_dups(true)
+        .map(|b| b.completion_type(rustyline::CompletionType::List).build());
+    let editor = config.and_then(rustyline::Editor::<StepHelper, _>::with_config);
+    let mut rl = match editor {
+        Ok(rl) => rl,
+        Err(e) => {
+            eprintln!("orca: cannot open the terminal: {e}");
+            return exit::FAILED;
+        }
+    };
+    let context: Vec<String> = session.instance().context().keys().cloned().collect();
+    rl.set_helper(Some(StepHelper {
+        events: session.event_names(),
+        context,
+    }));
+    let history = history_file();
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    println!(
+        "{}\n(type `help` for the commands; Tab completes)",
+        paint(&session.view(None))
+    );
+    loop {
+        let line = match rl.readline(&format!("{BOLD}{GREEN}orca>{RESET} ")) {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted) => continue, // Ctrl-C cancels the line
+            Err(ReadlineError::Eof) => break,            // Ctrl-D quits
+            Err(e) => {
+                eprintln!("orca: {e}");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let before = session.instance().context().clone();
+        let reply = match Command::parse(&line) {
+            Ok(cmd) => session.run(cmd),
+            Err(e) => crate::stepper::Reply {
+                error: Some(e),
+                ..Default::default()
+            },
+        };
+        if let Some(e) = &reply.error {
+            println!("{YELLOW}error:{RESET} {e}");
+        }
+        for t in &reply.taken {
+            println!("{BOLD}→ {t}{RESET}");
+        }
+        if reply.ignored {
+            println!("(ignored: no transition is enabled for it)");
+        }
+        if let Some(t) = &reply.text {
+            println!("{t}");
+        }
+        if reply.changed {
+            println!("{}", paint(&session.view(Some(&before))));
+        }
+        if reply.quit {
+            break;
+        }
+    }
+    if let Some(h) = &history {
+        if let Some(dir) = h.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = rl.save_history(h) {
+            eprintln!("orca: history not saved to {}: {e}", h.display());
+        }
+    }
+    exit::OK
+}
+
+/// Colours the view: changed context values (marked `*`) in yellow.
+fn paint(view: &str) -> String {
+    view.lines()
+        .map(|l| match l.strip_prefix("* ") {
+            Some(rest) => format!("{YELLOW}* {rest}{RESET}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
