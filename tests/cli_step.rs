@@ -229,3 +229,134 @@ fn a_saved_session_replays_and_verifies() {
     assert_eq!(state["context"], out[3]["context"]);
     let _ = std::fs::remove_file(&j);
 }
+
+fn step_journaled(file: &Path, journal: &Path, script: &str) -> (Vec<Value>, std::process::Output) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["step", file.to_str().unwrap(), "--json", "--journal"])
+        .arg(journal)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let values = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (values, out)
+}
+
+fn replay(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_orca"))
+        .arg("replay")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_journaled_session_with_back_and_forward_replays_every_moment() {
+    let j = std::env::temp_dir().join(format!("orca-step-j-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&j);
+    let script =
+        "CHECKOUT\nPAY {\"amount\": 5}\nback\nCANCEL\nback 2\nforward\ntick 15m\nreset\nCHECKOUT\n";
+    let (out, o) = step_journaled(&order(), &j, script);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j_str = j.to_str().unwrap();
+    let verify = replay(&[j_str, "--verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // The journal's records: start, then one record per command (a step or a rewind).
+    let timeline = replay(&[j_str, "--json"]);
+    let moments: Vec<Value> = String::from_utf8_lossy(&timeline.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(moments.len(), 1 + out.len());
+    for (i, (m, s)) in moments[1..].iter().zip(&out).enumerate() {
+        assert_eq!(m["configuration"], s["configuration"], "command {i}");
+        assert_eq!(m["context"], s["context"], "command {i}");
+        // And `--to` rebuilds the same moment from the stream.
+        let seq = m["seq"].as_u64().unwrap().to_string();
+        let to = replay(&[j_str, "--to", &seq, "--json"]);
+        let at: Value = serde_json::from_slice(&to.stdout).unwrap();
+        assert_eq!(at["configuration"], s["configuration"], "--to {seq}");
+        assert_eq!(at["t"], s["t"], "--to {seq}");
+    }
+    let _ = std::fs::remove_file(&j);
+}
+
+#[test]
+fn stepping_continues_a_journal_and_refuses_to_rewind_a_run() {
+    let j = std::env::temp_dir().join(format!("orca-step-c-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&j);
+    let (_, o) = step_journaled(&order(), &j, "CHECKOUT\nPAY {\"amount\": 5}\n");
+    assert!(o.status.success());
+    let (out, o) = step_journaled(&order(), &j, "history\nback\nPAY {\"amount\": 17}\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        out[0]["history"].as_array().unwrap().len(),
+        3,
+        "start, CHECKOUT, PAY"
+    );
+    assert_eq!(out[1]["context"]["paid"], 0);
+    assert_eq!(
+        out[2]["configuration"],
+        serde_json::json!(["awaiting_payment"])
+    );
+    assert_eq!(out[2]["context"]["paid"], 17);
+    assert!(replay(&[j.to_str().unwrap(), "--verify"]).status.success());
+    let _ = std::fs::remove_file(&j);
+
+    // A journal of `orca run` can be continued, but not rewound.
+    let run = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args([
+            "run",
+            order().to_str().unwrap(),
+            "--virtual-time",
+            "--until",
+            "1m",
+        ])
+        .args(["--event", "CHECKOUT", "--journal", j.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (out, _) = step_journaled(&order(), &j, "back\nPAY {\"amount\": 22}\n");
+    assert!(
+        out[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot record going back")
+    );
+    assert_eq!(
+        out[1]["configuration"],
+        serde_json::json!(["paid", "paid.packing"])
+    );
+    assert!(replay(&[j.to_str().unwrap(), "--verify"]).status.success());
+
+    // Another version of the machine is refused.
+    let changed = temp(
+        "order.ron",
+        &std::fs::read_to_string(order())
+            .unwrap()
+            .replace("15m", "20m"),
+    );
+    let (_, o) = step_journaled(&changed, &j, "tree\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another version"));
+    let _ = std::fs::remove_file(&j);
+}

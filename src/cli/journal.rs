@@ -86,13 +86,27 @@ pub fn replay(args: ReplayArgs) -> u8 {
             }
         };
         let Some(step) = step else {
-            if let Body::End(e) = &rec.body {
-                let _ = if args.json {
+            let _ = match &rec.body {
+                Body::End(e) if args.json => {
                     writeln!(out, "{}", serde_json::json!({ "seq": rec.seq, "end": e }))
-                } else {
-                    writeln!(out, "{:>5}  end: {}", rec.seq, end_text(e))
-                };
-            }
+                }
+                Body::End(e) => writeln!(out, "{:>5}  end: {}", rec.seq, end_text(e)),
+                Body::Rewind(r) if args.json => {
+                    let mut v = runner.root().snapshot();
+                    v["seq"] = rec.seq.into();
+                    v["rewind"] = r.to.into();
+                    writeln!(out, "{v}")
+                }
+                Body::Rewind(r) => writeln!(
+                    out,
+                    "{:>5}  {:>8}  {:<24} → {}",
+                    rec.seq,
+                    "",
+                    format!("back to after {}", r.to),
+                    leaves(&runner).join(", ")
+                ),
+                _ => Ok(()),
+            };
             continue;
         };
         let line = if args.json {
@@ -125,7 +139,7 @@ pub fn replay(args: ReplayArgs) -> u8 {
     exit::OK
 }
 
-fn verify(args: &ReplayArgs, journal: &Journal, runner: &mut Runner) -> u8 {
+fn verify(args: &ReplayArgs, journal: &Journal, runner: &mut replay::Replayer) -> u8 {
     let against = match &args.machine {
         Some(m) => m.display().to_string(),
         None => format!("the definition recorded in it ({})", journal.header.file),
@@ -418,6 +432,11 @@ fn print_record(out: &mut impl Write, rec: &Record, json: bool) -> std::io::Resu
             d.source.len()
         ),
         Body::End(e) => writeln!(out, "{wall} {:>5}  end: {}", rec.seq, end_text(e)),
+        Body::Rewind(r) => writeln!(
+            out,
+            "{wall} {:>5}  back to the state after record {}",
+            rec.seq, r.to
+        ),
         Body::Step(s) => {
             writeln!(
                 out,

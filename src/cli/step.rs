@@ -13,10 +13,18 @@ pub struct Args {
     /// One JSON object per command on stdout (for scripts), never a prompt.
     #[arg(long)]
     json: bool,
+    /// Record the session in this journal as it goes (a new file), or continue the session
+    /// (or `orca run`) recorded there.
+    #[arg(long, value_name = "PATH")]
+    journal: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> u8 {
-    let mut session = match Session::open(&args.file) {
+    let opened = match &args.journal {
+        Some(j) => Session::open_journaled(&args.file, j),
+        None => Session::open(&args.file),
+    };
+    let mut session = match opened {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -25,7 +33,8 @@ pub fn run(args: Args) -> u8 {
     };
     let stdin = std::io::stdin();
     if stdin.is_terminal() && std::io::stdout().is_terminal() && !args.json {
-        return terminal(session);
+        let code = terminal(&mut session);
+        return close(&mut session, code);
     }
     // Scripted: the same commands, one per line, no prompt and no colour.
     let mut out = std::io::stdout().lock();
@@ -70,7 +79,18 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let _ = out.flush();
-    exit::OK
+    close(&mut session, exit::OK)
+}
+
+/// Makes the journal durable before leaving.
+fn close(session: &mut Session, code: u8) -> u8 {
+    match session.close() {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("orca: the journal could not be completed: {e}");
+            exit::FAILED
+        }
+    }
 }
 
 /// Completion for the prompt: commands, then event names, context names or nothing,
@@ -138,7 +158,7 @@ const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
 
 /// The stepper at a terminal: line editing, history kept across sessions, completion, colour.
-fn terminal(mut session: Session) -> u8 {
+fn terminal(session: &mut Session) -> u8 {
     use rustyline::error::ReadlineError;
     let config = rustyline::Config::builder()
         .auto_add_history(true)

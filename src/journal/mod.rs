@@ -48,6 +48,9 @@ pub struct Header {
     pub started: String,
     /// `virtual` or `real`.
     pub clock: String,
+    /// Whether the journal may hold `rewind` records (a stepper session that went back).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rewinds: bool,
 }
 
 impl Header {
@@ -64,8 +67,17 @@ impl Header {
             instance: format!("{wall:x}-{:x}", std::process::id()),
             started: rfc3339(wall),
             clock: clock.into(),
+            rewinds: false,
         }
     }
+}
+
+/// A stepper session went back: from here on, the state is as it was after record `to`, and
+/// the steps after that record (up to this one) are abandoned. History is never rewritten;
+/// the abandoned steps stay in the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rewind {
+    pub to: u64,
 }
 
 /// How a run ended, when it ended cleanly.
@@ -83,6 +95,7 @@ pub enum Body {
     Header(Box<Header>),
     Define(Define),
     Step(Step),
+    Rewind(Rewind),
     End(End),
 }
 
@@ -107,6 +120,8 @@ struct Line {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     step: Option<Step>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    rewind: Option<Rewind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     end: Option<End>,
 }
 
@@ -119,12 +134,14 @@ impl Record {
             header: None,
             define: None,
             step: None,
+            rewind: None,
             end: None,
         };
         match &self.body {
             Body::Header(h) => line.header = Some(h.clone()),
             Body::Define(d) => line.define = Some(d.clone()),
             Body::Step(s) => line.step = Some(s.clone()),
+            Body::Rewind(r) => line.rewind = Some(r.clone()),
             Body::End(e) => line.end = Some(e.clone()),
         }
         let mut out = serde_json::to_vec(&line).expect("records serialize");
@@ -539,6 +556,8 @@ struct InputsLine {
     #[serde(default)]
     step: Option<InputsStep>,
     #[serde(default)]
+    rewind: Option<Rewind>,
+    #[serde(default)]
     end: Option<End>,
 }
 
@@ -630,6 +649,7 @@ pub fn parse_line(line: &[u8], expect_seq: u64, detail: Detail) -> Result<Record
                     input: s.input,
                     out: Vec::new(),
                 }),
+                rewind: l.rewind,
                 end: l.end,
             }
         }
@@ -644,10 +664,11 @@ pub fn parse_line(line: &[u8], expect_seq: u64, detail: Detail) -> Result<Record
         parsed.header.is_some(),
         parsed.define.is_some(),
         parsed.step.is_some(),
+        parsed.rewind.is_some(),
         parsed.end.is_some(),
     ];
     if bodies.iter().filter(|&&b| b).count() != 1 {
-        return Err("a record holds exactly one of header, define, step, end".into());
+        return Err("a record holds exactly one of header, define, step, rewind, end".into());
     }
     let body = if let Some(h) = parsed.header {
         Body::Header(h)
@@ -655,6 +676,14 @@ pub fn parse_line(line: &[u8], expect_seq: u64, detail: Detail) -> Result<Record
         Body::Define(d)
     } else if let Some(s) = parsed.step {
         Body::Step(s)
+    } else if let Some(r) = parsed.rewind {
+        if r.to >= parsed.seq {
+            return Err(format!(
+                "a rewind to record {} from record {}",
+                r.to, parsed.seq
+            ));
+        }
+        Body::Rewind(r)
     } else {
         Body::End(parsed.end.expect("one body"))
     };
@@ -767,6 +796,23 @@ mod tests {
         let mut bad = body.to_vec();
         bad[10] ^= 1;
         assert!(parse_line(&bad, 3, Detail::Full).is_err());
+    }
+
+    #[test]
+    fn a_rewind_must_point_back() {
+        let line = |to| {
+            let l = Record {
+                seq: 4,
+                wall: 0,
+                body: Body::Rewind(Rewind { to }),
+            }
+            .to_line();
+            l[..l.len() - 1].to_vec()
+        };
+        assert!(parse_line(&line(2), 4, Detail::Full).is_ok());
+        assert!(parse_line(&line(2), 4, Detail::Inputs).is_ok());
+        let err = parse_line(&line(4), 4, Detail::Full).unwrap_err();
+        assert!(err.contains("a rewind to record 4 from record 4"), "{err}");
     }
 
     #[test]

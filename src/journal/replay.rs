@@ -5,19 +5,31 @@
 use super::{Body, Header, Journal, Record};
 use crate::chart::{CompileOptions, load_chart_file, load_chart_str};
 use crate::interpreter::{Host, Instance};
-use crate::runtime::{Outcome, Runner, Step};
-use std::path::Path;
+use crate::runtime::{Define, Outcome, Runner, Step, StepInput};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A runner that replays the journal whose header this is, with the definition embedded in
 /// the header, or with `machine` instead (to test a changed file against a recorded run).
-pub fn runner_for(header: &Header, machine: Option<&Path>) -> Result<Runner, String> {
+pub fn runner_for(header: &Header, machine: Option<&Path>) -> Result<Replayer, String> {
     if header.kind != "machine" {
         return Err(format!(
             "this journal records a {}; only machine journals can be replayed by this version",
             header.kind
         ));
     }
+    let runner = fresh_runner(header, machine)?;
+    Ok(Replayer {
+        header: header.clone(),
+        machine: machine.map(Path::to_path_buf),
+        runner,
+        line: header.rewinds.then(Vec::new),
+        defines: Vec::new(),
+        recording: true,
+    })
+}
+
+fn fresh_runner(header: &Header, machine: Option<&Path>) -> Result<Runner, String> {
     let host = Arc::new(Host::default());
     let opts: CompileOptions = host.compile_options();
     let loaded = match machine {
@@ -34,12 +46,81 @@ pub fn runner_for(header: &Header, machine: Option<&Path>) -> Result<Runner, Str
     ))
 }
 
+/// A replaying [`Runner`] that also follows `rewind` records: it keeps the inputs in effect
+/// (only for journals that may rewind) and rebuilds from them when the session went back.
+/// Derefs to the runner for everything else.
+pub struct Replayer {
+    header: Header,
+    machine: Option<PathBuf>,
+    runner: Runner,
+    /// The inputs in effect, with their records' sequence numbers.
+    line: Option<Vec<(u64, StepInput)>>,
+    defines: Vec<Define>,
+    recording: bool,
+}
+
+impl std::ops::Deref for Replayer {
+    type Target = Runner;
+    fn deref(&self) -> &Runner {
+        &self.runner
+    }
+}
+
+impl std::ops::DerefMut for Replayer {
+    fn deref_mut(&mut self) -> &mut Runner {
+        &mut self.runner
+    }
+}
+
+impl Replayer {
+    /// See [`Runner::set_recording`]; kept across rewinds.
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+        self.runner.set_recording(on);
+    }
+
+    fn step(&mut self, seq: u64, input: StepInput) -> Step {
+        if let Some(line) = &mut self.line {
+            line.push((seq, input.clone()));
+        }
+        self.runner.apply(input)
+    }
+
+    fn define(&mut self, d: &Define) -> Result<(), String> {
+        if self.line.is_some() {
+            self.defines.push(d.clone());
+        }
+        self.runner.define(d)
+    }
+
+    /// Back to the state after record `to`: a fresh runner replays the inputs in effect then.
+    fn rewind(&mut self, seq: u64, to: u64) -> Result<(), String> {
+        let Some(line) = &mut self.line else {
+            return Err(format!(
+                "record {seq} rewinds, but the header does not allow rewinds"
+            ));
+        };
+        line.retain(|(s, _)| *s <= to);
+        let mut runner = fresh_runner(&self.header, self.machine.as_deref())?;
+        runner.set_recording(self.recording);
+        for d in &self.defines {
+            runner.define(d)?;
+        }
+        for (_, input) in line.iter() {
+            runner.apply(input.clone());
+        }
+        self.runner = runner;
+        Ok(())
+    }
+}
+
 /// Applies one record to a replaying runner: a definition is made available, a step's input
-/// is applied (and what it did now is returned).
-pub fn apply(runner: &mut Runner, record: &Record) -> Result<Option<Step>, String> {
+/// is applied (and what it did now is returned), a rewind goes back.
+pub fn apply(replayer: &mut Replayer, record: &Record) -> Result<Option<Step>, String> {
     match &record.body {
-        Body::Define(d) => runner.define(d).map(|_| None),
-        Body::Step(s) => Ok(Some(runner.apply(s.input.clone()))),
+        Body::Define(d) => replayer.define(d).map(|_| None),
+        Body::Step(s) => Ok(Some(replayer.step(record.seq, s.input.clone()))),
+        Body::Rewind(r) => replayer.rewind(record.seq, r.to).map(|_| None),
         Body::Header(_) | Body::End(_) => Ok(None),
     }
 }
@@ -140,7 +221,10 @@ pub fn compare(seq: u64, recorded: &Step, actual: &Step) -> Option<Divergence> {
 
 /// Replays a whole journal and reports the first divergence, if any; `Ok` holds the number
 /// of steps verified.
-pub fn verify(journal: &Journal, runner: &mut Runner) -> Result<Result<usize, Divergence>, String> {
+pub fn verify(
+    journal: &Journal,
+    runner: &mut Replayer,
+) -> Result<Result<usize, Divergence>, String> {
     let mut steps = 0;
     for rec in &journal.records {
         if let Some(actual) = apply(runner, rec)? {
@@ -161,7 +245,7 @@ pub fn verify(journal: &Journal, runner: &mut Runner) -> Result<Result<usize, Di
 /// number of the last record applied and the last step record (as replayed).
 pub fn rebuild(
     records: impl Iterator<Item = Result<Record, super::JournalError>>,
-    runner: &mut Runner,
+    runner: &mut Replayer,
     to: Option<u64>,
 ) -> Result<(u64, Option<Record>), String> {
     let mut last = None;
@@ -174,8 +258,9 @@ pub fn rebuild(
         seq = rec.seq;
         match rec.body {
             Body::Define(ref d) => runner.define(d).map_err(|e| format!("record {seq}: {e}"))?,
+            Body::Rewind(ref r) => runner.rewind(seq, r.to)?,
             Body::Step(s) => {
-                let step = runner.apply(s.input);
+                let step = runner.step(seq, s.input);
                 last = Some(Record {
                     seq: rec.seq,
                     wall: rec.wall,

@@ -245,6 +245,39 @@ pub struct Session {
     cursor: usize,
     /// The step each applied input produced, for `history`.
     steps: Vec<Step>,
+    /// `--journal`: where the session is recorded as it goes.
+    journal: Option<Recording>,
+}
+
+/// A session being journaled: the writer, and the record of each input in effect.
+struct Recording {
+    writer: JournalWriter,
+    /// `seqs[i]` is the record of `inputs[i]` (valid up to the cursor).
+    seqs: Vec<u64>,
+    /// The record of the step just written by the recorder.
+    last: Arc<Mutex<Option<u64>>>,
+    /// Whether the journal may hold rewinds (not one continued from `orca run`).
+    rewinds: bool,
+}
+
+impl Recording {
+    /// A recorder that appends what the runner does and notes the step's record.
+    fn recorder(&self) -> crate::runtime::Recorder {
+        let w = self.writer.clone();
+        let last = self.last.clone();
+        Box::new(move |item: &Recorded| {
+            let body = match item {
+                Recorded::Define(d) => Body::Define(d.clone()),
+                Recorded::Step(s) => Body::Step(s.clone()),
+            };
+            let is_step = matches!(body, Body::Step(_));
+            match w.append(body) {
+                Ok(seq) if is_step => *last.lock().expect("not poisoned") = Some(seq),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "journal append failed"),
+            }
+        })
+    }
 }
 
 impl Session {
@@ -273,9 +306,90 @@ impl Session {
             inputs: Vec::new(),
             cursor: 0,
             steps: Vec::new(),
+            journal: None,
         };
         s.push(StepInput::Start {});
         Ok(s)
+    }
+
+    /// Opens a machine and records the session in a new journal at `journal`, or continues
+    /// the one there (of an earlier session, or of `orca run`) from its end.
+    pub fn open_journaled(path: &Path, journal: &Path) -> Result<Session, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path.display().to_string();
+        if !journal.exists() {
+            let mut s = Session::from_text(&name, &text)?;
+            let mut header = Header::for_machine(path, &text, "virtual");
+            header.rewinds = true;
+            let writer = JournalWriter::create(journal, header, SyncPolicy::Batch)
+                .map_err(|e| e.to_string())?;
+            let rec = Recording {
+                writer,
+                seqs: Vec::new(),
+                last: Arc::new(Mutex::new(None)),
+                rewinds: true,
+            };
+            // The start already happened: rebuild it recorded.
+            s.runner = s.fresh();
+            s.runner.set_recorder(rec.recorder());
+            s.steps = vec![s.runner.apply(StepInput::Start {})];
+            let mut rec = rec;
+            rec.seqs
+                .push(rec.last.lock().expect("not poisoned").unwrap_or(1));
+            s.journal = Some(rec);
+            return Ok(s);
+        }
+        let (writer, existing) = JournalWriter::open_append(journal, SyncPolicy::Batch)
+            .map_err(|e| format!("{}: {e}", journal.display()))?;
+        if existing.header.hash != crate::journal::sha256_hex(text.as_bytes()) {
+            return Err(format!(
+                "{}: the journal records another version of {} (its text differs); step the journal's own with `orca replay`, or start a new journal",
+                journal.display(),
+                path.display()
+            ));
+        }
+        // The inputs in effect at the end, following any rewinds.
+        let mut line: Vec<(u64, StepInput)> = Vec::new();
+        for r in &existing.records {
+            match &r.body {
+                Body::Step(st) => line.push((r.seq, st.input.clone())),
+                Body::Rewind(rw) => line.retain(|(q, _)| *q <= rw.to),
+                _ => {}
+            }
+        }
+        let mut s = Session::from_text(&name, &text)?;
+        s.inputs = line.iter().map(|(_, i)| i.clone()).collect();
+        if s.inputs.first() != Some(&StepInput::Start {}) {
+            return Err(format!(
+                "{}: the journal does not start its machine",
+                journal.display()
+            ));
+        }
+        s.rebuild(s.inputs.len());
+        let rec = Recording {
+            writer,
+            seqs: line.iter().map(|(q, _)| *q).collect(),
+            last: Arc::new(Mutex::new(None)),
+            rewinds: existing.header.rewinds,
+        };
+        s.runner.set_recorder(rec.recorder());
+        s.journal = Some(rec);
+        Ok(s)
+    }
+
+    fn fresh(&self) -> Runner {
+        Runner::simulating(
+            Instance::with_host(self.chart.clone(), self.host.clone()),
+            self.host.clone(),
+        )
+    }
+
+    /// Waits until everything recorded is durable (at the end of a session).
+    pub fn close(&mut self) -> Result<(), String> {
+        match &self.journal {
+            Some(j) => j.writer.close(),
+            None => Ok(()),
+        }
     }
 
     /// The root instance as it is now.
@@ -300,22 +414,48 @@ impl Session {
         self.inputs.push(input.clone());
         self.cursor += 1;
         let step = self.runner.apply(input);
+        self.note_record();
         self.steps.push(step);
         self.steps.last().expect("just pushed")
+    }
+
+    /// Keeps the journal record of the input just applied, if journaling.
+    fn note_record(&mut self) {
+        if let Some(j) = &mut self.journal {
+            let seq = j.last.lock().expect("not poisoned").take().unwrap_or(0);
+            j.seqs.truncate(self.cursor - 1);
+            j.seqs.push(seq);
+        }
     }
 
     /// Rebuilds the state after the first `n` inputs (event-sourced: a fresh instance replays
     /// them, so the moment is exact).
     fn rebuild(&mut self, n: usize) {
-        self.runner = Runner::simulating(
-            Instance::with_host(self.chart.clone(), self.host.clone()),
-            self.host.clone(),
-        );
+        self.runner = self.fresh();
         self.steps.clear();
         for input in &self.inputs[..n] {
             self.steps.push(self.runner.apply(input.clone()));
         }
         self.cursor = n;
+        // Recorded from here on; the journal learns of the way back from a rewind record.
+        if let Some(j) = &self.journal {
+            self.runner.set_recorder(j.recorder());
+            let to = j.seqs[n - 1];
+            if let Err(e) = j.writer.append(Body::Rewind(crate::journal::Rewind { to })) {
+                tracing::error!(error = %e, "journal append failed");
+            }
+        }
+    }
+
+    /// Going back cannot be recorded in a journal that does not allow rewinds.
+    fn can_go_back(&self) -> Result<(), String> {
+        match &self.journal {
+            Some(j) if !j.rewinds => Err(
+                "this journal (from `orca run`) cannot record going back: `save` the session to a new journal and step that"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Runs one command.
@@ -366,6 +506,10 @@ impl Session {
                 step_reply(step, &mut reply);
             }
             Command::Back(n) => {
+                if let Err(e) = self.can_go_back() {
+                    reply.error = Some(e);
+                    return reply;
+                }
                 let n = n.min(self.cursor - 1);
                 if n == 0 {
                     reply.error = Some("already at the start".into());
@@ -384,6 +528,7 @@ impl Session {
                     let input = self.inputs[self.cursor].clone();
                     self.cursor += 1;
                     let step = self.runner.apply(input);
+                    self.note_record();
                     self.steps.push(step);
                 }
                 if let Some(step) = self.steps.last() {
@@ -391,6 +536,10 @@ impl Session {
                 }
             }
             Command::Reset => {
+                if let Err(e) = self.can_go_back() {
+                    reply.error = Some(e);
+                    return reply;
+                }
                 self.inputs.truncate(1);
                 self.rebuild(1);
                 reply.changed = true;
