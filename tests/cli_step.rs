@@ -15,10 +15,12 @@ fn temp(name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// Runs `orca step FILE --json` with `script` on stdin; one object per line.
-fn step(file: &Path, script: &str) -> Vec<Value> {
+/// Runs `orca step FILE --json [EXTRA...]` with `script` on stdin: one object per line, and
+/// the process output.
+fn run_step(file: &Path, extra: &[&Path], script: &str) -> (Vec<Value>, std::process::Output) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
         .args(["step", file.to_str().unwrap(), "--json"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,16 +33,25 @@ fn step(file: &Path, script: &str) -> Vec<Value> {
         .write_all(script.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
+    let values = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (values, out)
+}
+
+fn step(file: &Path, script: &str) -> Vec<Value> {
+    let (values, out) = run_step(file, &[], script);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    values
+}
+
+fn step_journaled(file: &Path, journal: &Path, script: &str) -> (Vec<Value>, std::process::Output) {
+    run_step(file, &[Path::new("--journal"), journal], script)
 }
 
 fn order() -> PathBuf {
@@ -228,29 +239,6 @@ fn a_saved_session_replays_and_verifies() {
     assert_eq!(state["configuration"], out[3]["configuration"]);
     assert_eq!(state["context"], out[3]["context"]);
     let _ = std::fs::remove_file(&j);
-}
-
-fn step_journaled(file: &Path, journal: &Path, script: &str) -> (Vec<Value>, std::process::Output) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["step", file.to_str().unwrap(), "--json", "--journal"])
-        .arg(journal)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let values = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (values, out)
 }
 
 fn replay(args: &[&str]) -> std::process::Output {
