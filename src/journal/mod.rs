@@ -396,7 +396,8 @@ impl<R: BufRead + Send + 'static> Records<R> {
             .name("orca-journal-read".into())
             .spawn(move || {
                 loop {
-                    let batch: Vec<_> = records.by_ref().take(BATCH).collect();
+                    let mut batch = Vec::with_capacity(BATCH);
+                    batch.extend(records.by_ref().take(BATCH));
                     let last = batch.len() < BATCH;
                     if tx.send(Fetched::Batch(batch)).is_err() {
                         return; // the reader stopped early
@@ -613,10 +614,36 @@ fn plain_event(b: &[u8]) -> Option<crate::runtime::StepInput> {
     if b[end] != b'"' || !b[end + 1..].starts_with(b"}}") || b[..end].iter().any(|&c| c < 0x20) {
         return None;
     }
-    let name = std::str::from_utf8(&b[..end]).ok()?;
     Some(crate::runtime::StepInput::Event {
-        name: name.to_owned(),
+        name: interned(&b[..end])?,
         data: serde_json::Value::Null,
+    })
+}
+
+/// The event name for these bytes, shared with earlier records of this thread that had the
+/// same name: a journal repeats a few names millions of times, and sharing them saves an
+/// allocation and a free for every record. `None` if the bytes are not UTF-8.
+fn interned(name: &[u8]) -> Option<std::sync::Arc<str>> {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    // A handful of names, most recent first; a miss costs one allocation, as without it.
+    const KEEP: usize = 32;
+    thread_local! {
+        static NAMES: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+    }
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(i) = names.iter().position(|n| n.as_bytes() == name) {
+            let found = names[i].clone();
+            if i > 0 {
+                names[..=i].rotate_right(1);
+            }
+            return Some(found);
+        }
+        let fresh: Arc<str> = Arc::from(std::str::from_utf8(name).ok()?);
+        names.truncate(KEEP - 1);
+        names.insert(0, fresh.clone());
+        Some(fresh)
     })
 }
 

@@ -16,7 +16,8 @@ pub enum StepInput {
     Start {},
     /// An external event for the root instance.
     Event {
-        name: String,
+        /// Shared with the events made from it: replaying a journal allocates no name.
+        name: std::sync::Arc<str>,
         #[serde(default, skip_serializing_if = "Json::is_null")]
         data: Json,
     },
@@ -37,7 +38,7 @@ impl StepInput {
     /// An external event as an input.
     pub fn event(e: &Event) -> StepInput {
         StepInput::Event {
-            name: e.name.to_string(),
+            name: e.name.clone(),
             data: e.data.clone(),
         }
     }
@@ -46,7 +47,7 @@ impl StepInput {
     pub fn to_event(&self) -> Option<Event> {
         match self {
             StepInput::Event { name, data } => {
-                Some(Event::new(name.as_str(), data.clone(), EventKind::External))
+                Some(Event::new(name.clone(), data.clone(), EventKind::External))
             }
             _ => None,
         }
@@ -56,7 +57,7 @@ impl StepInput {
     pub fn describe(&self) -> String {
         match self {
             StepInput::Start {} => "start".into(),
-            StepInput::Event { name, data } if data.is_null() => name.clone(),
+            StepInput::Event { name, data } if data.is_null() => name.to_string(),
             StepInput::Event { name, data } => format!("{name} {data}"),
             StepInput::Advance { to } => format!("clock → {}", crate::model::DurationMs(*to)),
             StepInput::Finished { path, ok, data } => format!(

@@ -468,7 +468,10 @@ impl Session {
         };
         match cmd {
             Command::Send { name, data } => {
-                let input = StepInput::Event { name, data };
+                let input = StepInput::Event {
+                    name: name.into(),
+                    data,
+                };
                 let step = self.push(input);
                 step_reply(step, &mut reply);
             }
