@@ -573,14 +573,16 @@ struct InputsStep {
 /// `None` for anything else, which then takes the general path.
 fn fast_step_inputs(line: &[u8]) -> Option<Record> {
     fn num(b: &[u8]) -> Option<(u64, &[u8])> {
-        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 || n > 19 {
-            return None; // 19 digits always fit in a u64
+        let mut v = 0u64;
+        let mut n = 0;
+        while let Some(&d) = b.get(n)
+            && d.is_ascii_digit()
+        {
+            v = v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            n += 1;
         }
-        let v = b[..n]
-            .iter()
-            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
-        Some((v, &b[n..]))
+        // 19 digits always fit in a u64; longer numbers take the general path.
+        (n > 0 && n <= 19).then_some((v, &b[n..]))
     }
     let (seq, rest) = num(line.strip_prefix(b"{\"seq\":")?)?;
     let (wall, rest) = num(rest.strip_prefix(b",\"wall\":")?)?;
@@ -741,7 +743,9 @@ fn check_crc(line: &[u8]) -> Result<(), String> {
             Some(acc << 4 | u32::from(d))
         })
         .ok_or("a bad checksum field")?;
-    let mut h = crc32fast::Hasher::new();
+    // A hasher made once: making one detects the CPU's features each time.
+    static FRESH: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    let mut h = FRESH.get_or_init(crc32fast::Hasher::new).clone();
     h.update(&line[..n - CRC_SUFFIX]);
     h.update(b"}");
     if h.finalize() != want {
