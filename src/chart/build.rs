@@ -81,6 +81,7 @@ pub fn compile(
     }
     b.exact_done_descriptors();
     b.mark_eventless_chains();
+    b.order_selection();
     let mut chart = Chart {
         id: loaded.def.id.clone().unwrap_or_else(|| {
             Path::new(&loaded.file.name)
@@ -282,6 +283,7 @@ impl<'a> Builder<'a> {
             output: None,
             has_history: false,
             eventless_in_chain: false,
+            selection_order: Vec::new(),
             last_descendant: id,
             span: self.loaded.span(&path),
             description: None,
@@ -676,6 +678,23 @@ impl<'a> Builder<'a> {
                 .parent
                 .is_some_and(|p| self.states[p.index()].eventless_in_chain);
             self.states[i].eventless_in_chain = own || inherited;
+        }
+    }
+
+    /// Flattens each atomic state's ancestor chain of transitions, so that selection walks
+    /// one slice instead of the tree.
+    fn order_selection(&mut self) {
+        for i in 0..self.states.len() {
+            if !self.states[i].is_atomic() {
+                continue;
+            }
+            let mut order = Vec::new();
+            let mut at = Some(StateId(i as u32));
+            while let Some(s) = at {
+                order.extend_from_slice(&self.states[s.index()].transitions);
+                at = self.states[s.index()].parent;
+            }
+            self.states[i].selection_order = order;
         }
     }
 

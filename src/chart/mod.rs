@@ -85,6 +85,10 @@ pub struct State {
     /// Whether this state or an ancestor has eventless transitions: when no active atomic
     /// state has this, a macrostep skips the eventless selection.
     pub eventless_in_chain: bool,
+    /// For atomic and final states: the transitions of this state, then of its parent, and
+    /// so on to the root, each state's in document order: the order in which selection looks
+    /// for the first enabled one. Empty for other states.
+    pub selection_order: Vec<TransitionId>,
     /// The last state in document order among this state and its descendants; with ids in
     /// document order, `a` is a descendant of `s` iff `s < a <= s.last_descendant`.
     pub last_descendant: StateId,

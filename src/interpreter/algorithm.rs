@@ -192,19 +192,18 @@ impl Core {
             if !st.is_atomic() || (event.is_none() && !st.eventless_in_chain) {
                 continue;
             }
-            'ancestors: for state in std::iter::once(s).chain(chart.ancestors(s)) {
-                for &t in &chart.state(state).transitions {
-                    let tr = chart.transition(t);
-                    let matches = match event {
-                        None => tr.is_eventless(),
-                        Some(e) => tr.events.iter().any(|d| d.matches(&e.name)),
-                    };
-                    if matches && self.guard_holds(chart, tr.guard, event) {
-                        if !enabled.contains(&t) {
-                            enabled.push(t);
-                        }
-                        break 'ancestors;
+            // The state's transitions, then its ancestors', nearest first (precomputed).
+            for &t in &st.selection_order {
+                let tr = chart.transition(t);
+                let matches = match event {
+                    None => tr.is_eventless(),
+                    Some(e) => tr.events.iter().any(|d| d.matches(&e.name)),
+                };
+                if matches && self.guard_holds(chart, tr.guard, event) {
+                    if !enabled.contains(&t) {
+                        enabled.push(t);
                     }
+                    break;
                 }
             }
         }
