@@ -248,7 +248,9 @@ pub fn rebuild(
     runner: &mut Replayer,
     to: Option<u64>,
 ) -> Result<(u64, Option<Record>), String> {
-    let mut last = None;
+    // The last step's record: its sequence number and wall time; the step itself is kept
+    // apart so that each step does not build a record only to drop it at the next.
+    let mut last: Option<(u64, u64, Step)> = None;
     let mut seq = 0;
     for rec in records {
         let rec = rec.map_err(|e| e.to_string())?;
@@ -259,16 +261,21 @@ pub fn rebuild(
         match rec.body {
             Body::Define(ref d) => runner.define(d).map_err(|e| format!("record {seq}: {e}"))?,
             Body::Rewind(ref r) => runner.rewind(seq, r.to)?,
-            Body::Step(s) => {
-                let step = runner.step(seq, s.input);
-                last = Some(Record {
-                    seq: rec.seq,
-                    wall: rec.wall,
-                    body: Body::Step(step),
-                });
-            }
+            Body::Step(s) => match &mut last {
+                Some(l) => {
+                    l.0 = rec.seq;
+                    l.1 = rec.wall;
+                    l.2 = runner.step(seq, s.input);
+                }
+                None => last = Some((rec.seq, rec.wall, runner.step(seq, s.input))),
+            },
             Body::Header(_) | Body::End(_) => {}
         }
     }
+    let last = last.map(|(seq, wall, step)| Record {
+        seq,
+        wall,
+        body: Body::Step(step),
+    });
     Ok((seq, last))
 }
