@@ -102,7 +102,19 @@ pub fn compile(
     for i in 0..chart.transitions.len() {
         let t = &chart.transitions[i];
         if !t.targets.iter().any(|&s| chart.state(s).is_history()) {
-            chart.transitions[i].static_domain = chart.transition_domain(t.id, &t.targets);
+            let domain = chart.transition_domain(t.id, &t.targets);
+            let none = super::History::new();
+            let mut entry = Vec::new();
+            for &s in &t.targets {
+                chart.add_descendant_states_to_enter(s, &none, &mut entry);
+            }
+            for &s in &t.targets {
+                chart.add_ancestor_states_to_enter(s, domain, &none, &mut entry);
+            }
+            entry.sort();
+            entry.dedup();
+            chart.transitions[i].static_domain = domain;
+            chart.transitions[i].static_entry = Some(entry);
         }
     }
     let mut diags = b.diags;
@@ -812,6 +824,7 @@ impl<'a> Builder<'a> {
                 trigger: trigger.clone(),
                 span: self.loaded.span(&tpath),
                 static_domain: None,
+                static_entry: None,
             });
             self.states[source.index()].transitions.push(id);
         }

@@ -7,6 +7,8 @@
 
 mod build;
 pub mod descriptor;
+mod entry;
+pub use entry::History;
 pub mod expr;
 pub mod fast;
 pub mod graph;
@@ -151,6 +153,9 @@ pub struct Transition {
     /// state): computed once at load instead of at every microstep. `None` when it depends on
     /// history or the transition is targetless.
     pub static_domain: Option<StateId>,
+    /// The entry set (sorted) when the transition is taken alone and no history is involved:
+    /// computed once at load (empty for a targetless one). `None` when it depends on history.
+    pub static_entry: Option<Vec<StateId>>,
 }
 
 impl Transition {

@@ -13,7 +13,7 @@ impl Core {
     /// Enters the root and its default descendants (the initial transition of `<scxml>`).
     pub(super) fn enter_initial(&mut self, chart: &Chart) {
         let mut to_enter = Vec::new();
-        self.add_descendant_states_to_enter(chart, StateId::ROOT, &mut to_enter);
+        chart.add_descendant_states_to_enter(StateId::ROOT, &self.history, &mut to_enter);
         self.enter_states(chart, &mut to_enter);
         self.record(|| Trace::Microstep {
             event: None,
@@ -420,14 +420,21 @@ impl Core {
         to_enter: &mut Vec<StateId>,
     ) {
         to_enter.clear();
+        // One transition whose entry set does not depend on history: computed at load.
+        if let [t] = enabled
+            && let Some(entry) = &chart.transition(*t).static_entry
+        {
+            to_enter.extend_from_slice(entry);
+            return self.enter_states(chart, to_enter);
+        }
         for &t in enabled {
             let tr = chart.transition(t);
             for &s in &tr.targets {
-                self.add_descendant_states_to_enter(chart, s, to_enter);
+                chart.add_descendant_states_to_enter(s, &self.history, to_enter);
             }
             let ancestor = self.transition_domain(chart, t);
             for &s in self.effective_target_states(chart, t).iter() {
-                self.add_ancestor_states_to_enter(chart, s, ancestor, to_enter);
+                chart.add_ancestor_states_to_enter(s, ancestor, &self.history, to_enter);
             }
         }
         self.enter_states(chart, to_enter);
@@ -519,84 +526,6 @@ impl Core {
                 .iter()
                 .all(|&c| chart.state(c).is_history() || self.is_in_final_state(chart, c)),
             _ => false,
-        }
-    }
-
-    /// `addDescendantStatesToEnter`.
-    fn add_descendant_states_to_enter(
-        &self,
-        chart: &Chart,
-        s: StateId,
-        to_enter: &mut Vec<StateId>,
-    ) {
-        let state = chart.state(s);
-        if state.is_history() {
-            let restore: Vec<StateId> = match self.history.get(&s) {
-                Some(hv) => hv.clone(),
-                None => state.history_default.clone(),
-            };
-            let parent = state.parent;
-            for &r in &restore {
-                self.add_descendant_states_to_enter(chart, r, to_enter);
-            }
-            for &r in &restore {
-                self.add_ancestor_states_to_enter(chart, r, parent, to_enter);
-            }
-            return;
-        }
-        if !to_enter.contains(&s) {
-            to_enter.push(s);
-        }
-        match state.kind {
-            Kind::Compound => {
-                if let Some(init) = state.initial {
-                    self.add_descendant_states_to_enter(chart, init, to_enter);
-                    self.add_ancestor_states_to_enter(chart, init, Some(s), to_enter);
-                }
-            }
-            Kind::Parallel => {
-                for &child in &state.children {
-                    if chart.state(child).is_history() {
-                        continue;
-                    }
-                    if !to_enter.iter().any(|&x| chart.is_descendant(x, child)) {
-                        self.add_descendant_states_to_enter(chart, child, to_enter);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// `addAncestorStatesToEnter`: the proper ancestors of `s` below `ancestor` (all of them
-    /// when `None`), filling in the other regions of parallel ones.
-    fn add_ancestor_states_to_enter(
-        &self,
-        chart: &Chart,
-        s: StateId,
-        ancestor: Option<StateId>,
-        to_enter: &mut Vec<StateId>,
-    ) {
-        for anc in chart.ancestors(s) {
-            if Some(anc) == ancestor {
-                break;
-            }
-            if !to_enter.contains(&anc) {
-                to_enter.push(anc);
-            }
-            if chart.state(anc).kind == Kind::Parallel {
-                for &child in &chart.state(anc).children {
-                    if chart.state(child).is_history() {
-                        continue;
-                    }
-                    if !to_enter
-                        .iter()
-                        .any(|&x| x == child || chart.is_descendant(x, child))
-                    {
-                        self.add_descendant_states_to_enter(chart, child, to_enter);
-                    }
-                }
-            }
         }
     }
 
