@@ -106,6 +106,12 @@ fn log_prints_the_timeline_readably() {
         s.contains("sent after.15m.awaiting_payment to #self, due at 15m"),
         "{s}"
     );
+    // A transition first, then what its content did.
+    let taken = s
+        .find("CHECKOUT: cart → awaiting_payment")
+        .expect("CHECKOUT taken");
+    let sent = s.find("sent after.15m.awaiting_payment").unwrap();
+    assert!(taken < sent, "{s}");
     assert!(s.contains("end: done"), "{s}");
     let out = orca(&["log", j.to_str().unwrap(), "--json"]);
     let objects: Vec<Value> = text(&out.stdout)

@@ -274,6 +274,8 @@ impl Core {
 
     /// `microstep`: exit, transition content, entry.
     fn microstep(&mut self, chart: &Chart, enabled: &[TransitionId], eventless: bool) {
+        // The microstep's record goes before what its content records (sends, logs, errors).
+        let mark = self.trace.as_ref().map_or(0, Vec::len);
         let mut exited = std::mem::take(&mut self.scratch.exit);
         self.exit_states(chart, enabled, &mut exited);
         for &t in enabled {
@@ -281,18 +283,25 @@ impl Core {
         }
         let mut entered = std::mem::take(&mut self.scratch.enter);
         self.enter_states_for(chart, enabled, &mut entered);
-        let event = if eventless {
-            None
-        } else {
-            self.current.as_ref().map(|e| e.name.clone())
+        let event = || {
+            if eventless {
+                None
+            } else {
+                self.current.as_ref().map(|e| e.name.clone())
+            }
         };
-        tracing::trace!(?event, transitions = ?enabled, "microstep");
-        self.record(|| Trace::Microstep {
-            event,
-            transitions: enabled.to_vec(),
-            exited: exited.clone(),
-            entered: entered.clone(),
-        });
+        tracing::trace!(event = ?event(), transitions = ?enabled, "microstep");
+        if self.trace.is_some() {
+            let step = Trace::Microstep {
+                event: event(),
+                transitions: enabled.to_vec(),
+                exited: exited.clone(),
+                entered: entered.clone(),
+            };
+            if let Some(t) = &mut self.trace {
+                t.insert(mark.min(t.len()), step);
+            }
+        }
         self.scratch.exit = exited;
         self.scratch.enter = entered;
     }
