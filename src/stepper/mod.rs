@@ -290,8 +290,9 @@ impl Session {
     /// Starts a machine from its text (`name` is used in messages and journals).
     pub fn from_text(name: &str, text: &str) -> Result<Session, String> {
         let host = Arc::new(Host::default());
-        let (chart, _) = load_chart_str(name, text, &host.compile_options() as &CompileOptions)
-            .map_err(|d| d.to_string().trim().to_string())?;
+        let opts: CompileOptions = host.compile_options();
+        let (chart, _) =
+            load_chart_str(name, text, &opts).map_err(|d| d.to_string().trim().to_string())?;
         let chart = Arc::new(chart);
         let runner = Runner::simulating(
             Instance::with_host(chart.clone(), host.clone()),
