@@ -256,6 +256,8 @@ struct Recording {
     seqs: Vec<u64>,
     /// The record of the step just written by the recorder.
     last: Arc<Mutex<Option<u64>>>,
+    /// The first write that failed, to be told to the user.
+    failed: Arc<Mutex<Option<String>>>,
     /// Whether the journal may hold rewinds (not one continued from `orca run`).
     rewinds: bool,
 }
@@ -265,6 +267,7 @@ impl Recording {
     fn recorder(&self) -> crate::runtime::Recorder {
         let w = self.writer.clone();
         let last = self.last.clone();
+        let failed = self.failed.clone();
         Box::new(move |item: &Recorded| {
             let body = match item {
                 Recorded::Define(d) => Body::Define(d.clone()),
@@ -274,7 +277,10 @@ impl Recording {
             match w.append(body) {
                 Ok(seq) if is_step => *last.lock().expect("not poisoned") = Some(seq),
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "journal append failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "journal append failed");
+                    failed.lock().expect("not poisoned").get_or_insert(e);
+                }
             }
         })
     }
@@ -328,6 +334,7 @@ impl Session {
                 writer,
                 seqs: Vec::new(),
                 last: Arc::new(Mutex::new(None)),
+                failed: Arc::new(Mutex::new(None)),
                 rewinds: true,
             };
             // The start already happened: rebuild it recorded.
@@ -371,6 +378,7 @@ impl Session {
             writer,
             seqs: line.iter().map(|(q, _)| *q).collect(),
             last: Arc::new(Mutex::new(None)),
+            failed: Arc::new(Mutex::new(None)),
             rewinds: existing.header.rewinds,
         };
         s.runner.set_recorder(rec.recorder());
@@ -620,7 +628,17 @@ impl Session {
             }
             Command::Quit => reply.quit = true,
         }
+        if let Some(e) = self.journal_failure() {
+            reply.error = Some(e);
+        }
         reply
+    }
+
+    /// A journal write that failed since the last command (the session goes on unrecorded).
+    fn journal_failure(&mut self) -> Option<String> {
+        let j = self.journal.as_ref()?;
+        let e = j.failed.lock().expect("not poisoned").take()?;
+        Some(format!("the journal could not be written: {e}"))
     }
 
     /// Writes the session's current line as a journal (a new file): `orca replay` reproduces
