@@ -14,7 +14,7 @@ use orca::journal::{
     Body, Detail, End, Header, Journal, JournalError, JournalWriter, Record, Records, SyncPolicy,
 };
 use orca::model::load::to_ron;
-use orca::runtime::{Recorded, RunOptions, Runner, StepInput};
+use orca::runtime::{RunOptions, Runner, StepInput};
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -76,10 +76,7 @@ fn record(text: &str, inputs: &[In]) -> Option<(Vec<u8>, Vec<String>)> {
     }
     .to_line();
     for (i, item) in items.lock().unwrap().iter().enumerate() {
-        let body = match item {
-            Recorded::Define(d) => Body::Define(d.clone()),
-            Recorded::Step(s) => Body::Step(s.clone()),
-        };
+        let body = Body::from(item);
         bytes.extend(
             Record {
                 seq: i as u64 + 1,

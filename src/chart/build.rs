@@ -99,24 +99,7 @@ pub fn compile(
         has_eventless: false,
     };
     chart.has_eventless = chart.transitions.iter().any(|t| t.is_eventless());
-    for i in 0..chart.transitions.len() {
-        let t = &chart.transitions[i];
-        if !t.targets.iter().any(|&s| chart.state(s).is_history()) {
-            let domain = chart.transition_domain(t.id, &t.targets);
-            let none = super::History::new();
-            let mut entry = Vec::new();
-            for &s in &t.targets {
-                chart.add_descendant_states_to_enter(s, &none, &mut entry);
-            }
-            for &s in &t.targets {
-                chart.add_ancestor_states_to_enter(s, domain, &none, &mut entry);
-            }
-            entry.sort();
-            entry.dedup();
-            chart.transitions[i].static_domain = domain;
-            chart.transitions[i].static_entry = Some(entry);
-        }
-    }
+    chart.precompute_entry_sets();
     let mut diags = b.diags;
     if diags.has_errors() {
         diags.sort();

@@ -10,6 +10,30 @@ use std::collections::BTreeMap;
 pub type History = BTreeMap<StateId, Vec<StateId>>;
 
 impl Chart {
+    /// Stores the domain and entry set of every transition none of whose targets is a
+    /// history state: without history values they are fixed by the chart alone.
+    pub(super) fn precompute_entry_sets(&mut self) {
+        let none = History::new();
+        for i in 0..self.transitions.len() {
+            let t = &self.transitions[i];
+            if t.targets.iter().any(|&s| self.state(s).is_history()) {
+                continue;
+            }
+            let domain = self.transition_domain(t.id, &t.targets);
+            let mut entry = Vec::new();
+            for &s in &t.targets {
+                self.add_descendant_states_to_enter(s, &none, &mut entry);
+            }
+            for &s in &t.targets {
+                self.add_ancestor_states_to_enter(s, domain, &none, &mut entry);
+            }
+            entry.sort();
+            entry.dedup();
+            self.transitions[i].static_domain = domain;
+            self.transitions[i].static_entry = Some(entry);
+        }
+    }
+
     /// `addDescendantStatesToEnter`, with the recorded `history` (state → what it restores).
     pub fn add_descendant_states_to_enter(
         &self,
@@ -17,8 +41,7 @@ impl Chart {
         history: &History,
         to_enter: &mut Vec<StateId>,
     ) {
-        let chart = self;
-        let state = chart.state(s);
+        let state = self.state(s);
         if state.is_history() {
             let restore: Vec<StateId> = match history.get(&s) {
                 Some(hv) => hv.clone(),
@@ -45,10 +68,10 @@ impl Chart {
             }
             Kind::Parallel => {
                 for &child in &state.children {
-                    if chart.state(child).is_history() {
+                    if self.state(child).is_history() {
                         continue;
                     }
-                    if !to_enter.iter().any(|&x| chart.is_descendant(x, child)) {
+                    if !to_enter.iter().any(|&x| self.is_descendant(x, child)) {
                         self.add_descendant_states_to_enter(child, history, to_enter);
                     }
                 }
@@ -66,22 +89,21 @@ impl Chart {
         history: &History,
         to_enter: &mut Vec<StateId>,
     ) {
-        let chart = self;
-        for anc in chart.ancestors(s) {
+        for anc in self.ancestors(s) {
             if Some(anc) == ancestor {
                 break;
             }
             if !to_enter.contains(&anc) {
                 to_enter.push(anc);
             }
-            if chart.state(anc).kind == Kind::Parallel {
-                for &child in &chart.state(anc).children {
-                    if chart.state(child).is_history() {
+            if self.state(anc).kind == Kind::Parallel {
+                for &child in &self.state(anc).children {
+                    if self.state(child).is_history() {
                         continue;
                     }
                     if !to_enter
                         .iter()
-                        .any(|&x| x == child || chart.is_descendant(x, child))
+                        .any(|&x| x == child || self.is_descendant(x, child))
                     {
                         self.add_descendant_states_to_enter(child, history, to_enter);
                     }

@@ -149,12 +149,12 @@ pub struct Transition {
     pub trigger: String,
     /// Where it is written.
     pub span: Span,
-    /// The transition domain when it does not depend on history (no target is a history
-    /// state): computed once at load instead of at every microstep. `None` when it depends on
-    /// history or the transition is targetless.
+    /// The transition domain, computed once at load when `static_entry` is (`None` for a
+    /// targetless transition).
     pub static_domain: Option<StateId>,
-    /// The entry set (sorted) when the transition is taken alone and no history is involved:
-    /// computed once at load (empty for a targetless one). `None` when it depends on history.
+    /// The entry set (sorted) when the transition is taken alone, computed once at load when
+    /// no target is a history state (empty for a targetless one); `None` when a target is a
+    /// history state, so that both depend on the history values at run time.
     pub static_entry: Option<Vec<StateId>>,
 }
 

@@ -247,18 +247,7 @@ fn leaves(runner: &Runner) -> Vec<String> {
 
 fn print_state(runner: &Runner, seq: u64, step: Option<&Step>, json: bool) {
     let inst = runner.root();
-    let timers: Vec<Json> = inst
-        .timers()
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "due": t.due,
-                "event": &*t.event.name,
-                "to": t.target.to_string(),
-                "id": t.sendid,
-            })
-        })
-        .collect();
+    let timers: Vec<Json> = inst.timers().iter().map(|t| t.to_json()).collect();
     let children: Vec<Json> = runner
         .children()
         .map(|(path, machine)| {

@@ -6,7 +6,7 @@ use crate::interpreter::{Event, Host, Instance};
 use crate::journal::{Body, End, Header, JournalWriter, SyncPolicy};
 use crate::model::load::{self, FileKind};
 use crate::model::{DurationMs, Json};
-use crate::runtime::{Clock, Ending, Input, Notice, Recorded, RunOptions, Runner};
+use crate::runtime::{Clock, Ending, Input, Notice, RunOptions, Runner};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -169,11 +169,7 @@ pub fn run(args: Args) -> u8 {
                 Ok(w) => {
                     let sink = w.clone();
                     runner.set_recorder(Box::new(move |item| {
-                        let body = match item {
-                            Recorded::Define(d) => Body::Define(d.clone()),
-                            Recorded::Step(s) => Body::Step(s.clone()),
-                        };
-                        if let Err(e) = sink.append(body) {
+                        if let Err(e) = sink.append(Body::from(item)) {
                             tracing::error!(error = %e, "journal append failed");
                         }
                     }));

@@ -2,7 +2,7 @@
 //! `orca::stepper`; this is its terminal and its scripted mode.
 
 use super::exit;
-use crate::stepper::{COMMANDS, Command, Session};
+use crate::stepper::{COMMANDS, Session};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -44,35 +44,14 @@ pub fn run(args: Args) -> u8 {
             continue;
         }
         let before = session.instance().context().clone();
-        let reply = match Command::parse(&line) {
-            Ok(cmd) => session.run(cmd),
-            Err(e) => crate::stepper::Reply {
-                error: Some(e),
-                ..Default::default()
-            },
-        };
+        let reply = session.run_line(&line);
         let written = if args.json {
             writeln!(out, "{}", session.json(&reply))
         } else {
             if let Some(e) = &reply.error {
                 eprintln!("error: {e}");
             }
-            let mut text = String::new();
-            for t in &reply.taken {
-                text.push_str(&format!("→ {t}\n"));
-            }
-            if reply.ignored {
-                text.push_str("(ignored: no transition is enabled for it)\n");
-            }
-            if let Some(t) = &reply.text {
-                text.push_str(t);
-                text.push('\n');
-            }
-            if reply.changed {
-                text.push_str(&session.view(Some(&before)));
-                text.push('\n');
-            }
-            write!(out, "{text}")
+            write!(out, "{}", render(&session, &reply, &before, &PLAIN))
         };
         if written.is_err() || reply.quit {
             break;
@@ -183,7 +162,7 @@ fn terminal(session: &mut Session) -> u8 {
     }
     println!(
         "{}\n(type `help` for the commands; Tab completes)",
-        paint(&session.view(None))
+        paint(&session.view(None), &COLOUR)
     );
     loop {
         let line = match rl.readline(&format!("{BOLD}{GREEN}orca>{RESET} ")) {
@@ -199,28 +178,11 @@ fn terminal(session: &mut Session) -> u8 {
             continue;
         }
         let before = session.instance().context().clone();
-        let reply = match Command::parse(&line) {
-            Ok(cmd) => session.run(cmd),
-            Err(e) => crate::stepper::Reply {
-                error: Some(e),
-                ..Default::default()
-            },
-        };
+        let reply = session.run_line(&line);
         if let Some(e) = &reply.error {
             println!("{YELLOW}error:{RESET} {e}");
         }
-        for t in &reply.taken {
-            println!("{BOLD}→ {t}{RESET}");
-        }
-        if reply.ignored {
-            println!("(ignored: no transition is enabled for it)");
-        }
-        if let Some(t) = &reply.text {
-            println!("{t}");
-        }
-        if reply.changed {
-            println!("{}", paint(&session.view(Some(&before))));
-        }
+        print!("{}", render(session, &reply, &before, &COLOUR));
         if reply.quit {
             break;
         }
@@ -236,11 +198,56 @@ fn terminal(session: &mut Session) -> u8 {
     exit::OK
 }
 
-/// Colours the view: changed context values (marked `*`) in yellow.
-fn paint(view: &str) -> String {
+/// How replies look: plain for scripts, coloured at a terminal.
+struct Style {
+    bold: &'static str,
+    changed: &'static str,
+    reset: &'static str,
+}
+
+const PLAIN: Style = Style {
+    bold: "",
+    changed: "",
+    reset: "",
+};
+
+const COLOUR: Style = Style {
+    bold: BOLD,
+    changed: YELLOW,
+    reset: RESET,
+};
+
+/// What a reply shows (its error aside): transitions taken, whether the event was ignored,
+/// the command's text, and the view when the state may have changed.
+fn render(
+    session: &Session,
+    reply: &crate::stepper::Reply,
+    before: &indexmap::IndexMap<String, crate::model::Json>,
+    style: &Style,
+) -> String {
+    let mut text = String::new();
+    for t in &reply.taken {
+        text.push_str(&format!("{}→ {t}{}\n", style.bold, style.reset));
+    }
+    if reply.ignored {
+        text.push_str("(ignored: no transition is enabled for it)\n");
+    }
+    if let Some(t) = &reply.text {
+        text.push_str(t);
+        text.push('\n');
+    }
+    if reply.changed {
+        text.push_str(&paint(&session.view(Some(before)), style));
+        text.push('\n');
+    }
+    text
+}
+
+/// Marks changed context values (lines starting `*`) in the style's colour.
+fn paint(view: &str, style: &Style) -> String {
     view.lines()
         .map(|l| match l.strip_prefix("* ") {
-            Some(rest) => format!("{YELLOW}* {rest}{RESET}"),
+            Some(rest) => format!("{}* {rest}{}", style.changed, style.reset),
             None => l.to_string(),
         })
         .collect::<Vec<_>>()

@@ -52,12 +52,11 @@ impl Core {
         recent: &mut Vec<TransitionId>,
     ) -> Result<(), RunError> {
         while self.status == Status::Running {
+            // Charts without eventless transitions skip the eventless pass altogether.
             let mut enabled = if chart.has_eventless {
                 self.select_transitions(chart, None)
             } else {
-                let mut none = std::mem::take(&mut self.scratch.enabled);
-                none.clear();
-                none
+                self.empty_enabled()
             };
             let mut eventless = true;
             if enabled.is_empty() {
@@ -183,8 +182,7 @@ impl Core {
         chart: &Chart,
         event: Option<&Event>,
     ) -> Vec<TransitionId> {
-        let mut enabled = std::mem::take(&mut self.scratch.enabled);
-        enabled.clear();
+        let mut enabled = self.empty_enabled();
         // Index loop: guards may raise errors (the internal queue), never change the configuration.
         for i in 0..self.config.len() {
             let s = self.config[i];
@@ -210,6 +208,13 @@ impl Core {
         if enabled.len() > 1 {
             enabled = self.remove_conflicting_transitions(chart, enabled);
         }
+        enabled
+    }
+
+    /// The reused buffer for enabled transitions, emptied.
+    fn empty_enabled(&mut self) -> Vec<TransitionId> {
+        let mut enabled = std::mem::take(&mut self.scratch.enabled);
+        enabled.clear();
         enabled
     }
 
@@ -291,16 +296,14 @@ impl Core {
             }
         };
         tracing::trace!(event = ?event(), transitions = ?enabled, "microstep");
-        if self.trace.is_some() {
+        if let Some(t) = &mut self.trace {
             let step = Trace::Microstep {
                 event: event(),
                 transitions: enabled.to_vec(),
                 exited: exited.clone(),
                 entered: entered.clone(),
             };
-            if let Some(t) = &mut self.trace {
-                t.insert(mark.min(t.len()), step);
-            }
+            t.insert(mark.min(t.len()), step);
         }
         self.scratch.exit = exited;
         self.scratch.enter = entered;
@@ -340,7 +343,7 @@ impl Core {
     /// (precomputed unless it depends on history).
     fn transition_domain(&self, chart: &Chart, t: TransitionId) -> Option<StateId> {
         let tr = chart.transition(t);
-        if tr.static_domain.is_some() {
+        if tr.static_entry.is_some() {
             return tr.static_domain;
         }
         chart.transition_domain(t, &self.effective_target_states(chart, t))
@@ -348,15 +351,13 @@ impl Core {
 
     /// `getEffectiveTargetStates`: targets with history states replaced by what they restore.
     fn effective_target_states<'c>(&self, chart: &'c Chart, t: TransitionId) -> Cow<'c, [StateId]> {
-        let targets = &chart.transition(t).targets;
-        // A static domain means no target is a history state.
-        if chart.transition(t).static_domain.is_some()
-            || !targets.iter().any(|&s| chart.state(s).is_history())
-        {
-            return Cow::Borrowed(targets);
+        let tr = chart.transition(t);
+        // A static entry set means no target is a history state.
+        if tr.static_entry.is_some() {
+            return Cow::Borrowed(&tr.targets);
         }
         let mut out = Vec::new();
-        for &s in &chart.transition(t).targets {
+        for &s in &tr.targets {
             if chart.state(s).is_history() {
                 match self.history.get(&s) {
                     Some(hv) => out.extend(hv.iter().copied()),

@@ -167,25 +167,21 @@ impl Core {
         value: Json,
     ) -> Result<(), String> {
         let (first, rest) = location.split_first().ok_or("empty location")?;
-        let at_slot = slot
+        // The compiled slot when the name is still there, else a lookup by name.
+        let index = slot
+            .filter(|&i| self.context.get_index(i).is_some_and(|(k, _)| k == first))
+            .or_else(|| self.context.get_index_of(first));
+        let found = index
             .and_then(|i| self.context.get_index_mut(i))
-            .filter(|(k, _)| *k == first)
             .map(|(_, v)| v);
         let Some((last, middle)) = rest.split_last() else {
-            match at_slot {
+            match found {
                 Some(v) => *v = value,
-                None => match self.context.get_mut(first) {
-                    Some(v) => *v = value,
-                    None => {
-                        self.context.insert(first.clone(), value);
-                    }
-                },
+                None => {
+                    self.context.insert(first.clone(), value);
+                }
             }
             return Ok(());
-        };
-        let found = match at_slot {
-            Some(v) => Some(v),
-            None => self.context.get_mut(first),
         };
         let mut cur = found.ok_or_else(|| {
             format!(

@@ -174,6 +174,18 @@ pub struct Timer {
     pub target: crate::chart::SendTarget,
 }
 
+impl Timer {
+    /// How `orca replay --to` and `orca step` show a pending timer in JSON.
+    pub fn to_json(&self) -> Json {
+        serde_json::json!({
+            "due": self.due,
+            "event": &*self.event.name,
+            "to": self.target.to_string(),
+            "id": self.sendid,
+        })
+    }
+}
+
 /// Bounds that keep a run from hanging.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

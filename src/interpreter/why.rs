@@ -80,53 +80,51 @@ impl Instance {
             }
             let from = chart.state(s).display_path().to_string();
             let mut first: Option<TransitionId> = None;
-            for state in std::iter::once(s).chain(chart.ancestors(s)) {
-                for &t in &chart.state(state).transitions {
-                    let tr = chart.transition(t);
-                    if !tr.events.iter().any(|d| d.matches(&event.name)) {
-                        continue;
-                    }
-                    let guard = tr.guard.map(|g| chart.expr(g).source.clone());
-                    let reads = tr
-                        .guard
-                        .map(|g| {
-                            chart
-                                .expr(g)
-                                .variables
-                                .iter()
-                                .filter_map(|v| core.context.get(v).map(|x| (v.clone(), x.clone())))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let verdict = if let Some(f) = first {
-                        Verdict::Shadowed {
-                            by: chart.describe_transition(f),
-                        }
-                    } else {
-                        match tr
-                            .guard
-                            .map(|g| core.eval_bool_with(&chart, g, Some(event)))
-                        {
-                            None | Some(Ok(true)) => {
-                                first = Some(t);
-                                if !selected.contains(&t) {
-                                    selected.push(t);
-                                }
-                                chosen_at.push((out.len(), t));
-                                Verdict::Enabled
-                            }
-                            Some(Ok(false)) => Verdict::GuardFalse,
-                            Some(Err(e)) => Verdict::GuardError(e),
-                        }
-                    };
-                    out.push(Why {
-                        from: from.clone(),
-                        transition: chart.describe_transition(t),
-                        guard,
-                        reads,
-                        verdict,
-                    });
+            for &t in &chart.state(s).selection_order {
+                let tr = chart.transition(t);
+                if !tr.events.iter().any(|d| d.matches(&event.name)) {
+                    continue;
                 }
+                let guard = tr.guard.map(|g| chart.expr(g).source.clone());
+                let reads = tr
+                    .guard
+                    .map(|g| {
+                        chart
+                            .expr(g)
+                            .variables
+                            .iter()
+                            .filter_map(|v| core.context.get(v).map(|x| (v.clone(), x.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let verdict = if let Some(f) = first {
+                    Verdict::Shadowed {
+                        by: chart.describe_transition(f),
+                    }
+                } else {
+                    match tr
+                        .guard
+                        .map(|g| core.eval_bool_with(&chart, g, Some(event)))
+                    {
+                        None | Some(Ok(true)) => {
+                            first = Some(t);
+                            if !selected.contains(&t) {
+                                selected.push(t);
+                            }
+                            chosen_at.push((out.len(), t));
+                            Verdict::Enabled
+                        }
+                        Some(Ok(false)) => Verdict::GuardFalse,
+                        Some(Err(e)) => Verdict::GuardError(e),
+                    }
+                };
+                out.push(Why {
+                    from: from.clone(),
+                    transition: chart.describe_transition(t),
+                    guard,
+                    reads,
+                    verdict,
+                });
             }
         }
         if selected.len() > 1 {
@@ -152,53 +150,49 @@ impl Instance {
     pub fn offered(&self) -> Vec<Offer> {
         let chart = &self.chart;
         let mut out = Vec::new();
-        let mut seen = vec![false; chart.states.len()];
+        // Parallel regions share ancestors: each transition once.
+        let mut seen = vec![false; chart.transitions.len()];
         let no_data = Event::external("");
         for &s in &self.core.config {
-            if !chart.state(s).is_atomic() {
-                continue;
-            }
-            for state in std::iter::once(s).chain(chart.ancestors(s)) {
-                if std::mem::replace(&mut seen[state.index()], true) {
+            for &t in &chart.state(s).selection_order {
+                if std::mem::replace(&mut seen[t.index()], true) {
                     continue;
                 }
-                for &t in &chart.state(state).transitions {
-                    let tr = chart.transition(t);
-                    let Some(first) = tr.events.first() else {
-                        continue;
-                    };
-                    let event = first.text().to_string();
-                    // Delayed transitions fire by `tick`, not by sending.
-                    if event.starts_with("done.")
-                        || event.starts_with("error.")
-                        || tr.trigger.starts_with("after")
-                    {
-                        continue;
-                    }
-                    let reads_event = tr
-                        .guard
-                        .is_some_and(|g| chart.expr(g).variables.iter().any(|v| v == "event"));
-                    let holds = match tr.guard {
-                        None => Some(true),
-                        Some(_) if reads_event => None,
-                        Some(g) => Some(
-                            self.core
-                                .eval_bool_with(chart, g, Some(&no_data))
-                                .unwrap_or(false),
-                        ),
-                    };
-                    out.push(Offer {
-                        event: tr
-                            .events
-                            .iter()
-                            .map(|d| d.text())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        transition: chart.describe_transition(t),
-                        guard: tr.guard.map(|g| chart.expr(g).source.clone()),
-                        holds,
-                    });
+                let tr = chart.transition(t);
+                let Some(first) = tr.events.first() else {
+                    continue;
+                };
+                let event = first.text().to_string();
+                // Delayed transitions fire by `tick`, not by sending.
+                if event.starts_with("done.")
+                    || event.starts_with("error.")
+                    || tr.trigger.starts_with("after")
+                {
+                    continue;
                 }
+                let reads_event = tr
+                    .guard
+                    .is_some_and(|g| chart.expr(g).variables.iter().any(|v| v == "event"));
+                let holds = match tr.guard {
+                    None => Some(true),
+                    Some(_) if reads_event => None,
+                    Some(g) => Some(
+                        self.core
+                            .eval_bool_with(chart, g, Some(&no_data))
+                            .unwrap_or(false),
+                    ),
+                };
+                out.push(Offer {
+                    event: tr
+                        .events
+                        .iter()
+                        .map(|d| d.text())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    transition: chart.describe_transition(t),
+                    guard: tr.guard.map(|g| chart.expr(g).source.clone()),
+                    holds,
+                });
             }
         }
         out
@@ -206,15 +200,13 @@ impl Instance {
 
     /// Every event name the chart's transitions are written with (for completion).
     pub fn event_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for t in &self.chart.transitions {
-            for d in &t.events {
-                let n = d.text().to_string();
-                if !names.contains(&n) {
-                    names.push(n);
-                }
-            }
-        }
-        names
+        let names: indexmap::IndexSet<&str> = self
+            .chart
+            .transitions
+            .iter()
+            .flat_map(|t| &t.events)
+            .map(|d| d.text())
+            .collect();
+        names.into_iter().map(String::from).collect()
     }
 }

@@ -99,6 +99,15 @@ pub enum Body {
     End(End),
 }
 
+impl From<&crate::runtime::Recorded> for Body {
+    fn from(item: &crate::runtime::Recorded) -> Body {
+        match item {
+            crate::runtime::Recorded::Define(d) => Body::Define(d.clone()),
+            crate::runtime::Recorded::Step(s) => Body::Step(s.clone()),
+        }
+    }
+}
+
 /// One record: its sequence number (the header is 0), the wall-clock time it was written
 /// (ms since the Unix epoch) and what it holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,21 +117,26 @@ pub struct Record {
     pub body: Body,
 }
 
-/// The line as serde sees it: exactly one body field is present.
+/// The line as serde sees it: exactly one body field is present. `S` is what a step decodes
+/// to: all of it ([`Step`]), or its input only ([`InputsStep`], unknown fields skipped).
 #[derive(Serialize, Deserialize)]
-struct Line {
+struct Line<S = Step> {
     seq: u64,
     wall: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     header: Option<Box<Header>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     define: Option<Define>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    step: Option<Step>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    step: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rewind: Option<Rewind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     end: Option<End>,
+}
+
+fn none<S>() -> Option<S> {
+    None
 }
 
 impl Record {
@@ -280,22 +294,25 @@ impl Records<BufReader<std::fs::File>> {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        let mut records = Records::new(BufReader::with_capacity(READ_CHUNK, file), detail)
-            .map_err(|e| match e {
-                JournalError::Io { source, .. } => io(source),
-                e => e,
-            })?;
-        records.path = path.to_path_buf();
-        Ok(records)
+        Records::from(
+            BufReader::with_capacity(READ_CHUNK, file),
+            detail,
+            path.to_path_buf(),
+        )
     }
 }
 
 impl<R: BufRead> Records<R> {
     /// Reads and checks the header; the records follow from the iterator.
     pub fn new(input: R, detail: Detail) -> Result<Self, JournalError> {
+        Records::from(input, detail, PathBuf::new())
+    }
+
+    /// [`Records::new`], naming `path` in errors.
+    fn from(input: R, detail: Detail, path: PathBuf) -> Result<Self, JournalError> {
         let mut lines = LineReader::new(input);
         let io = |source| JournalError::Io {
-            path: PathBuf::new(),
+            path: path.clone(),
             source,
         };
         let header = match lines.next_line().map_err(io)? {
@@ -322,7 +339,7 @@ impl<R: BufRead> Records<R> {
         Ok(Records {
             header,
             lines,
-            path: PathBuf::new(),
+            path,
             seq: 1,
             detail,
             warnings: Vec::new(),
@@ -545,27 +562,21 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// A line decoded for [`Detail::Inputs`]: unknown fields (a step's `out`) are skipped.
-#[derive(Deserialize)]
-struct InputsLine {
-    seq: u64,
-    wall: u64,
-    #[serde(default)]
-    header: Option<Box<Header>>,
-    #[serde(default)]
-    define: Option<Define>,
-    #[serde(default)]
-    step: Option<InputsStep>,
-    #[serde(default)]
-    rewind: Option<Rewind>,
-    #[serde(default)]
-    end: Option<End>,
-}
-
-#[derive(Deserialize)]
+/// A step decoded for [`Detail::Inputs`]: its `out` is skipped.
+#[derive(Serialize, Deserialize)]
 struct InputsStep {
     t: u64,
     input: crate::runtime::StepInput,
+}
+
+impl From<InputsStep> for Step {
+    fn from(s: InputsStep) -> Step {
+        Step {
+            t: s.t,
+            input: s.input,
+            out: Vec::new(),
+        }
+    }
 }
 
 /// Decodes the input of a step record as the writer lays it out
@@ -652,43 +663,25 @@ fn interned(name: &[u8]) -> Option<std::sync::Arc<str>> {
 /// Checks one complete line (no newline) and decodes it.
 pub fn parse_line(line: &[u8], expect_seq: u64, detail: Detail) -> Result<Record, String> {
     check_crc(line)?;
-    if detail == Detail::Inputs
-        && let Some(rec) = fast_step_inputs(line)
-    {
-        if rec.seq != expect_seq {
-            return Err(format!(
-                "sequence number {} where {expect_seq} was expected (a record is missing or repeated)",
-                rec.seq
-            ));
-        }
-        return Ok(rec);
-    }
-    let bad = |e: serde_json::Error| format!("not a record: {e}");
-    let parsed: Line = match detail {
-        Detail::Full => serde_json::from_slice(line).map_err(bad)?,
-        Detail::Inputs => {
-            let l: InputsLine = serde_json::from_slice(line).map_err(bad)?;
-            Line {
-                seq: l.seq,
-                wall: l.wall,
-                header: l.header,
-                define: l.define,
-                step: l.step.map(|s| Step {
-                    t: s.t,
-                    input: s.input,
-                    out: Vec::new(),
-                }),
-                rewind: l.rewind,
-                end: l.end,
-            }
-        }
+    let rec = match detail {
+        Detail::Inputs => match fast_step_inputs(line) {
+            Some(rec) => rec,
+            None => decode::<InputsStep>(line)?,
+        },
+        Detail::Full => decode::<Step>(line)?,
     };
-    if parsed.seq != expect_seq {
+    if rec.seq != expect_seq {
         return Err(format!(
             "sequence number {} where {expect_seq} was expected (a record is missing or repeated)",
-            parsed.seq
+            rec.seq
         ));
     }
+    Ok(rec)
+}
+
+/// Decodes a checked line, its step as `S`.
+fn decode<S: serde::de::DeserializeOwned + Into<Step>>(line: &[u8]) -> Result<Record, String> {
+    let parsed: Line<S> = serde_json::from_slice(line).map_err(|e| format!("not a record: {e}"))?;
     let bodies = [
         parsed.header.is_some(),
         parsed.define.is_some(),
@@ -704,7 +697,7 @@ pub fn parse_line(line: &[u8], expect_seq: u64, detail: Detail) -> Result<Record
     } else if let Some(d) = parsed.define {
         Body::Define(d)
     } else if let Some(s) = parsed.step {
-        Body::Step(s)
+        Body::Step(s.into())
     } else if let Some(r) = parsed.rewind {
         if r.to >= parsed.seq {
             return Err(format!(
@@ -846,20 +839,32 @@ mod tests {
         assert!(err.contains("a rewind to record 4 from record 4"), "{err}");
     }
 
-    #[test]
-    fn reading_inputs_only_keeps_the_input_and_drops_the_outcomes() {
-        let input = crate::runtime::StepInput::event(&crate::interpreter::Event::external("GO"));
-        let full = Record {
-            seq: 5,
-            wall: 9,
+    /// A step record with no outcomes, and its line without the newline.
+    fn step_record(
+        seq: u64,
+        wall: u64,
+        t: u64,
+        input: crate::runtime::StepInput,
+    ) -> (Record, Vec<u8>) {
+        let rec = Record {
+            seq,
+            wall,
             body: Body::Step(Step {
-                t: 40,
-                input: input.clone(),
+                t,
+                input,
                 out: Vec::new(),
             }),
         };
-        let line = full.to_line();
-        let body = &line[..line.len() - 1];
+        let mut line = rec.to_line();
+        line.pop();
+        (rec, line)
+    }
+
+    #[test]
+    fn reading_inputs_only_keeps_the_input_and_drops_the_outcomes() {
+        let input = crate::runtime::StepInput::event(&crate::interpreter::Event::external("GO"));
+        let (full, line) = step_record(5, 9, 40, input);
+        let body = &line[..];
         let fast = parse_line(body, 5, Detail::Inputs).unwrap();
         assert_eq!(fast, full);
         assert!(parse_line(body, 6, Detail::Inputs).is_err());
@@ -888,17 +893,8 @@ mod tests {
                     name: name.into(),
                     data: data.clone(),
                 };
-                let line = Record {
-                    seq: 1,
-                    wall: 0,
-                    body: Body::Step(Step {
-                        t: 0,
-                        input: input.clone(),
-                        out: Vec::new(),
-                    }),
-                }
-                .to_line();
-                let got = parse_line(&line[..line.len() - 1], 1, Detail::Inputs).unwrap();
+                let (_, line) = step_record(1, 0, 0, input.clone());
+                let got = parse_line(&line, 1, Detail::Inputs).unwrap();
                 match got.body {
                     Body::Step(s) => assert_eq!(s.input, input, "{name:?}"),
                     other => panic!("{other:?}"),

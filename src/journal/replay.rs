@@ -100,7 +100,7 @@ impl Replayer {
                 "record {seq} rewinds, but the header does not allow rewinds"
             ));
         };
-        line.retain(|(s, _)| *s <= to);
+        rewind_line(line, to);
         let mut runner = fresh_runner(&self.header, self.machine.as_deref())?;
         runner.set_recording(self.recording);
         for d in &self.defines {
@@ -112,6 +112,25 @@ impl Replayer {
         self.runner = runner;
         Ok(())
     }
+}
+
+/// The inputs in effect after `records` (with the sequence numbers of their records): every
+/// step's, except those a later rewind abandoned.
+pub fn inputs_in_effect(records: &[Record]) -> Vec<(u64, StepInput)> {
+    let mut line = Vec::new();
+    for r in records {
+        match &r.body {
+            Body::Step(s) => line.push((r.seq, s.input.clone())),
+            Body::Rewind(rw) => rewind_line(&mut line, rw.to),
+            _ => {}
+        }
+    }
+    line
+}
+
+/// Drops the inputs recorded after record `to`.
+fn rewind_line(line: &mut Vec<(u64, StepInput)>, to: u64) {
+    line.retain(|(seq, _)| *seq <= to);
 }
 
 /// Applies one record to a replaying runner: a definition is made available, a step's input

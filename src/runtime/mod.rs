@@ -562,15 +562,11 @@ impl Runner {
             return;
         };
         let effects = inst.take_effects();
-        let ended = inst.is_done() || matches!(inst.status(), Status::Failed(_));
-        if effects.is_empty() && (path.is_empty() || !ended) {
+        let (done, failed) = (inst.is_done(), matches!(inst.status(), Status::Failed(_)));
+        if effects.is_empty() && (path.is_empty() || !(done || failed)) {
             return; // the common case: nothing to carry out
         }
-        let (done, failed, output) = (
-            inst.is_done(),
-            matches!(inst.status(), Status::Failed(_)),
-            inst.output().cloned(),
-        );
+        let output = inst.output().cloned();
         let failure = match inst.status() {
             Status::Failed(e) => Some(e.clone()),
             _ => None,

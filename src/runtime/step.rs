@@ -247,7 +247,11 @@ impl Step {
             .filter(|o| o.instance == "#")
             .flat_map(|o| &o.notes)
             .any(|n| matches!(n, Note::Ignored(_)))
-            && self.taken().is_empty()
+            && !self
+                .out
+                .iter()
+                .flat_map(|o| &o.notes)
+                .any(|n| matches!(n, Note::Micro(m) if !m.taken.is_empty()))
     }
 }
 

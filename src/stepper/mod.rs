@@ -269,12 +269,8 @@ impl Recording {
         let last = self.last.clone();
         let failed = self.failed.clone();
         Box::new(move |item: &Recorded| {
-            let body = match item {
-                Recorded::Define(d) => Body::Define(d.clone()),
-                Recorded::Step(s) => Body::Step(s.clone()),
-            };
-            let is_step = matches!(body, Body::Step(_));
-            match w.append(body) {
+            let is_step = matches!(item, Recorded::Step(_));
+            match w.append(Body::from(item)) {
                 Ok(seq) if is_step => *last.lock().expect("not poisoned") = Some(seq),
                 Ok(_) => {}
                 Err(e) => {
@@ -295,16 +291,20 @@ impl Session {
 
     /// Starts a machine from its text (`name` is used in messages and journals).
     pub fn from_text(name: &str, text: &str) -> Result<Session, String> {
+        let mut s = Session::unstarted(name, text)?;
+        s.push(StepInput::Start {});
+        Ok(s)
+    }
+
+    /// A session over a machine that has not been started: no input applied yet.
+    fn unstarted(name: &str, text: &str) -> Result<Session, String> {
         let host = Arc::new(Host::default());
         let opts: CompileOptions = host.compile_options();
         let (chart, _) =
             load_chart_str(name, text, &opts).map_err(|d| d.to_string().trim().to_string())?;
         let chart = Arc::new(chart);
-        let runner = Runner::simulating(
-            Instance::with_host(chart.clone(), host.clone()),
-            host.clone(),
-        );
-        let mut s = Session {
+        let runner = simulating(&chart, &host);
+        Ok(Session {
             file: name.into(),
             source: text.into(),
             chart,
@@ -314,9 +314,7 @@ impl Session {
             cursor: 0,
             steps: Vec::new(),
             journal: None,
-        };
-        s.push(StepInput::Start {});
-        Ok(s)
+        })
     }
 
     /// Opens a machine and records the session in a new journal at `journal`, or continues
@@ -324,27 +322,14 @@ impl Session {
     pub fn open_journaled(path: &Path, journal: &Path) -> Result<Session, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let name = path.display().to_string();
+        let mut s = Session::unstarted(&name, &text)?;
         if !journal.exists() {
-            let mut s = Session::from_text(&name, &text)?;
             let mut header = Header::for_machine(path, &text, "virtual");
             header.rewinds = true;
             let writer = JournalWriter::create(journal, header, SyncPolicy::Batch)
                 .map_err(|e| e.to_string())?;
-            let rec = Recording {
-                writer,
-                seqs: Vec::new(),
-                last: Arc::new(Mutex::new(None)),
-                failed: Arc::new(Mutex::new(None)),
-                rewinds: true,
-            };
-            // The start already happened: rebuild it recorded.
-            s.runner = s.fresh();
-            s.runner.set_recorder(rec.recorder());
-            s.steps = vec![s.runner.apply(StepInput::Start {})];
-            let mut rec = rec;
-            rec.seqs
-                .push(rec.last.lock().expect("not poisoned").unwrap_or(1));
-            s.journal = Some(rec);
+            s.record_to(writer, Vec::new(), true);
+            s.push(StepInput::Start {});
             return Ok(s);
         }
         let (writer, existing) = JournalWriter::open_append(journal, SyncPolicy::Batch)
@@ -356,16 +341,7 @@ impl Session {
                 path.display()
             ));
         }
-        // The inputs in effect at the end, following any rewinds.
-        let mut line: Vec<(u64, StepInput)> = Vec::new();
-        for r in &existing.records {
-            match &r.body {
-                Body::Step(st) => line.push((r.seq, st.input.clone())),
-                Body::Rewind(rw) => line.retain(|(q, _)| *q <= rw.to),
-                _ => {}
-            }
-        }
-        let mut s = Session::from_text(&name, &text)?;
+        let line = crate::journal::replay::inputs_in_effect(&existing.records);
         s.inputs = line.iter().map(|(_, i)| i.clone()).collect();
         if s.inputs.first() != Some(&StepInput::Start {}) {
             return Err(format!(
@@ -374,23 +350,26 @@ impl Session {
             ));
         }
         s.rebuild(s.inputs.len());
-        let rec = Recording {
-            writer,
-            seqs: line.iter().map(|(q, _)| *q).collect(),
-            last: Arc::new(Mutex::new(None)),
-            failed: Arc::new(Mutex::new(None)),
-            rewinds: existing.header.rewinds,
-        };
-        s.runner.set_recorder(rec.recorder());
-        s.journal = Some(rec);
+        let seqs = line.iter().map(|(q, _)| *q).collect();
+        s.record_to(writer, seqs, existing.header.rewinds);
         Ok(s)
     }
 
+    /// Journals the session from here on (`seqs`: the records of the inputs in effect).
+    fn record_to(&mut self, writer: JournalWriter, seqs: Vec<u64>, rewinds: bool) {
+        let rec = Recording {
+            writer,
+            seqs,
+            last: Arc::new(Mutex::new(None)),
+            failed: Arc::new(Mutex::new(None)),
+            rewinds,
+        };
+        self.runner.set_recorder(rec.recorder());
+        self.journal = Some(rec);
+    }
+
     fn fresh(&self) -> Runner {
-        Runner::simulating(
-            Instance::with_host(self.chart.clone(), self.host.clone()),
-            self.host.clone(),
-        )
+        simulating(&self.chart, &self.host)
     }
 
     /// Waits until everything recorded is durable (at the end of a session).
@@ -420,7 +399,13 @@ impl Session {
     fn push(&mut self, input: StepInput) -> &Step {
         self.inputs.truncate(self.cursor);
         self.steps.truncate(self.cursor);
-        self.inputs.push(input.clone());
+        self.inputs.push(input);
+        self.advance()
+    }
+
+    /// Applies the next input of the line (a new one, or one undone before).
+    fn advance(&mut self) -> &Step {
+        let input = self.inputs[self.cursor].clone();
         self.cursor += 1;
         let step = self.runner.apply(input);
         self.note_record();
@@ -464,6 +449,17 @@ impl Session {
                     .into(),
             ),
             _ => Ok(()),
+        }
+    }
+
+    /// Parses and runs one line; a line that does not parse is an error reply.
+    pub fn run_line(&mut self, line: &str) -> Reply {
+        match Command::parse(line) {
+            Ok(cmd) => self.run(cmd),
+            Err(e) => Reply {
+                error: Some(e),
+                ..Default::default()
+            },
         }
     }
 
@@ -537,11 +533,7 @@ impl Session {
                     return reply;
                 }
                 for _ in 0..n {
-                    let input = self.inputs[self.cursor].clone();
-                    self.cursor += 1;
-                    let step = self.runner.apply(input);
-                    self.note_record();
-                    self.steps.push(step);
+                    self.advance();
                 }
                 if let Some(step) = self.steps.last() {
                     step_reply(step, &mut reply);
@@ -650,22 +642,15 @@ impl Session {
         // Rebuilt with a recorder, so that invoked machines' definitions are written too.
         let items = Arc::new(Mutex::new(Vec::new()));
         let sink = items.clone();
-        let mut runner = Runner::simulating(
-            Instance::with_host(self.chart.clone(), self.host.clone()),
-            self.host.clone(),
-        );
+        let mut runner = self.fresh();
         runner.set_recorder(Box::new(move |r: &Recorded| {
-            sink.lock().expect("not poisoned").push(r.clone())
+            sink.lock().expect("not poisoned").push(Body::from(r))
         }));
         for input in &self.inputs[..self.cursor] {
             runner.apply(input.clone());
         }
-        let items = std::mem::take(&mut *items.lock().expect("not poisoned"));
-        for item in items {
-            let body = match item {
-                Recorded::Define(d) => Body::Define(d),
-                Recorded::Step(s) => Body::Step(s),
-            };
+        let bodies = std::mem::take(&mut *items.lock().expect("not poisoned"));
+        for body in bodies {
             w.append(body).map_err(|e| e.to_string())?;
         }
         w.close().map_err(|e| e.to_string())?;
@@ -691,9 +676,7 @@ impl Session {
             self.instance()
                 .timers()
                 .iter()
-                .map(|t| {
-                    serde_json::json!({"due": t.due, "event": &*t.event.name, "to": t.target.to_string(), "id": t.sendid})
-                })
+                .map(|t| t.to_json())
                 .collect(),
         )
     }
@@ -757,6 +740,14 @@ impl Session {
         }
         v
     }
+}
+
+/// A fresh runner for stepping `chart` by hand.
+fn simulating(chart: &Arc<Chart>, host: &Arc<Host>) -> Runner {
+    Runner::simulating(
+        Instance::with_host(chart.clone(), host.clone()),
+        host.clone(),
+    )
 }
 
 fn offered_text(offered: &[Offer]) -> String {
