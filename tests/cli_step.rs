@@ -348,3 +348,19 @@ fn stepping_continues_a_journal_and_refuses_to_rewind_a_run() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("another version"));
     let _ = std::fs::remove_file(&j);
 }
+
+#[test]
+fn an_unknown_event_is_an_error_with_the_nearest_name_and_changes_nothing() {
+    let out = step(&order(), "CHEKOUT\nsend NOPE {\"x\": 1}\nCHECKOUT\n");
+    let e = out[0]["error"].as_str().unwrap();
+    assert!(e.contains("unknown event `CHEKOUT`"), "{e}");
+    assert!(e.contains("did you mean `CHECKOUT`?"), "{e}");
+    assert_eq!(out[0]["step"], 0);
+    assert!(
+        out[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown event `NOPE`")
+    );
+    assert_eq!(out[2]["step"], 1, "the session went on");
+}

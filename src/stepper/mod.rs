@@ -473,6 +473,10 @@ impl Session {
         };
         match cmd {
             Command::Send { name, data } => {
+                if let Err(e) = self.known_event(&name) {
+                    reply.error = Some(e);
+                    return reply;
+                }
                 let input = StepInput::Event {
                     name: name.into(),
                     data,
@@ -624,6 +628,23 @@ impl Session {
             reply.error = Some(e);
         }
         reply
+    }
+
+    /// Refuses an event that no transition of the machine is written for (a typo, most
+    /// likely), naming the closest one.
+    fn known_event(&self, name: &str) -> Result<(), String> {
+        let chart = &self.chart;
+        let takes = |t: &crate::chart::Transition| t.events.iter().any(|d| d.matches(name));
+        if chart.transitions.iter().any(takes) {
+            return Ok(());
+        }
+        let names = self.event_names();
+        let hint = crate::model::diagnostic::did_you_mean(name, names.iter().map(String::as_str))
+            .map(|m| format!(" (did you mean `{m}`?)"))
+            .unwrap_or_default();
+        Err(format!(
+            "unknown event `{name}`: no transition of the machine takes it{hint}"
+        ))
     }
 
     /// A journal write that failed since the last command (the session goes on unrecorded).
