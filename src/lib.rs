@@ -16,6 +16,7 @@ pub mod chart;
 pub mod cli;
 pub mod interpreter;
 pub mod journal;
+pub mod lifecycle;
 pub mod model;
 pub mod runtime;
 pub mod stepper;

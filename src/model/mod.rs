@@ -8,6 +8,7 @@ pub mod duration;
 pub mod load;
 pub mod machine;
 pub mod source;
+pub mod workflow;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use duration::{DurationMs, DurationText};
