@@ -5,4 +5,5 @@
 //! lifecycle each operation goes through, written with `statig`, which answers events with
 //! [`machine::Command`]s that the runtime performs.
 
+pub mod machine;
 pub mod plan;
