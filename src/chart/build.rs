@@ -83,12 +83,11 @@ pub fn compile(
     b.mark_eventless_chains();
     b.order_selection();
     let mut chart = Chart {
-        id: loaded.def.id.clone().unwrap_or_else(|| {
-            Path::new(&loaded.file.name)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "machine".into())
-        }),
+        id: loaded
+            .def
+            .id
+            .clone()
+            .unwrap_or_else(|| model::load::default_id(&loaded.file.name, "machine")),
         file: loaded.file.name.clone(),
         description: loaded.def.description.clone(),
         states: b.states,

@@ -49,7 +49,11 @@ impl miette::Diagnostic for Snippet<'_> {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.diag.span;
         let len = span.len().max(1);
-        let label = self.diag.state.as_ref().map(|s| format!("in state `{s}`"));
+        let label = self
+            .diag
+            .state
+            .as_ref()
+            .map(|s| format!("in {} `{s}`", self.diag.subject.noun()));
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             label,
             SourceSpan::new(span.start.into(), len),

@@ -12,6 +12,25 @@ pub enum Severity {
     Error,
 }
 
+/// What the path in [`Diagnostic::state`] names: a state of a machine or an operation of a
+/// workflow. Only the human forms differ ("in state", "in operation"); JSON keeps the one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Subject {
+    #[default]
+    State,
+    Operation,
+}
+
+impl Subject {
+    /// The word the human forms use: `state` or `operation`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Subject::State => "state",
+            Subject::Operation => "operation",
+        }
+    }
+}
+
 /// One problem in a file: `FILE:LINE:COL: error: MESSAGE`, the state it concerns and a hint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {
@@ -25,9 +44,13 @@ pub struct Diagnostic {
     /// The byte range in the file, for snippets.
     #[serde(skip)]
     pub span: Span,
-    /// The state path concerned, if any (`#` for the root).
+    /// The state path concerned, if any (`#` for the root), or for a workflow the operation
+    /// path (`deploy.canary`; the workflow id for the root), as [`Diagnostic::subject`] says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Whether [`Diagnostic::state`] is a state or an operation.
+    #[serde(skip)]
+    pub subject: Subject,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
@@ -51,6 +74,7 @@ impl Diagnostic {
             col,
             span,
             state: None,
+            subject: Subject::State,
             hint: None,
         }
     }
@@ -75,7 +99,23 @@ impl Diagnostic {
 
     pub fn with_state(mut self, state: impl Into<String>) -> Self {
         self.state = Some(state.into());
+        self.subject = Subject::State;
         self
+    }
+
+    /// Names the workflow operation concerned (its dotted path, the workflow id for the root).
+    pub fn with_operation(mut self, op: impl Into<String>) -> Self {
+        self.state = Some(op.into());
+        self.subject = Subject::Operation;
+        self
+    }
+
+    /// Names what `path` is by `subject`.
+    pub fn with_subject(self, subject: Subject, path: impl Into<String>) -> Self {
+        match subject {
+            Subject::State => self.with_state(path),
+            Subject::Operation => self.with_operation(path),
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -101,7 +141,7 @@ impl fmt::Display for Diagnostic {
             self.file, self.line, self.col, self.message
         )?;
         if let Some(state) = &self.state {
-            write!(f, "\n  in state `{state}`")?;
+            write!(f, "\n  in {} `{state}`", self.subject.noun())?;
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;

@@ -1,9 +1,11 @@
 //! Reading a machine file: bytes to [`MachineDef`], every problem a [`Diagnostic`].
 
-use super::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use super::diagnostic::{Diagnostic, Diagnostics, Subject, did_you_mean};
 use super::machine::MachineDef;
 use super::source::{self, LineCol, Node, Seg, SourceFile, Span, SynPath};
 use ron::extensions::Extensions;
+use serde::de::DeserializeOwned;
+use std::path::Path;
 
 /// Files larger than this are refused rather than read into memory and parsed.
 pub const MAX_FILE_BYTES: usize = 64 << 20;
@@ -142,8 +144,8 @@ pub fn decode(name: &str, bytes: Vec<u8>) -> Result<SourceFile, Diagnostics> {
     }
 }
 
-/// Reads and parses a machine file from disk.
-pub fn load_machine_file(path: &std::path::Path) -> Result<LoadedMachine, Diagnostics> {
+/// Reads a file from disk into a [`SourceFile`]; the diagnostics say why it could not be.
+pub fn read_source(path: &Path) -> Result<SourceFile, Diagnostics> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         let f = SourceFile::new(name.clone(), "");
@@ -154,7 +156,12 @@ pub fn load_machine_file(path: &std::path::Path) -> Result<LoadedMachine, Diagno
             format!("cannot read file: {e}"),
         )])
     })?;
-    load_machine_source(decode(&name, bytes)?)
+    decode(&name, bytes)
+}
+
+/// Reads and parses a machine file from disk.
+pub fn load_machine_file(path: &Path) -> Result<LoadedMachine, Diagnostics> {
+    load_machine_source(read_source(path)?)
 }
 
 /// Parses machine text; `name` is what diagnostics call the file.
@@ -169,35 +176,113 @@ pub fn load_machine_str(name: &str, text: &str) -> Result<LoadedMachine, Diagnos
     load_machine_source(SourceFile::new(name, text))
 }
 
+/// How machine files differ from the other formats [`parse_source`] reads.
+const MACHINE_FORMAT: Format = Format {
+    empty_hint: "a machine file holds one `Machine(...)`, see docs/machines.md",
+    wrong_kind: Some(WrongKind {
+        name: "Workflow",
+        code: "workflow-not-machine",
+        message: "this is a workflow file, but a machine was expected",
+        hint: "`orca run` and `orca check` take workflows; `Machine(...)` files are statecharts",
+    }),
+    rewrite_calls: true,
+    nesting_hint: "nesting is limited to 128 levels; flatten the machine or invoke a child machine",
+    variant_hint: "see docs/machines.md for the actions, state kinds and invoke sources",
+    field_hint: machine_field_hint,
+    subject: machine_subject,
+    duplicate_what: machine_duplicate_what,
+};
+
+fn machine_field_hint(_path: &[Seg], field: &str) -> Option<String> {
+    if let Some(hint) = other_tools_name(field) {
+        return Some(hint.to_string());
+    }
+    did_you_mean(field, FIELD_NAMES.iter().copied()).map(|m| format!("did you mean `{m}`?"))
+}
+
+fn machine_subject(_file: &SourceFile, _index: &Node, path: &[Seg]) -> Option<(Subject, String)> {
+    state_of(path).map(|s| (Subject::State, s))
+}
+
+fn machine_duplicate_what(group: &[Seg]) -> &'static str {
+    match group.last() {
+        Some(Seg::Key(k)) if k == "states" => "state name",
+        Some(Seg::Key(k)) if k == "on" => "event",
+        Some(Seg::Key(k)) if k == "context" => "context entry",
+        _ => "key",
+    }
+}
+
 /// Parses a machine from a [`SourceFile`], reporting every unknown field and duplicate key
 /// together with the first syntax or type error.
 pub fn load_machine_source(file: SourceFile) -> Result<LoadedMachine, Diagnostics> {
+    let (def, index, diagnostics) = parse_source::<MachineDef>(&file, &MACHINE_FORMAT)?;
+    Ok(LoadedMachine {
+        file,
+        def,
+        index,
+        diagnostics,
+    })
+}
+
+/// The other kind of file, found where one kind was expected.
+pub(crate) struct WrongKind {
+    /// Its outermost struct name.
+    pub name: &'static str,
+    pub code: &'static str,
+    pub message: &'static str,
+    pub hint: &'static str,
+}
+
+/// What differs between the formats [`parse_source`] reads (machines, workflows, decompose
+/// output): the words of their messages and how a syntax path names what it is in.
+pub(crate) struct Format {
+    pub empty_hint: &'static str,
+    pub wrong_kind: Option<WrongKind>,
+    /// Whether to accept `Call("name", args: [..])` (machines.md's shorthand).
+    pub rewrite_calls: bool,
+    pub nesting_hint: &'static str,
+    /// The hint for an unknown enum variant that is not close to a known one.
+    pub variant_hint: &'static str,
+    /// The hint for an unknown field at `path` (which ends with the field).
+    pub field_hint: fn(&[Seg], &str) -> Option<String>,
+    /// The state or operation a syntax path is inside.
+    pub subject: fn(&SourceFile, &Node, &[Seg]) -> Option<(Subject, String)>,
+    /// What the keys of the group at a syntax path are, for "duplicate X" messages.
+    pub duplicate_what: fn(&[Seg]) -> &'static str,
+}
+
+/// Reads `file` as RON into `T` through `serde_ignored`: every unknown field and duplicate
+/// key is reported, with the first syntax or type error, and positions in the file. On
+/// success returns the value, the span index and the problems that did not stop the parse
+/// (the caller's validation reports them with its own, so that all are shown at once).
+pub(crate) fn parse_source<T: DeserializeOwned>(
+    file: &SourceFile,
+    format: &Format,
+) -> Result<(T, Node, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::default();
-    let at_start = Span::default();
     if source::is_blank(&file.text) {
         diags.push(
-            Diagnostic::error("empty-file", &file, at_start, "file is empty")
-                .with_hint("a machine file holds one `Machine(...)`, see docs/machines.md"),
+            Diagnostic::error("empty-file", file, Span::default(), "file is empty")
+                .with_hint(format.empty_hint),
         );
         return Err(diags);
     }
     let index = source::index(&file.text);
-    if index.name.as_deref() == Some("Workflow") {
+    if let Some(wrong) = &format.wrong_kind
+        && index.name.as_deref() == Some(wrong.name)
+    {
         diags.push(
-            Diagnostic::error(
-                "workflow-not-machine",
-                &file,
-                index.span,
-                "this is a workflow file, but a machine was expected",
-            )
-            .with_hint(
-                "`orca run` and `orca check` take workflows; `Machine(...)` files are statecharts",
-            ),
+            Diagnostic::error(wrong.code, file, index.span, wrong.message).with_hint(wrong.hint),
         );
         return Err(diags);
     }
 
-    let rewrite = source::rewrite_call_shorthand(&file.text);
+    let rewrite = if format.rewrite_calls {
+        source::rewrite_call_shorthand(&file.text)
+    } else {
+        None
+    };
     let text = rewrite
         .as_ref()
         .map_or(file.text.as_str(), |r| r.text.as_str());
@@ -205,7 +290,7 @@ pub fn load_machine_source(file: SourceFile) -> Result<LoadedMachine, Diagnostic
     let mut ignored: Vec<SynPath> = Vec::new();
     let parsed = match ron::Deserializer::from_str_with_options(text, &opts) {
         Ok(mut de) => {
-            let r: Result<MachineDef, _> =
+            let r: Result<T, _> =
                 serde_ignored::deserialize(&mut de, |p| ignored.push(syn_path(&p)));
             r.map_err(|e| de.span_error(e))
                 .and_then(|def| de.end().map(|()| def).map_err(|e| de.span_error(e)))
@@ -213,36 +298,11 @@ pub fn load_machine_source(file: SourceFile) -> Result<LoadedMachine, Diagnostic
         Err(e) => Err(e),
     };
 
-    for path in &ignored {
-        let (span, _) = index.locate(path);
-        let Some(Seg::Key(field)) = path.last() else {
-            continue;
-        };
-        let mut d = Diagnostic::error(
-            "unknown-field",
-            &file,
-            span,
-            format!("unknown field `{field}`"),
-        );
-        if let Some(s) = state_of(path) {
-            d = d.with_state(s);
-        }
-        if let Some(hint) = other_tools_name(field) {
-            d = d.with_hint(hint);
-        } else if let Some(m) = did_you_mean(field, FIELD_NAMES.iter().copied()) {
-            d = d.with_hint(format!("did you mean `{m}`?"));
-        }
-        diags.push(d);
-    }
-    check_duplicate_keys(&file, &index, &mut Vec::new(), &mut diags);
+    report_unknown_fields(file, &index, &ignored, format, &mut diags);
+    check_duplicate_keys(file, &index, &index, &mut Vec::new(), format, &mut diags);
 
     match parsed {
-        Ok(def) => Ok(LoadedMachine {
-            file,
-            def,
-            index,
-            diagnostics: diags,
-        }),
+        Ok(def) => Ok((def, index, diags)),
         Err(e) => {
             let pos = LineCol {
                 line: e.span.start.line,
@@ -272,20 +332,65 @@ pub fn load_machine_source(file: SourceFile) -> Result<LoadedMachine, Diagnostic
             // but keep any other error: it is a second, independent problem.
             let redundant = !ignored.is_empty() && msg.contains("Unexpected missing field");
             if !redundant || diags.is_empty() {
-                let mut d = Diagnostic::error(
-                    "syntax",
-                    &file,
-                    Span::new(offset, offset),
-                    ron_message(&msg),
-                );
-                if let Some(h) = variant_hint.or_else(|| ron_hint(&msg).map(str::to_string)) {
-                    d = d.with_hint(h);
-                }
-                diags.push(d);
+                push_parse_error(file, offset, &msg, variant_hint, format, &mut diags);
             }
             diags.sort();
             Err(diags)
         }
+    }
+}
+
+/// Reports a syntax or type error at `offset` with a hint where one helps.
+pub(crate) fn push_parse_error(
+    file: &SourceFile,
+    offset: usize,
+    msg: &str,
+    variant_hint: Option<String>,
+    format: &Format,
+    diags: &mut Diagnostics,
+) {
+    let mut d = Diagnostic::error("syntax", file, Span::new(offset, offset), ron_message(msg));
+    let hint = if msg.starts_with("nesting is deeper") {
+        Some(format.nesting_hint.to_string())
+    } else if msg.contains("Expected option") || msg.contains("Unexpected missing field") {
+        None
+    } else if msg.contains("enum variant") {
+        variant_hint.or_else(|| Some(format.variant_hint.to_string()))
+    } else {
+        variant_hint
+    };
+    if let Some(h) = hint {
+        d = d.with_hint(h);
+    }
+    diags.push(d);
+}
+
+/// One `unknown-field` error for each path serde passed over.
+pub(crate) fn report_unknown_fields(
+    file: &SourceFile,
+    index: &Node,
+    ignored: &[SynPath],
+    format: &Format,
+    diags: &mut Diagnostics,
+) {
+    for path in ignored {
+        let (span, _) = index.locate(path);
+        let Some(Seg::Key(field)) = path.last() else {
+            continue;
+        };
+        let mut d = Diagnostic::error(
+            "unknown-field",
+            file,
+            span,
+            format!("unknown field `{field}`"),
+        );
+        if let Some((subject, s)) = (format.subject)(file, index, path) {
+            d = d.with_subject(subject, s);
+        }
+        if let Some(hint) = (format.field_hint)(path, field) {
+            d = d.with_hint(hint);
+        }
+        diags.push(d);
     }
 }
 
@@ -299,20 +404,8 @@ fn ron_message(msg: &str) -> String {
     }
 }
 
-fn ron_hint(msg: &str) -> Option<&'static str> {
-    if msg.starts_with("nesting is deeper") {
-        Some("nesting is limited to 128 levels; flatten the machine or invoke a child machine")
-    } else if msg.contains("Expected option") || msg.contains("Unexpected missing field") {
-        None
-    } else if msg.contains("enum variant") {
-        Some("see docs/machines.md for the actions, state kinds and invoke sources")
-    } else {
-        None
-    }
-}
-
 /// Converts serde_ignored's path to ours, looking through `Some` and newtype wrappers.
-fn syn_path(p: &serde_ignored::Path) -> SynPath {
+pub(crate) fn syn_path(p: &serde_ignored::Path) -> SynPath {
     use serde_ignored::Path;
     let mut out = Vec::new();
     fn walk(p: &Path, out: &mut SynPath) {
@@ -356,30 +449,23 @@ pub fn state_of(path: &[Seg]) -> Option<String> {
 }
 
 /// Duplicate keys under one parent are an error, not "last one wins". The span index found
-/// them; this reports them with the state they are in.
-fn check_duplicate_keys<'a>(
+/// them; this reports them with the state or operation they are in.
+pub(crate) fn check_duplicate_keys(
     file: &SourceFile,
-    node: &'a Node,
-    path: &mut Vec<&'a str>,
+    root: &Node,
+    node: &Node,
+    path: &mut SynPath,
+    format: &Format,
     diags: &mut Diagnostics,
 ) {
     for &(first, dup) in &node.duplicates {
-        let (Some((key, _)), Some((_, span))) = (&node.entries[first].key, &node.entries[dup].key)
+        let (Some((key, first_at)), Some((_, span))) =
+            (&node.entries[first].key, &node.entries[dup].key)
         else {
             continue;
         };
-        let first_at = node.entries[first]
-            .key
-            .as_ref()
-            .map_or(Span::default(), |(_, s)| *s);
         let first = file.line_col(first_at.start);
-        let what = match path.last() {
-            Some(&"states") => "state name",
-            Some(&"on") => "event",
-            Some(&"context") => "context entry",
-            _ => "key",
-        };
-        let syn: SynPath = path.iter().map(|k| Seg::Key((*k).to_string())).collect();
+        let what = (format.duplicate_what)(path);
         let mut d = Diagnostic::error(
             "duplicate-key",
             file,
@@ -387,20 +473,31 @@ fn check_duplicate_keys<'a>(
             format!("duplicate {what} `{key}` (first at {first})"),
         )
         .with_hint("each name may appear once under one parent; merge the two");
-        if let Some(s) = state_of(&syn) {
-            d = d.with_state(s);
+        if let Some((subject, s)) = (format.subject)(file, root, path) {
+            d = d.with_subject(subject, s);
         }
         diags.push(d);
     }
-    for entry in &node.entries {
+    for (i, entry) in node.entries.iter().enumerate() {
         if entry.value.entries.is_empty() {
             continue;
         }
-        // Positional entries do not name states; only keys matter for the state path.
-        path.push(entry.key.as_ref().map_or("", |(k, _)| k.as_str()));
-        check_duplicate_keys(file, &entry.value, path, diags);
+        path.push(match &entry.key {
+            Some((k, _)) => Seg::Key(k.clone()),
+            None => Seg::Index(i),
+        });
+        check_duplicate_keys(file, root, &entry.value, path, format, diags);
         path.pop();
     }
+}
+
+/// The name a file gives its machine or workflow when it sets no `id`: the file stem.
+pub fn default_id(file_name: &str, fallback: &str) -> String {
+    Path::new(file_name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 /// Prints a machine back as RON that [`load_machine_str`] reads to an equal [`MachineDef`].

@@ -6,6 +6,7 @@
 pub mod diagnostic;
 pub mod duration;
 pub mod load;
+pub mod load_workflow;
 pub mod machine;
 pub mod source;
 pub mod workflow;
@@ -13,5 +14,6 @@ pub mod workflow;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use duration::{DurationMs, DurationText};
 pub use load::{LoadedMachine, load_machine_str};
+pub use load_workflow::{LoadedWorkflow, load_workflow_file, load_workflow_str, parse_subtasks};
 pub use machine::*;
 pub use source::{SourceFile, Span};
