@@ -413,6 +413,29 @@ fn print_record(out: &mut impl Write, rec: &Record, json: bool) -> std::io::Resu
     let wall = rfc3339(rec.wall);
     match &rec.body {
         Body::Header(_) => Ok(()),
+        Body::Op(o) => {
+            let who = if o.op.is_empty() { "(root)" } else { &o.op };
+            let detail = match &o.event {
+                crate::lifecycle::machine::Event::PhaseFailed { error, .. }
+                | crate::lifecycle::machine::Event::CompensationFailed { error } => {
+                    format!(" ({error})")
+                }
+                crate::lifecycle::machine::Event::ChildSettled { child, outcome, .. } => {
+                    format!(" ({child}: {})", outcome.as_str())
+                }
+                crate::lifecycle::machine::Event::PhaseSucceeded { phase, .. } => {
+                    format!(" ({})", phase.as_str())
+                }
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "{wall} {:>5}  {who}  {}{detail} → {}",
+                rec.seq,
+                o.event.name(),
+                o.state
+            )
+        }
         Body::Define(d) => writeln!(
             out,
             "{wall} {:>5}  loaded {} ({} bytes)",

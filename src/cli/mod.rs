@@ -6,6 +6,7 @@ mod journal;
 pub mod report;
 mod run;
 mod step;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,11 +43,12 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Load and validate machine files, reporting every problem.
+    /// Load and validate machine and workflow files, reporting every problem.
     Check(check::Args),
-    /// Draw a machine as Mermaid or Graphviz DOT.
+    /// Draw a machine or a workflow as Mermaid or Graphviz DOT.
     Graph(graph::Args),
-    /// Run a machine: deliver events, fire delayed events, print the final configuration.
+    /// Run a machine (deliver events, fire delayed events, print the final configuration)
+    /// or a workflow (run its operations, live progress, a summary).
     Run(run::Args),
     /// Step through a machine by hand: send events, tick the clock, go back and forth,
     /// ask why.
@@ -56,6 +58,13 @@ enum Command {
     Replay(journal::ReplayArgs),
     /// Print a journal readably: time, instance, event, transitions, effects.
     Log(journal::LogArgs),
+    /// Continue a workflow run: after a crash from where it stopped; after a failure or a
+    /// cancel, rerunning only what did not succeed.
+    Resume(workflow::ResumeArgs),
+    /// List the workflow runs under .orca/runs.
+    Runs(workflow::RunsArgs),
+    /// Show one workflow run's operation tree with each operation's state.
+    Status(workflow::StatusArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -92,6 +101,9 @@ pub fn main() -> ExitCode {
         Command::Step(a) => step::run(a),
         Command::Replay(a) => journal::replay(a),
         Command::Log(a) => journal::log(a),
+        Command::Resume(a) => workflow::resume(a),
+        Command::Runs(a) => workflow::runs(a),
+        Command::Status(a) => workflow::status(a),
     };
     ExitCode::from(code)
 }

@@ -38,6 +38,18 @@ pub struct Args {
     /// (`batch`), or left to the operating system (`never`).
     #[arg(long, value_name = "POLICY", default_value = "batch")]
     sync: SyncPolicy,
+    /// Workflows: the run directory (journal and logs); default `.orca/runs/<run-id>`.
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    /// Workflows: at most N commands at once in the whole run (overrides the file's).
+    #[arg(long, value_name = "N")]
+    max_parallel: Option<u32>,
+    /// Workflows: print only the root operation's output as JSON (for nesting).
+    #[arg(long)]
+    output: bool,
+    /// Workflows: after a cancel, compensate the operations that had succeeded.
+    #[arg(long)]
+    compensate: bool,
 }
 
 /// Parses `NAME` or `NAME=JSON`.
@@ -103,11 +115,15 @@ pub fn parse_events_file(text: &str, file: &str) -> Result<Vec<Input>, String> {
 pub fn run(args: Args) -> u8 {
     let text = std::fs::read_to_string(&args.file).unwrap_or_default();
     if load::detect_kind(&text) == FileKind::Workflow {
-        eprintln!(
-            "{}: workflow files cannot be run by this version of orca",
-            args.file.display()
-        );
-        return exit::USAGE;
+        return super::workflow::run(super::workflow::RunArgs {
+            file: &args.file,
+            run_dir: args.run_dir.clone(),
+            max_parallel: args.max_parallel,
+            json: args.json,
+            output: args.output,
+            compensate: args.compensate,
+            sync: args.sync,
+        });
     }
     let host = Arc::new(Host::default());
     let chart = match load_chart_file(&args.file, &host.compile_options()) {

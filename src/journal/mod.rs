@@ -13,6 +13,7 @@
 //! docs/journal.md describes the format for users.
 
 pub mod replay;
+pub mod workflow;
 mod writer;
 
 pub use writer::{JournalWriter, SyncPolicy};
@@ -97,6 +98,8 @@ pub enum Body {
     Step(Step),
     Rewind(Rewind),
     End(End),
+    /// A workflow journal's event: one operation heard it and went to a state.
+    Op(crate::runtime::workflow::OpRecord),
 }
 
 impl From<&crate::runtime::Recorded> for Body {
@@ -133,6 +136,8 @@ struct Line<S = Step> {
     rewind: Option<Rewind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     end: Option<End>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    op: Option<crate::runtime::workflow::OpRecord>,
 }
 
 fn none<S>() -> Option<S> {
@@ -150,6 +155,7 @@ impl Record {
             step: None,
             rewind: None,
             end: None,
+            op: None,
         };
         match &self.body {
             Body::Header(h) => line.header = Some(h.clone()),
@@ -157,6 +163,7 @@ impl Record {
             Body::Step(s) => line.step = Some(s.clone()),
             Body::Rewind(r) => line.rewind = Some(r.clone()),
             Body::End(e) => line.end = Some(e.clone()),
+            Body::Op(o) => line.op = Some(o.clone()),
         }
         let mut out = serde_json::to_vec(&line).expect("records serialize");
         seal(&mut out);
@@ -688,9 +695,10 @@ fn decode<S: serde::de::DeserializeOwned + Into<Step>>(line: &[u8]) -> Result<Re
         parsed.step.is_some(),
         parsed.rewind.is_some(),
         parsed.end.is_some(),
+        parsed.op.is_some(),
     ];
     if bodies.iter().filter(|&&b| b).count() != 1 {
-        return Err("a record holds exactly one of header, define, step, rewind, end".into());
+        return Err("a record holds exactly one of header, define, step, rewind, end, op".into());
     }
     let body = if let Some(h) = parsed.header {
         Body::Header(h)
@@ -706,6 +714,8 @@ fn decode<S: serde::de::DeserializeOwned + Into<Step>>(line: &[u8]) -> Result<Re
             ));
         }
         Body::Rewind(r)
+    } else if let Some(o) = parsed.op {
+        Body::Op(o)
     } else {
         Body::End(parsed.end.expect("one body"))
     };

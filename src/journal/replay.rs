@@ -141,6 +141,7 @@ pub fn apply(replayer: &mut Replayer, record: &Record) -> Result<Option<Step>, S
         Body::Step(s) => Ok(Some(replayer.step(record.seq, s.input.clone()))),
         Body::Rewind(r) => replayer.rewind(record.seq, r.to).map(|_| None),
         Body::Header(_) | Body::End(_) => Ok(None),
+        Body::Op(_) => Err(workflow_record(record.seq)),
     }
 }
 
@@ -289,6 +290,7 @@ pub fn rebuild(
                 None => last = Some((rec.seq, rec.wall, runner.step(seq, s.input))),
             },
             Body::Header(_) | Body::End(_) => {}
+            Body::Op(_) => return Err(workflow_record(seq)),
         }
     }
     let last = last.map(|(seq, wall, step)| Record {
@@ -297,4 +299,11 @@ pub fn rebuild(
         body: Body::Step(step),
     });
     Ok((seq, last))
+}
+
+fn workflow_record(seq: u64) -> String {
+    format!(
+        "record {seq} is a workflow operation's event: this is a workflow journal \
+         (use `orca status` or `orca log`)"
+    )
 }

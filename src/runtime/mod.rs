@@ -10,6 +10,7 @@
 
 pub mod process;
 pub mod step;
+pub mod workflow;
 
 pub use step::{Define, Micro, Note, Outcome, Step, StepInput, status_text};
 

@@ -72,7 +72,7 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> String {
     String::from_utf8_lossy(&kept).into_owned()
 }
 
-fn signal_group(pid: u32, sig: i32) {
+pub(crate) fn signal_group(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
     unsafe {
         libc::kill(-(pid as i32), sig);

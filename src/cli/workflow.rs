@@ -1,0 +1,557 @@
+//! `orca run WORKFLOW.ron`, `orca resume RUN`, `orca runs`, `orca status RUN`.
+
+use super::{exit, report};
+use crate::journal::workflow::{WorkflowJournal, WorkflowLog};
+use crate::journal::{End, Header, JournalWriter, SyncPolicy};
+use crate::lifecycle::plan::Plan;
+use crate::model::load::read_source;
+use crate::runtime::workflow::{Change, Engine, EngineOptions, RunEnding};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The journal's file name inside a run directory.
+pub const JOURNAL: &str = "journal.jsonl";
+
+/// Where runs live unless `--run-dir` says otherwise.
+pub fn runs_root() -> PathBuf {
+    PathBuf::from(".orca").join("runs")
+}
+
+/// What `orca run` passes for a workflow file.
+pub struct RunArgs<'a> {
+    pub file: &'a Path,
+    pub run_dir: Option<PathBuf>,
+    pub max_parallel: Option<u32>,
+    pub json: bool,
+    pub output: bool,
+    pub compensate: bool,
+    pub sync: SyncPolicy,
+}
+
+fn load_plan(file: &Path) -> Result<(Plan, String), u8> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    match Plan::load(file) {
+        Ok((plan, warnings)) => {
+            report::print(&warnings.0, |_| Some(text.clone()));
+            Ok((plan, text))
+        }
+        Err(diags) => {
+            report::print(&diags.0, |_| Some(text.clone()));
+            Err(exit::USAGE)
+        }
+    }
+}
+
+fn new_run_id(workflow: &str) -> String {
+    let wall = crate::journal::wall_ms();
+    let stamp = crate::journal::rfc3339(wall)
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .chars()
+        .take(15)
+        .collect::<String>();
+    format!("{workflow}-{stamp}-{:x}", std::process::id() & 0xffff)
+}
+
+/// `orca run WORKFLOW.ron`.
+pub fn run(args: RunArgs) -> u8 {
+    let (plan, source) = match load_plan(args.file) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let source = match read_source(args.file) {
+        Ok(f) => f.text,
+        Err(_) => source,
+    };
+    let run_id = match &args.run_dir {
+        Some(d) => d.file_name().map_or_else(
+            || new_run_id(&plan.id),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        None => new_run_id(&plan.id),
+    };
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| runs_root().join(&run_id));
+    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+        eprintln!(
+            "orca: cannot create the run directory {}: {e}",
+            run_dir.display()
+        );
+        return exit::USAGE;
+    }
+    let journal_path = run_dir.join(JOURNAL);
+    let header = Header::for_workflow(args.file, &source, &run_id);
+    let writer = match JournalWriter::create(&journal_path, header, args.sync) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("orca: {e}");
+            return exit::USAGE;
+        }
+    };
+    let opts = EngineOptions {
+        run_id: run_id.clone(),
+        run_dir: run_dir.clone(),
+        max_parallel: args.max_parallel,
+        compensate_on_cancel: args.compensate,
+    };
+    if !args.json && !args.output {
+        eprintln!("run {run_id}: {}", run_dir.display());
+    }
+    let engine = Engine::new(plan, opts);
+    drive(
+        engine,
+        WorkflowJournal::new(writer),
+        &args_view(&args),
+        &run_dir,
+    )
+}
+
+/// How results are shown.
+struct View {
+    json: bool,
+    /// Print only the root's output as JSON (nested workflows).
+    output: bool,
+}
+
+fn args_view(a: &RunArgs) -> View {
+    View {
+        json: a.json,
+        output: a.output,
+    }
+}
+
+fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Path) -> u8 {
+    let writer = journal.writer().clone();
+    engine.set_recorder(Box::new(journal));
+    let t0 = Instant::now();
+    let json = view.json;
+    let quiet = view.output;
+    engine.set_observer(Box::new(move |c: &Change| {
+        if quiet {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = if json {
+            let v = serde_json::json!({
+                "t_ms": t0.elapsed().as_millis() as u64,
+                "op": c.path,
+                "event": c.event,
+                "from": c.from,
+                "to": c.to,
+                "phase": c.phase.as_str(),
+                "attempt": c.attempt,
+                "elapsed_ms": c.elapsed_ms,
+                "error": c.error,
+            });
+            writeln!(out, "{v}")
+        } else {
+            let err = c
+                .error
+                .as_deref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default();
+            let attempt = if c.attempt > 1 {
+                format!(" attempt {}", c.attempt)
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "[{:>8.3}s] {:<24} {} → {}{attempt}{err}",
+                t0.elapsed().as_secs_f64(),
+                c.path,
+                c.from,
+                c.to
+            )
+        };
+    }));
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("orca: cannot start the runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let ending = local.block_on(&rt, engine.run());
+    let end = End {
+        ending: match ending {
+            RunEnding::Succeeded => "succeeded",
+            RunEnding::Failed => "failed",
+            RunEnding::Cancelled => "cancelled",
+        }
+        .into(),
+        message: engine.failure().map(str::to_string),
+    };
+    let closed = writer
+        .append(crate::journal::Body::End(end))
+        .and_then(|_| writer.close());
+    if let Err(e) = closed {
+        eprintln!("orca: journal: {e}");
+    }
+    if let Some(f) = engine.failure() {
+        eprintln!("orca: {f}");
+        return exit::FAILED;
+    }
+    summary(&engine, ending, view, run_dir);
+    match ending {
+        RunEnding::Succeeded => exit::OK,
+        RunEnding::Failed => exit::FAILED,
+        RunEnding::Cancelled => exit::INTERRUPTED,
+    }
+}
+
+fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
+    let plan = engine.plan();
+    if view.output {
+        println!("{}", engine.output(0));
+        return;
+    }
+    let failed: Vec<usize> = (0..plan.ops.len())
+        .filter(|&i| engine.state(i) == "Failed" && engine.error(i).is_some())
+        .collect();
+    let count = |s: &str| {
+        (0..plan.ops.len())
+            .filter(|&i| engine.state(i) == s)
+            .count()
+    };
+    if view.json {
+        let v = serde_json::json!({
+            "summary": match ending {
+                RunEnding::Succeeded => "succeeded",
+                RunEnding::Failed => "failed",
+                RunEnding::Cancelled => "cancelled",
+            },
+            "run_dir": run_dir.display().to_string(),
+            "output": engine.output(0),
+            "failures": failed.iter().map(|&i| serde_json::json!({
+                "op": plan.display_path(i),
+                "error": engine.error(i),
+                "logs": engine.log_dir(i).display().to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return;
+    }
+    let word = match ending {
+        RunEnding::Succeeded => "succeeded",
+        RunEnding::Failed => "failed",
+        RunEnding::Cancelled => "cancelled",
+    };
+    println!(
+        "{} {word}: {} succeeded, {} failed, {} skipped, {} cancelled, {} compensated ({} operations)",
+        plan.id,
+        count("Succeeded"),
+        count("Failed"),
+        count("Skipped"),
+        count("Cancelled"),
+        count("Compensated"),
+        plan.ops.len()
+    );
+    for i in failed {
+        println!(
+            "  {} failed: {}\n    logs: {}",
+            plan.display_path(i),
+            engine.error(i).unwrap_or("?"),
+            engine.log_dir(i).display()
+        );
+    }
+    if ending != RunEnding::Succeeded {
+        println!("  resume with: orca resume {}", run_dir.display());
+    }
+    let _ = std::io::stdout().is_terminal();
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ResumeArgs {
+    /// A run id (under .orca/runs) or a run directory.
+    run: String,
+    /// Also rerun this operation (dotted path) and what depends on it.
+    #[arg(long, value_name = "OP")]
+    from: Vec<String>,
+    /// Resume even though the workflow file changed since the run started.
+    #[arg(long)]
+    force: bool,
+    /// The workflow file to resume with (default: the file the run was started from).
+    #[arg(long, value_name = "FILE")]
+    workflow: Option<PathBuf>,
+    #[arg(long, value_name = "N")]
+    max_parallel: Option<u32>,
+    /// One JSON object per lifecycle change, then a summary object.
+    #[arg(long)]
+    json: bool,
+    /// Compensate succeeded operations after a cancel too.
+    #[arg(long)]
+    compensate: bool,
+    #[arg(long, value_name = "POLICY", default_value = "batch")]
+    sync: SyncPolicy,
+}
+
+/// A run id or a directory, to the run directory.
+fn run_dir_of(run: &str) -> PathBuf {
+    let p = PathBuf::from(run);
+    if p.join(JOURNAL).exists() {
+        p
+    } else {
+        runs_root().join(run)
+    }
+}
+
+/// `orca resume RUN`.
+pub fn resume(args: ResumeArgs) -> u8 {
+    let run_dir = run_dir_of(&args.run);
+    let journal_path = run_dir.join(JOURNAL);
+    let log = match WorkflowLog::read(&journal_path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("orca: cannot resume {}: {e}", args.run);
+            return exit::USAGE;
+        }
+    };
+    for w in &log.warnings {
+        eprintln!("orca: warning: {w}");
+    }
+    let file = args
+        .workflow
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&log.header.file));
+    let current = std::fs::read_to_string(&file);
+    match &current {
+        Ok(text) if *text == log.header.source => {}
+        Ok(text) if !args.force => {
+            eprintln!(
+                "orca: the workflow {} changed since run {} started:\n{}\nresume with --force to continue with the new file anyway",
+                file.display(),
+                log.header.instance,
+                describe_change(&log.header.source, text)
+            );
+            return exit::USAGE;
+        }
+        Ok(_) => eprintln!(
+            "orca: warning: {} changed since the run started (--force)",
+            file.display()
+        ),
+        Err(e) => {
+            eprintln!("orca: cannot read the workflow {}: {e}", file.display());
+            return exit::USAGE;
+        }
+    }
+    let (plan, _) = match load_plan(&file) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut from = Vec::new();
+    for f in &args.from {
+        match plan.find(f) {
+            Some(op) => from.push(op),
+            None => {
+                eprintln!("orca: --from {f}: the workflow has no such operation");
+                return exit::USAGE;
+            }
+        }
+    }
+    let opts = EngineOptions {
+        run_id: log.header.instance.clone(),
+        run_dir: run_dir.clone(),
+        max_parallel: args.max_parallel,
+        compensate_on_cancel: args.compensate,
+    };
+    let mut engine = Engine::new(plan, opts);
+    if let Err(e) = engine.replay(log.records) {
+        eprintln!("orca: cannot resume {}: {e}", args.run);
+        return exit::USAGE;
+    }
+    // A run that ended (failed, cancelled) reruns what did not succeed; an interrupted one
+    // just goes on from where it stopped.
+    if log.end.is_some() || !from.is_empty() {
+        engine.rerun_unsucceeded(&from);
+    }
+    let (writer, _) = match JournalWriter::open_append(&journal_path, args.sync) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("orca: {e}");
+            return exit::USAGE;
+        }
+    };
+    if !args.json {
+        eprintln!(
+            "resuming run {}: {}",
+            log.header.instance,
+            run_dir.display()
+        );
+    }
+    let view = View {
+        json: args.json,
+        output: false,
+    };
+    drive(engine, WorkflowJournal::new(writer), &view, &run_dir)
+}
+
+/// The first lines where two versions of a file differ.
+fn describe_change(old: &str, new: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    let first = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    let show = |v: &[&str]| {
+        v.get(first)
+            .map_or("(end of file)".to_string(), |l| l.trim().to_string())
+    };
+    format!(
+        "  line {}: was `{}`\n  line {}: now `{}`",
+        first + 1,
+        show(&a),
+        first + 1,
+        show(&b)
+    )
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunsArgs {
+    /// One JSON object per run.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `orca runs`: the runs under .orca/runs, oldest first.
+pub fn runs(args: RunsArgs) -> u8 {
+    let root = runs_root();
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&root) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join(JOURNAL).exists())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    dirs.sort();
+    for d in dirs {
+        let id = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (started, status, file) = match WorkflowLog::read(&d.join(JOURNAL)) {
+            Ok(l) => (
+                l.header.started.clone(),
+                l.end.map_or("interrupted".to_string(), |e| e.ending),
+                l.header.file,
+            ),
+            Err(e) => (String::new(), format!("unreadable: {e}"), String::new()),
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"run": id, "started": started, "status": status, "workflow": file})
+            );
+        } else {
+            println!("{id:<40} {started:<24} {status:<12} {file}");
+        }
+    }
+    exit::OK
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// A run id (under .orca/runs) or a run directory.
+    run: String,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `orca status RUN`: the operation tree with each operation's state, attempt and time.
+pub fn status(args: StatusArgs) -> u8 {
+    let run_dir = run_dir_of(&args.run);
+    let log = match WorkflowLog::read(&run_dir.join(JOURNAL)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("orca: {}: {e}", args.run);
+            return exit::USAGE;
+        }
+    };
+    let w = match crate::model::load_workflow::load_workflow_str(
+        &log.header.file,
+        &log.header.source,
+    ) {
+        Ok(w) => w,
+        Err(d) => {
+            eprintln!("orca: the journal's workflow does not load: {d}");
+            return exit::USAGE;
+        }
+    };
+    let base = Path::new(&log.header.file)
+        .parent()
+        .map_or(PathBuf::from("."), Path::to_path_buf);
+    let plan = match Plan::compile(&w, &base) {
+        Ok((p, _)) => p,
+        Err(d) => {
+            eprintln!("orca: the journal's workflow does not compile: {d}");
+            return exit::USAGE;
+        }
+    };
+    let opts = EngineOptions {
+        run_id: log.header.instance.clone(),
+        run_dir: run_dir.clone(),
+        max_parallel: None,
+        compensate_on_cancel: false,
+    };
+    let mut engine = Engine::new(plan, opts);
+    // Times come from the records' order only; attempts and states are exact.
+    if let Err(e) = engine.replay(log.records.clone()) {
+        eprintln!("orca: {e}");
+        return exit::USAGE;
+    }
+    let status = log
+        .end
+        .as_ref()
+        .map_or("interrupted", |e| e.ending.as_str());
+    let plan = engine.plan();
+    if args.json {
+        let ops: Vec<_> = (0..plan.ops.len())
+            .map(|i| {
+                serde_json::json!({
+                    "op": plan.display_path(i),
+                    "state": engine.state(i),
+                    "phase": engine.phase(i).as_str(),
+                    "attempt": engine.attempt(i),
+                    "output": engine.output(i),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"run": log.header.instance, "workflow": log.header.file, "status": status, "operations": ops})
+        );
+        return exit::OK;
+    }
+    println!(
+        "run {} ({}): {status}",
+        log.header.instance, log.header.file
+    );
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((op, depth)) = stack.pop() {
+        let attempt = engine.attempt(op);
+        let extra = if attempt > 1 {
+            format!("  attempt {attempt}")
+        } else {
+            String::new()
+        };
+        println!(
+            "{}{:<w$} {}{extra}",
+            "  ".repeat(depth),
+            plan.ops[op].name,
+            engine.state(op),
+            w = 28usize.saturating_sub(depth * 2)
+        );
+        for &c in plan.ops[op].children.iter().rev() {
+            stack.push((c, depth + 1));
+        }
+    }
+    exit::OK
+}

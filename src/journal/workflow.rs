@@ -1,0 +1,109 @@
+//! Workflow journals: the header holds the workflow as loaded; then one [`Body::Op`] record
+//! per event delivered to an operation, and an [`Body::End`] when the run ended cleanly.
+
+use super::{
+    Body, End, FORMAT, Header, Journal, JournalError, JournalWriter, rfc3339, sha256_hex, wall_ms,
+};
+use crate::runtime::workflow::{OpRecord, WorkflowRecorder};
+use std::path::Path;
+
+impl Header {
+    /// A header for a workflow run starting now; `run_id` names the run.
+    pub fn for_workflow(file: &Path, source: &str, run_id: &str) -> Header {
+        Header {
+            format: FORMAT,
+            orca: env!("CARGO_PKG_VERSION").to_string(),
+            kind: "workflow".into(),
+            file: file.display().to_string(),
+            hash: sha256_hex(source.as_bytes()),
+            source: source.to_string(),
+            instance: run_id.to_string(),
+            started: rfc3339(wall_ms()),
+            clock: "real".into(),
+            rewinds: false,
+        }
+    }
+}
+
+/// The engine's records go to a journal writer. The barrier waits until everything
+/// appended is on disk (fsynced, or written with `--sync never`), so work never starts
+/// before the events that led to it are durable.
+pub struct WorkflowJournal {
+    writer: JournalWriter,
+    last: Option<u64>,
+}
+
+impl WorkflowJournal {
+    pub fn new(writer: JournalWriter) -> Self {
+        WorkflowJournal { writer, last: None }
+    }
+
+    /// Writes the end record and closes the journal.
+    pub fn finish(self, end: End) -> Result<(), String> {
+        self.writer.append(Body::End(end))?;
+        self.writer.close()
+    }
+
+    pub fn writer(&self) -> &JournalWriter {
+        &self.writer
+    }
+}
+
+impl WorkflowRecorder for WorkflowJournal {
+    fn record(&mut self, rec: &OpRecord) -> Result<(), String> {
+        self.last = Some(self.writer.append(Body::Op(rec.clone()))?);
+        Ok(())
+    }
+
+    fn barrier(&mut self) -> Result<(), String> {
+        match self.last {
+            Some(seq) => self.writer.wait_durable(seq),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A workflow run's journal as read back.
+#[derive(Debug, Clone)]
+pub struct WorkflowLog {
+    pub header: Header,
+    pub records: Vec<OpRecord>,
+    pub end: Option<End>,
+    pub warnings: Vec<String>,
+}
+
+impl WorkflowLog {
+    /// Reads a workflow journal; a machine journal is refused.
+    pub fn read(path: &Path) -> Result<WorkflowLog, String> {
+        let j = Journal::read_file(path).map_err(|e: JournalError| e.to_string())?;
+        if j.header.kind != "workflow" {
+            return Err(format!(
+                "{}: this is a {} journal, not a workflow run's",
+                path.display(),
+                j.header.kind
+            ));
+        }
+        let mut records = Vec::new();
+        let mut end = None;
+        for r in j.records {
+            match r.body {
+                Body::Op(o) => records.push(o),
+                Body::End(e) => end = Some(e),
+                Body::Header(_) => {}
+                other => {
+                    return Err(format!(
+                        "{}: record {} is not a workflow record ({other:?})",
+                        path.display(),
+                        r.seq
+                    ));
+                }
+            }
+        }
+        Ok(WorkflowLog {
+            header: j.header,
+            records,
+            end,
+            warnings: j.warnings,
+        })
+    }
+}

@@ -1,0 +1,1219 @@
+//! Running a workflow: one event loop that delivers lifecycle events to operations, a
+//! scheduler that starts operations when their dependencies succeeded and a slot is free, and
+//! the work each phase runs.
+//!
+//! Every event an operation hears goes through [`Engine::deliver`]: the lifecycle decides,
+//! the event and the state it led to go to the [`WorkflowRecorder`] (the journal), and only
+//! then are the lifecycle's commands carried out. Replaying those records
+//! ([`Engine::replay`]) rebuilds every operation without running anything, which is how
+//! `orca resume` continues a run: phases whose success is recorded are answered from the
+//! record, never run again.
+
+pub mod work;
+
+use crate::lifecycle::machine::{Command, Event, Lifecycle, Outcome, Phase, Policy};
+use crate::lifecycle::plan::{OpId, Plan};
+use crate::model::Json;
+use crate::model::workflow::{ChildFailure, OperationDef, Work};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use work::{Job, WorkResult};
+
+/// One delivered event, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpRecord {
+    /// The operation's dotted path (empty for the root).
+    pub op: String,
+    pub event: Event,
+    /// The lifecycle state the event led to.
+    pub state: String,
+    /// The phase attempt after the event.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// Where the engine's records go. Errors stop the run: a run that cannot be journaled must
+/// not go on doing work it could not resume.
+pub trait WorkflowRecorder {
+    fn record(&mut self, rec: &OpRecord) -> Result<(), String>;
+    /// Called before new work starts: everything recorded so far must survive a crash of
+    /// this process from here on.
+    fn barrier(&mut self) -> Result<(), String>;
+}
+
+/// A change worth showing: an operation entered a new lifecycle state.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub op: OpId,
+    pub path: String,
+    pub event: &'static str,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub phase: Phase,
+    pub attempt: u32,
+    /// Since the operation started (0 before).
+    pub elapsed_ms: u64,
+    /// The failure that caused it, if any.
+    pub error: Option<String>,
+}
+
+/// Hears every lifecycle change (the CLI's progress view).
+pub type Observer = Box<dyn FnMut(&Change)>;
+
+/// Options of a workflow run.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    /// Overrides the workflow's `max_parallel` (commands at once, whole run).
+    pub max_parallel: Option<u32>,
+    /// Compensate succeeded operations after a cancel too (not only after a failure).
+    pub compensate_on_cancel: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnding {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// What an operation is doing right now, beyond its lifecycle state.
+#[derive(Default)]
+struct OpRun {
+    life: Option<Lifecycle>,
+    /// Phase outputs by phase name (`analyze`, ..., `integrate`), and `compensate`.
+    outputs: IndexMap<&'static str, Json>,
+    /// Successes known from the journal: the phase is answered from here, not run.
+    recorded: HashMap<Phase, Json>,
+    /// Dependencies (`after`) that have not succeeded yet.
+    unmet: usize,
+    /// Siblings that wait for this one.
+    dependents: Vec<OpId>,
+    children_started: bool,
+    /// Children started and not settled.
+    running_children: u32,
+    /// Children whose dependencies are met, waiting for a slot, in document order.
+    ready: BTreeSet<OpId>,
+    /// The parent has heard this one's `ChildSettled`.
+    reported: bool,
+    /// Cancels the running work; its token tells its result from a stale one.
+    work: Option<oneshot::Sender<()>>,
+    token: u64,
+    /// Work waiting for a global slot.
+    queued: bool,
+    timer: Option<tokio::task::JoinHandle<()>>,
+    started: Option<Instant>,
+    elapsed_ms: u64,
+    error: Option<String>,
+    /// Static subtasks (decompose adds more at run time).
+    static_children: u32,
+    /// It has settled once (later settlements are its compensation's).
+    settled_once: bool,
+    /// A succeeded child of a parent that runs again: it reports when the parent asks.
+    report_again: bool,
+}
+
+/// Messages from work, timers and signals to the event loop.
+enum Msg {
+    Done {
+        op: OpId,
+        token: u64,
+        result: WorkResult,
+    },
+    Timeout {
+        op: OpId,
+        token: u64,
+    },
+    RetryDue {
+        op: OpId,
+        token: u64,
+    },
+    Cancel,
+}
+
+/// What a unit of work is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Phase(Phase, u32),
+    Compensate,
+}
+
+/// A workflow run.
+pub struct Engine {
+    plan: Plan,
+    ops: Vec<OpRun>,
+    opts: EngineOptions,
+    recorder: Option<Box<dyn WorkflowRecorder>>,
+    observer: Option<Observer>,
+    queue: VecDeque<(OpId, Event)>,
+    /// Work waiting for a global slot, in the order it asked.
+    waiting_work: VecDeque<(OpId, Purpose, u64)>,
+    running_work: usize,
+    /// Tokens of work whose process may still be running; each holds a global slot.
+    in_flight: std::collections::HashSet<u64>,
+    global_bound: usize,
+    /// Succeeded operations in the order they succeeded (compensation runs it backwards).
+    completed: Vec<OpId>,
+    /// Operations still to compensate, next first.
+    to_compensate: VecDeque<OpId>,
+    compensating: bool,
+    /// Parents whose ready children may now start.
+    dirty: BTreeSet<OpId>,
+    replaying: bool,
+    cancelled: bool,
+    next_token: u64,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    rng: u64,
+    failure: Option<String>,
+}
+
+impl Engine {
+    /// An engine over a compiled plan; nothing runs until [`Engine::run`].
+    pub fn new(plan: Plan, opts: EngineOptions) -> Engine {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let global_bound = opts
+            .max_parallel
+            .or(plan.max_parallel)
+            .map_or(usize::MAX, |n| n.max(1) as usize);
+        let seed = seed();
+        let mut e = Engine {
+            ops: Vec::new(),
+            plan,
+            opts,
+            recorder: None,
+            observer: None,
+            queue: VecDeque::new(),
+            waiting_work: VecDeque::new(),
+            running_work: 0,
+            in_flight: Default::default(),
+            global_bound,
+            completed: Vec::new(),
+            to_compensate: VecDeque::new(),
+            compensating: false,
+            dirty: BTreeSet::new(),
+            replaying: false,
+            cancelled: false,
+            next_token: 1,
+            tx,
+            rx,
+            rng: seed,
+            failure: None,
+        };
+        e.adopt_new_ops(0);
+        e
+    }
+
+    pub fn set_recorder(&mut self, r: Box<dyn WorkflowRecorder>) {
+        self.recorder = Some(r);
+    }
+
+    pub fn set_observer(&mut self, o: Observer) {
+        self.observer = Some(o);
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The lifecycle state of an operation.
+    pub fn state(&self, op: OpId) -> &'static str {
+        self.life(op).state_name()
+    }
+
+    pub fn attempt(&self, op: OpId) -> u32 {
+        self.life(op).attempt()
+    }
+
+    pub fn phase(&self, op: OpId) -> Phase {
+        self.life(op).phase()
+    }
+
+    /// Milliseconds the operation has run (so far, if it still runs).
+    pub fn elapsed_ms(&self, op: OpId) -> u64 {
+        let o = &self.ops[op];
+        match (o.started, self.life(op).is_running()) {
+            (Some(t), true) => t.elapsed().as_millis() as u64,
+            _ => o.elapsed_ms,
+        }
+    }
+
+    /// The last failure of an operation.
+    pub fn error(&self, op: OpId) -> Option<&str> {
+        self.ops[op].error.as_deref()
+    }
+
+    /// An operation's output: its `integrate` output, else its `run` output.
+    pub fn output(&self, op: OpId) -> Json {
+        let o = &self.ops[op].outputs;
+        o.get("integrate")
+            .filter(|v| !v.is_null())
+            .or_else(|| o.get("execute"))
+            .cloned()
+            .unwrap_or(Json::Null)
+    }
+
+    /// Where the logs of an operation's attempts are kept.
+    pub fn log_dir(&self, op: OpId) -> PathBuf {
+        let p = &self.plan.ops[op].path;
+        self.opts
+            .run_dir
+            .join("logs")
+            .join(if p.is_empty() { "_root" } else { p })
+    }
+
+    fn life(&self, op: OpId) -> &Lifecycle {
+        self.ops[op]
+            .life
+            .as_ref()
+            .expect("every operation has a lifecycle")
+    }
+
+    /// Creates run state for plan operations from `from` on (the plan grows when a
+    /// `decompose` adds subtasks).
+    fn adopt_new_ops(&mut self, from: OpId) {
+        for id in from..self.plan.ops.len() {
+            let p = &self.plan.ops[id];
+            let static_children = p.children.len() as u32;
+            let policy = Policy {
+                max_attempts: p.retry.max_attempts.max(1),
+                children: static_children,
+                fail_fast: p.on_child_failure == ChildFailure::FailFast,
+            };
+            self.ops.push(OpRun {
+                life: Some(Lifecycle::new(policy)),
+                unmet: p.after.len(),
+                static_children,
+                ..OpRun::default()
+            });
+        }
+        for id in from..self.plan.ops.len() {
+            for &d in &self.plan.ops[id].after.clone() {
+                self.ops[d].dependents.push(id);
+            }
+        }
+    }
+
+    /// Rebuilds every operation from recorded events without running anything. Successes
+    /// become answers for [`Engine::run`]; whatever was in flight runs again.
+    pub fn replay<I: IntoIterator<Item = OpRecord>>(&mut self, records: I) -> Result<u64, String> {
+        self.replaying = true;
+        let mut by_path: HashMap<String, OpId> = self
+            .plan
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.path.clone(), i))
+            .collect();
+        let mut n = 0;
+        for rec in records {
+            n += 1;
+            let Some(&op) = by_path.get(&rec.op) else {
+                self.replaying = false;
+                return Err(format!(
+                    "record {n}: the journal names operation `{}`, which the workflow does not have",
+                    rec.op
+                ));
+            };
+            let before = self.plan.ops.len();
+            self.deliver(op, rec.event.clone());
+            if self.plan.ops.len() > before {
+                for id in before..self.plan.ops.len() {
+                    by_path.insert(self.plan.ops[id].path.clone(), id);
+                }
+            }
+            let got = self.state(op);
+            if got != rec.state {
+                self.replaying = false;
+                return Err(format!(
+                    "record {n}: `{}` {} led to {} when recorded, but to {} now",
+                    self.plan.display_path(op),
+                    rec.event.name(),
+                    rec.state,
+                    got
+                ));
+            }
+        }
+        self.replaying = false;
+        Ok(n)
+    }
+
+    /// Makes operations that did not succeed run again (a failed or cancelled run being
+    /// resumed), and `from` with everything that depends on it. Succeeded operations keep
+    /// their outputs; the phases of the others whose success was recorded are not rerun,
+    /// except where `from` asks.
+    pub fn rerun_unsucceeded(&mut self, from: &[OpId]) {
+        let mut reset: BTreeSet<OpId> = (0..self.ops.len())
+            .filter(|&id| self.life(id).outcome() != Some(Outcome::Succeeded))
+            .collect();
+        // `--from`: those, what depends on them, and everything inside all of it.
+        let mut forced: BTreeSet<OpId> = BTreeSet::new();
+        let mut stack: Vec<OpId> = Vec::new();
+        for &f in from {
+            stack.push(f);
+            stack.extend(self.plan.dependents(f));
+        }
+        while let Some(x) = stack.pop() {
+            if forced.insert(x) {
+                stack.extend(self.plan.ops[x].children.iter().copied());
+            }
+        }
+        reset.extend(forced.iter().copied());
+        // Whoever contains a rerun operation runs again too, to hear its children.
+        for id in reset.clone() {
+            let mut p = self.plan.ops[id].parent;
+            while let Some(x) = p {
+                reset.insert(x);
+                p = self.plan.ops[x].parent;
+            }
+        }
+        for &id in &reset {
+            let p = &self.plan.ops[id];
+            let policy = Policy {
+                max_attempts: p.retry.max_attempts.max(1),
+                children: self.ops[id].static_children,
+                fail_fast: p.on_child_failure == ChildFailure::FailFast,
+            };
+            let compensated = self.life(id).outcome() == Some(Outcome::Compensated);
+            let o = &mut self.ops[id];
+            if forced.contains(&id) || compensated {
+                o.recorded.clear();
+            }
+            // A parent gathers its children's outputs again.
+            o.recorded.remove(&Phase::Integrate);
+            o.outputs.clear();
+            o.life = Some(Lifecycle::new(policy));
+            o.children_started = false;
+            o.running_children = 0;
+            o.ready.clear();
+            o.reported = false;
+            o.settled_once = false;
+            o.report_again = false;
+            o.error = None;
+            o.started = None;
+            o.elapsed_ms = 0;
+        }
+        for &id in &reset {
+            for c in self.plan.ops[id].children.clone() {
+                if !reset.contains(&c) {
+                    self.ops[c].report_again = true;
+                }
+            }
+        }
+        for id in 0..self.ops.len() {
+            let unmet = self.plan.ops[id]
+                .after
+                .iter()
+                .filter(|&&d| !self.dependency_ok(d))
+                .count();
+            self.ops[id].unmet = unmet;
+        }
+        self.completed.retain(|c| !reset.contains(c));
+    }
+
+    fn dependency_ok(&self, d: OpId) -> bool {
+        match self.life(d).outcome() {
+            Some(Outcome::Succeeded) => true,
+            Some(Outcome::Failed) => self.plan.ops[d].optional,
+            _ => false,
+        }
+    }
+
+    /// Runs to the end: the root settles (and compensation, if any, finishes) and no work
+    /// is left running. Needs a `LocalSet` (work runs on local tasks).
+    pub async fn run(&mut self) -> RunEnding {
+        let span = tracing::info_span!("workflow", id = %self.plan.id, run = %self.opts.run_id);
+        let _g = span.enter();
+        // Signals cancel the run; they are handled here, not by the process default.
+        let tx = self.tx.clone();
+        let signals = tokio::task::spawn_local(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if tx.send(Msg::Cancel).is_err() {
+                    return;
+                }
+            }
+        });
+        self.reconcile();
+        self.pump();
+        while !self.finished() {
+            let Some(msg) = self.rx.recv().await else {
+                break;
+            };
+            self.handle(msg);
+            // Take whatever else is ready before deciding, so bursts are handled together.
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg);
+            }
+            self.pump();
+        }
+        signals.abort();
+        let ending = if self.cancelled && self.life(0).outcome() != Some(Outcome::Succeeded) {
+            RunEnding::Cancelled
+        } else {
+            match self.life(0).outcome() {
+                Some(Outcome::Succeeded) => RunEnding::Succeeded,
+                Some(Outcome::Cancelled) => RunEnding::Cancelled,
+                _ => RunEnding::Failed,
+            }
+        };
+        tracing::info!(?ending, "workflow ended");
+        ending
+    }
+
+    /// The journal could not be written: why the run stopped.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    fn finished(&self) -> bool {
+        let root_settled = self.life(0).outcome().is_some() && !self.life(0).is_running();
+        root_settled
+            && self.queue.is_empty()
+            && self.running_work == 0
+            && !self.compensating
+            && self.to_compensate.is_empty()
+            || (self.failure.is_some() && self.running_work == 0)
+    }
+
+    /// After a replay: whatever was decided but not yet delivered when the run stopped is
+    /// delivered now; work that had started without a recorded end starts again.
+    fn reconcile(&mut self) {
+        if self.state(0) == "Pending" {
+            self.queue.push_back((0, Event::Start));
+            return;
+        }
+        for id in 0..self.ops.len() {
+            let life = self.life(id);
+            let state = life.state_name();
+            let (phase, attempt) = (life.phase(), life.attempt());
+            match state {
+                "Analyzing" | "Researching" | "Decomposing" | "Integrating" => {
+                    self.perform(id, Command::RunPhase { phase, attempt });
+                }
+                "Executing" if !life.waiting() => {
+                    self.perform(id, Command::RunPhase { phase, attempt });
+                }
+                "Executing" => {
+                    self.dirty.insert(id);
+                }
+                "Retrying" => self.queue.push_back((id, Event::RetryDue)),
+                "Compensating" => self.perform(id, Command::RunCompensation),
+                _ => {}
+            }
+            if let Some(outcome) = self.life(id).outcome()
+                && !self.ops[id].reported
+            {
+                self.settled(id, outcome);
+            }
+            if matches!(state, "Failed" | "Cancelled") {
+                // Its running children were being cancelled.
+                for &c in &self.plan.ops[id].children.clone() {
+                    if self.life(c).outcome().is_none() {
+                        self.queue.push_back((c, Event::Cancel));
+                    }
+                }
+            }
+        }
+        let root = self.life(0).outcome();
+        if root == Some(Outcome::Failed) && self.completed.iter().any(|&c| self.compensable(c)) {
+            self.begin_compensation();
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Done { op, token, result } => {
+                if self.in_flight.remove(&token) {
+                    self.running_work -= 1;
+                }
+                if self.ops[op].token != token || self.ops[op].work.is_none() {
+                    return; // stopped: only its slot mattered
+                }
+                self.ops[op].work = None;
+                self.work_finished(op, result);
+            }
+            Msg::Timeout { op, token } => {
+                if self.ops[op].token == token && self.ops[op].work.is_some() {
+                    self.ops[op].error = Some(match self.plan.ops[op].timeout_ms {
+                        Some(ms) => format!("timed out after {}", crate::model::DurationMs(ms)),
+                        None => "timed out".into(),
+                    });
+                    self.queue.push_back((op, Event::TimedOut));
+                }
+            }
+            Msg::RetryDue { op, token } => {
+                if self.ops[op].token == token {
+                    self.queue.push_back((op, Event::RetryDue));
+                }
+            }
+            Msg::Cancel => {
+                if !self.cancelled {
+                    tracing::warn!("cancelling the run");
+                    self.cancelled = true;
+                    self.queue.push_back((0, Event::Cancel));
+                } else {
+                    // A second Ctrl-C: stop compensating too.
+                    self.to_compensate.clear();
+                    for id in 0..self.ops.len() {
+                        if self.state(id) == "Compensating" {
+                            self.queue.push_back((id, Event::Cancel));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn work_finished(&mut self, op: OpId, result: WorkResult) {
+        if let Some(t) = self.ops[op].timer.take() {
+            t.abort();
+        }
+        let compensating = self.state(op) == "Compensating";
+        let phase = self.phase(op);
+        let event = match (compensating, result) {
+            (true, WorkResult::Succeeded { output, .. }) => {
+                self.ops[op].outputs.insert("compensate", output);
+                Event::CompensationSucceeded
+            }
+            (true, WorkResult::Failed { error, .. }) => {
+                self.ops[op].error = Some(format!("compensation: {error}"));
+                Event::CompensationFailed { error }
+            }
+            (false, WorkResult::Succeeded { output, text }) => {
+                if phase == Phase::Decompose {
+                    match self.decomposed(op, &text) {
+                        Ok((subtasks, output)) => Event::PhaseSucceeded {
+                            phase,
+                            output,
+                            subtasks,
+                        },
+                        Err(error) => {
+                            self.ops[op].error = Some(error.clone());
+                            Event::PhaseFailed {
+                                phase,
+                                error,
+                                retryable: false,
+                            }
+                        }
+                    }
+                } else {
+                    Event::PhaseSucceeded {
+                        phase,
+                        output,
+                        subtasks: 0,
+                    }
+                }
+            }
+            (false, WorkResult::Failed { error, retryable }) => {
+                self.ops[op].error = Some(format!("{}: {error}", phase.as_str()));
+                Event::PhaseFailed {
+                    phase,
+                    error,
+                    retryable,
+                }
+            }
+        };
+        self.queue.push_back((op, event));
+    }
+
+    /// Validates a decompose's output and adds the subtasks to the plan. The recorded
+    /// output is the subtasks as JSON, so a replay adds the same ones.
+    fn decomposed(&mut self, op: OpId, text: &str) -> Result<(u32, Json), String> {
+        if text.trim().is_empty() {
+            return Ok((0, Json::Object(Default::default())));
+        }
+        let defs = crate::model::load_workflow::parse_subtasks(text)
+            .map_err(|e| format!("decompose printed invalid subtasks: {e}"))?;
+        let json = serde_json::to_value(&defs).map_err(|e| e.to_string())?;
+        let n = self.add_subtasks(op, defs)?;
+        Ok((n, json))
+    }
+
+    fn add_subtasks(
+        &mut self,
+        op: OpId,
+        defs: IndexMap<String, OperationDef>,
+    ) -> Result<u32, String> {
+        let n = defs.len() as u32;
+        let before = self.plan.ops.len();
+        self.plan
+            .add_subtasks(op, defs)
+            .map_err(|e| format!("decompose printed invalid subtasks: {e}"))?;
+        self.adopt_new_ops(before);
+        Ok(n)
+    }
+
+    /// Delivers queued events until none are left, then starts what may start.
+    fn pump(&mut self) {
+        loop {
+            while let Some((op, ev)) = self.queue.pop_front() {
+                self.deliver(op, ev);
+                if self.failure.is_some() {
+                    self.stop_everything();
+                    return;
+                }
+            }
+            self.schedule();
+            self.start_waiting_work();
+            if self.queue.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// One event to one operation: decide, record, then act.
+    fn deliver(&mut self, op: OpId, event: Event) {
+        let from = self.state(op);
+        let was_waiting = self.life(op).waiting();
+        // A success counts only for the phase being worked on; a late one is ignored.
+        let accepted = matches!(&event, Event::PhaseSucceeded { phase, .. }
+            if from == phase.state_name() && !was_waiting);
+        let life = self.ops[op].life.as_mut().expect("lifecycle");
+        life.handle(&event);
+        let commands = life.take_commands();
+        let to = life.state_name();
+        let attempt = life.attempt();
+        let phase = life.phase();
+        if matches!(event, Event::Start)
+            && from == "Pending"
+            && to != "Pending"
+            && let Some(parent) = self.plan.ops[op].parent
+        {
+            let p = &mut self.ops[parent];
+            p.running_children += 1;
+            p.ready.remove(&op);
+        }
+        // Outputs and known successes follow the events, so a replay restores them too.
+        if accepted
+            && let Event::PhaseSucceeded {
+                phase: p,
+                output,
+                subtasks,
+            } = &event
+        {
+            self.ops[op].outputs.insert(p.as_str(), output.clone());
+            self.ops[op].recorded.insert(*p, output.clone());
+            if self.replaying && *p == Phase::Decompose && *subtasks > 0 {
+                self.replay_subtasks(op, output);
+            }
+        }
+        if self.replaying {
+            if let Event::ChildSettled { child, .. } = &event
+                && let Some(c) = self.child_named(op, child)
+            {
+                self.ops[c].reported = true;
+            }
+            for c in commands {
+                self.bookkeeping(op, &c);
+            }
+            return;
+        }
+        let rec = OpRecord {
+            op: self.plan.ops[op].path.clone(),
+            event: event.clone(),
+            state: to.to_string(),
+            attempt,
+        };
+        if let Some(r) = &mut self.recorder
+            && let Err(e) = r.record(&rec)
+        {
+            self.failure = Some(format!("cannot write the journal: {e}"));
+            return;
+        }
+        tracing::debug!(op = %self.plan.display_path(op), event = event.name(), from, to, "delivered");
+        if from != to {
+            self.changed(op, event.name(), from, to, phase, attempt);
+        }
+        for c in commands {
+            self.perform(op, c);
+        }
+    }
+
+    fn child_named(&self, op: OpId, name: &str) -> Option<OpId> {
+        self.plan.ops[op]
+            .children
+            .iter()
+            .copied()
+            .find(|&c| self.plan.ops[c].name == name)
+    }
+
+    /// A recorded decompose output: the same subtasks join the plan again.
+    fn replay_subtasks(&mut self, op: OpId, output: &Json) {
+        let defs: IndexMap<String, OperationDef> = match serde_json::from_value(output.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.failure = Some(format!("the journal's decompose output does not read: {e}"));
+                return;
+            }
+        };
+        // Already in the plan when the same engine replays twice.
+        if defs.keys().all(|k| self.child_named(op, k).is_some()) {
+            return;
+        }
+        if let Err(e) = self.add_subtasks(op, defs) {
+            self.failure = Some(format!("the journal's decompose output: {e}"));
+        }
+    }
+
+    /// What every command changes in the engine's own counts, with or without running.
+    fn bookkeeping(&mut self, op: OpId, c: &Command) {
+        match c {
+            Command::RunPhase { .. } if self.ops[op].started.is_none() => {
+                self.ops[op].started = Some(Instant::now());
+            }
+            Command::StartChildren => {
+                self.ops[op].children_started = true;
+                for &ch in &self.plan.ops[op].children {
+                    if self.ops[ch].unmet == 0 && self.state(ch) == "Pending" {
+                        self.ops[op].ready.insert(ch);
+                    }
+                }
+                self.dirty.insert(op);
+            }
+            Command::Settled(outcome) => {
+                let o = &mut self.ops[op];
+                if std::mem::replace(&mut o.settled_once, true) {
+                    return;
+                }
+                if let Some(t) = o.started {
+                    o.elapsed_ms = t.elapsed().as_millis() as u64;
+                }
+                if *outcome == Outcome::Succeeded {
+                    self.completed.push(op);
+                }
+                if let Some(parent) = self.plan.ops[op].parent
+                    && self.ops[op].started.is_some()
+                {
+                    let p = &mut self.ops[parent];
+                    p.running_children = p.running_children.saturating_sub(1);
+                    self.dirty.insert(parent);
+                }
+                if matches!(outcome, Outcome::Succeeded | Outcome::Failed) {
+                    let ok = self.dependency_ok(op);
+                    for d in self.ops[op].dependents.clone() {
+                        if ok {
+                            let dep = &mut self.ops[d];
+                            dep.unmet = dep.unmet.saturating_sub(1);
+                            if dep.unmet == 0
+                                && let Some(parent) = self.plan.ops[d].parent
+                                && self.ops[parent].children_started
+                                && self.state(d) == "Pending"
+                            {
+                                self.ops[parent].ready.insert(d);
+                                self.dirty.insert(parent);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Carries out one command of an operation's lifecycle.
+    fn perform(&mut self, op: OpId, c: Command) {
+        self.bookkeeping(op, &c);
+        match c {
+            Command::RunPhase { phase, attempt } => {
+                let work = self.phase_work(op, phase);
+                if let Some(output) = self.ops[op].recorded.get(&phase).cloned() {
+                    // Its success is journaled: answer from the record, never run it again.
+                    let subtasks = if phase == Phase::Decompose {
+                        self.dynamic_children(op)
+                    } else {
+                        0
+                    };
+                    self.queue.push_back((
+                        op,
+                        Event::PhaseSucceeded {
+                            phase,
+                            output,
+                            subtasks,
+                        },
+                    ));
+                } else if work.is_none() {
+                    self.queue.push_back((
+                        op,
+                        Event::PhaseSucceeded {
+                            phase,
+                            output: Json::Null,
+                            subtasks: 0,
+                        },
+                    ));
+                } else {
+                    self.enqueue_work(op, Purpose::Phase(phase, attempt));
+                }
+            }
+            Command::ScheduleRetry { attempt, .. } => {
+                let delay = self.backoff(op, attempt);
+                let token = self.fresh_token(op);
+                let tx = self.tx.clone();
+                self.ops[op].timer = Some(tokio::task::spawn_local(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(Msg::RetryDue { op, token });
+                }));
+            }
+            Command::StopWork => self.stop_work(op),
+            Command::StartChildren => {
+                // Children that succeeded in an earlier run report at once.
+                for ch in self.plan.ops[op].children.clone() {
+                    if std::mem::take(&mut self.ops[ch].report_again)
+                        && let Some(outcome) = self.life(ch).outcome()
+                    {
+                        self.report(ch, outcome);
+                    }
+                }
+            }
+            Command::CancelChildren => {
+                for ch in self.plan.ops[op].children.clone() {
+                    if self.life(ch).outcome().is_none() {
+                        self.queue.push_back((ch, Event::Cancel));
+                    }
+                }
+            }
+            Command::RunCompensation => {
+                if self.plan.ops[op].compensate.is_some() {
+                    self.enqueue_work(op, Purpose::Compensate);
+                } else {
+                    self.queue.push_back((op, Event::CompensationSucceeded));
+                }
+            }
+            Command::Settled(outcome) => self.settled(op, outcome),
+        }
+    }
+
+    /// Subtasks a recorded decompose added (those after the static ones).
+    fn dynamic_children(&self, op: OpId) -> u32 {
+        (self.plan.ops[op].children.len() as u32).saturating_sub(self.ops[op].static_children)
+    }
+
+    fn phase_work(&self, op: OpId, phase: Phase) -> Option<&Work> {
+        let p = &self.plan.ops[op].phases;
+        match phase {
+            Phase::Analyze => p.analyze.as_ref(),
+            Phase::Research => p.research.as_ref(),
+            Phase::Decompose => p.decompose.as_ref(),
+            Phase::Execute => p.run.as_ref(),
+            Phase::Integrate => p.integrate.as_ref(),
+        }
+    }
+
+    /// An operation reached a final state: its parent hears it, its dependents learn
+    /// whether they may run, and the run ends or rolls back when it is the root.
+    fn settled(&mut self, op: OpId, outcome: Outcome) {
+        self.stop_work(op);
+        if let Some(t) = self.ops[op].timer.take() {
+            t.abort();
+        }
+        if self.ops[op].reported {
+            // It had settled before: this is the end of its compensation (compensated,
+            // failed or cancelled). Go on with the next; the run has failed anyway.
+            self.compensation_step_done();
+            return;
+        }
+        if !self.dependency_ok(op) {
+            for d in self.ops[op].dependents.clone() {
+                if self.state(d) == "Pending" {
+                    self.queue.push_back((d, Event::DependencyFailed));
+                }
+            }
+        }
+        self.report(op, outcome);
+        if op == 0 {
+            let compensate = outcome == Outcome::Failed
+                || outcome == Outcome::Cancelled && self.opts.compensate_on_cancel;
+            if compensate {
+                self.begin_compensation();
+            }
+        }
+    }
+
+    fn report(&mut self, op: OpId, outcome: Outcome) {
+        self.ops[op].reported = true;
+        if let Some(parent) = self.plan.ops[op].parent {
+            self.queue.push_back((
+                parent,
+                Event::ChildSettled {
+                    child: self.plan.ops[op].name.clone(),
+                    outcome,
+                    optional: self.plan.ops[op].optional,
+                },
+            ));
+        }
+    }
+
+    fn compensable(&self, op: OpId) -> bool {
+        self.plan.ops[op].compensate.is_some() && self.state(op) == "Succeeded"
+    }
+
+    /// Compensates succeeded operations one at a time, latest success first.
+    fn begin_compensation(&mut self) {
+        if self.compensating {
+            return;
+        }
+        self.to_compensate = self
+            .completed
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&c| self.compensable(c))
+            .collect();
+        self.compensation_step_done();
+    }
+
+    fn compensation_step_done(&mut self) {
+        self.compensating = false;
+        if let Some(next) = self.to_compensate.pop_front() {
+            self.compensating = true;
+            self.queue.push_back((next, Event::Compensate));
+        }
+    }
+
+    fn fresh_token(&mut self, op: OpId) -> u64 {
+        self.next_token += 1;
+        self.ops[op].token = self.next_token;
+        self.next_token
+    }
+
+    fn enqueue_work(&mut self, op: OpId, purpose: Purpose) {
+        let token = self.fresh_token(op);
+        self.ops[op].queued = true;
+        self.waiting_work.push_back((op, purpose, token));
+    }
+
+    /// Starts queued work while global slots are free.
+    fn start_waiting_work(&mut self) {
+        let mut barrier_done = false;
+        while self.running_work < self.global_bound {
+            let Some((op, purpose, token)) = self.waiting_work.pop_front() else {
+                break;
+            };
+            if self.ops[op].token != token {
+                continue; // stopped while it waited
+            }
+            if !barrier_done {
+                // What led here must survive a crash before the work's effects can happen.
+                if let Some(r) = &mut self.recorder
+                    && let Err(e) = r.barrier()
+                {
+                    self.failure = Some(format!("cannot write the journal: {e}"));
+                    return;
+                }
+                barrier_done = true;
+            }
+            self.ops[op].queued = false;
+            self.spawn_work(op, purpose, token);
+        }
+    }
+
+    fn spawn_work(&mut self, op: OpId, purpose: Purpose, token: u64) {
+        let plan_op = &self.plan.ops[op];
+        let (work, phase_name, attempt) = match purpose {
+            Purpose::Phase(phase, attempt) => {
+                (self.phase_work(op, phase).cloned(), phase.as_str(), attempt)
+            }
+            Purpose::Compensate => (plan_op.compensate.clone(), "compensate", 1),
+        };
+        let Some(work) = work else {
+            return;
+        };
+        let dir = self.log_dir(op);
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        self.ops[op].work = Some(cancel_tx);
+        self.running_work += 1;
+        self.in_flight.insert(token);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            let _ = self.tx.send(Msg::Done {
+                op,
+                token,
+                result: WorkResult::Failed {
+                    error: format!("cannot create {}: {e}", dir.display()),
+                    retryable: false,
+                },
+            });
+            return;
+        }
+        let children: serde_json::Map<String, Json> = plan_op
+            .children
+            .iter()
+            .map(|&c| {
+                let status = self.life(c).outcome().map_or("pending", Outcome::as_str);
+                (
+                    self.plan.ops[c].name.clone(),
+                    serde_json::json!({"status": status, "output": self.output(c)}),
+                )
+            })
+            .collect();
+        let outputs: serde_json::Map<String, Json> = self.ops[op]
+            .outputs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let operation = plan_op.path.clone();
+        let stdin = serde_json::json!({
+            "run": self.opts.run_id,
+            "operation": operation,
+            "phase": phase_name,
+            "attempt": attempt,
+            "input": plan_op.input,
+            "outputs": outputs,
+            "children": children,
+        });
+        let mut env: Vec<(String, String)> = plan_op
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.push(("ORCA_RUN_ID".into(), self.opts.run_id.clone()));
+        env.push(("ORCA_OPERATION".into(), operation));
+        env.push(("ORCA_PHASE".into(), phase_name.into()));
+        env.push(("ORCA_ATTEMPT".into(), attempt.to_string()));
+        env.push((
+            "ORCA_RUN_DIR".into(),
+            self.opts.run_dir.display().to_string(),
+        ));
+        let job = Job {
+            work,
+            stdin,
+            env,
+            cwd: plan_op.cwd.clone(),
+            log_stem: dir.join(format!("{phase_name}-{attempt}")),
+            base_dir: self.plan.base_dir.clone(),
+        };
+        let tx = self.tx.clone();
+        let span = tracing::info_span!("phase", op = %self.plan.display_path(op), phase = phase_name, attempt);
+        tokio::task::spawn_local(async move {
+            let result = tracing::Instrument::instrument(work::perform(job, cancel_rx), span).await;
+            let _ = tx.send(Msg::Done { op, token, result });
+        });
+        if let (Purpose::Phase(..), Some(ms)) = (purpose, self.plan.ops[op].timeout_ms) {
+            let tx = self.tx.clone();
+            self.ops[op].timer = Some(tokio::task::spawn_local(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let _ = tx.send(Msg::Timeout { op, token });
+            }));
+        }
+    }
+
+    /// Stops an operation's running or queued work; its result, if it comes, is stale.
+    fn stop_work(&mut self, op: OpId) {
+        if let Some(cancel) = self.ops[op].work.take() {
+            let _ = cancel.send(());
+            // The work still counts against the slots until its process is gone; its
+            // result arrives with the old token and only frees the slot.
+        }
+        if self.ops[op].queued {
+            self.ops[op].queued = false;
+            self.ops[op].token = 0;
+        }
+    }
+
+    /// Starts ready children within their parent's bound.
+    fn schedule(&mut self) {
+        if self.replaying {
+            return;
+        }
+        while let Some(parent) = self.dirty.pop_first() {
+            if !self.ops[parent].children_started || self.life(parent).outcome().is_some() {
+                continue;
+            }
+            let bound = self.plan.ops[parent]
+                .max_parallel
+                .map_or(u32::MAX, |n| n.max(1));
+            while self.ops[parent].running_children < bound {
+                let Some(ch) = self.ops[parent].ready.pop_first() else {
+                    break;
+                };
+                if self.state(ch) != "Pending" {
+                    continue;
+                }
+                self.deliver(ch, Event::Start);
+                if self.failure.is_some() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The delay before `attempt`: exponential from `initial`, capped, with jitter (half
+    /// the delay plus a random part of the other half) so that retries do not stampede.
+    fn backoff(&mut self, op: OpId, attempt: u32) -> Duration {
+        let r = self.plan.ops[op].retry;
+        let exp = attempt.saturating_sub(2).min(63) as i32;
+        let ms = (r.initial_ms as f64 * r.factor.powi(exp)).min(r.max_delay_ms as f64);
+        let ms = if r.jitter {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let frac = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+            ms / 2.0 + ms / 2.0 * frac
+        } else {
+            ms
+        };
+        Duration::from_millis(ms.max(0.0) as u64)
+    }
+
+    fn changed(
+        &mut self,
+        op: OpId,
+        event: &'static str,
+        from: &'static str,
+        to: &'static str,
+        phase: Phase,
+        attempt: u32,
+    ) {
+        let Some(obs) = &mut self.observer else {
+            return;
+        };
+        let o = &self.ops[op];
+        let elapsed_ms = o.started.map_or(0, |t| t.elapsed().as_millis() as u64);
+        let error = matches!(to, "Failed" | "Retrying")
+            .then(|| o.error.clone())
+            .flatten();
+        obs(&Change {
+            op,
+            path: self.plan.display_path(op).to_string(),
+            event,
+            from,
+            to,
+            phase,
+            attempt,
+            elapsed_ms,
+            error,
+        });
+    }
+
+    /// The journal failed: stop all work, start nothing.
+    fn stop_everything(&mut self) {
+        self.waiting_work.clear();
+        self.queue.clear();
+        for id in 0..self.ops.len() {
+            self.stop_work(id);
+        }
+    }
+}
+
+/// A seed for retry jitter; it need not be reproducible, since `RetryDue` is journaled.
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (u64::from(std::process::id()) << 32)) | 1
+}

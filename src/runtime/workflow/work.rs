@@ -1,0 +1,329 @@
+//! Doing one phase's work: a shell line, a program, a statechart or a nested workflow, with
+//! its stdin document, environment, logs, output cap and cancellation.
+
+use super::super::process::{GRACE, signal_group};
+use super::super::{Clock, Ending, RunOptions, Runner};
+use crate::chart::load_chart_file;
+use crate::interpreter::{Host, Instance};
+use crate::model::Json;
+use crate::model::workflow::Work;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// A phase's stdout beyond this is a failure ("floods stdout"), not a memory problem.
+pub const MAX_OUTPUT: usize = 16 << 20;
+
+/// Everything a piece of work needs to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub work: Work,
+    /// The JSON document on stdin (and a machine's `input`).
+    pub stdin: Json,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    /// Where stdout and stderr are kept: `<stem>.stdout`, `<stem>.stderr`.
+    pub log_stem: PathBuf,
+    /// The directory relative `Machine`/`Workflow` paths resolve from.
+    pub base_dir: PathBuf,
+}
+
+/// How work ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkResult {
+    /// `output`: stdout parsed as JSON, else the text; `text`: stdout as it was.
+    Succeeded {
+        output: Json,
+        text: String,
+    },
+    Failed {
+        error: String,
+        retryable: bool,
+    },
+}
+
+/// Runs a job to its end, or until `cancel` fires (the process group gets SIGTERM, then
+/// SIGKILL after [`GRACE`]).
+pub async fn perform(job: Job, cancel: oneshot::Receiver<()>) -> WorkResult {
+    match &job.work {
+        Work::Shell(line) => {
+            let argv = vec!["sh".to_string(), "-c".to_string(), line.clone()];
+            run_process(&job, argv, true, cancel).await
+        }
+        Work::Command(argv) => run_process(&job, argv.clone(), false, cancel).await,
+        Work::Workflow(file) => {
+            let exe = match std::env::current_exe() {
+                Ok(p) => p,
+                Err(e) => {
+                    return WorkResult::Failed {
+                        error: format!("cannot find the orca executable: {e}"),
+                        retryable: false,
+                    };
+                }
+            };
+            let path = job.base_dir.join(file);
+            let run_dir = job.log_stem.with_extension("run");
+            let argv = vec![
+                exe.display().to_string(),
+                "run".into(),
+                path.display().to_string(),
+                "--run-dir".into(),
+                run_dir.display().to_string(),
+                "--output".into(),
+            ];
+            run_process(&job, argv, false, cancel).await
+        }
+        Work::Machine(file) => {
+            let path = job.base_dir.join(file);
+            tokio::select! {
+                r = run_machine(path, job.stdin.clone()) => r,
+                _ = cancel => WorkResult::Failed { error: "cancelled".into(), retryable: false },
+            }
+        }
+    }
+}
+
+/// A statechart as phase work: its context takes the `input` map's entries; it succeeds when
+/// it reaches a final state (not one tagged `failure`), with the machine's output.
+async fn run_machine(path: PathBuf, doc: Json) -> WorkResult {
+    let host = Arc::new(Host::default());
+    let chart = match load_chart_file(&path, &host.compile_options()) {
+        Ok((c, _)) => Arc::new(c),
+        Err(d) => {
+            return WorkResult::Failed {
+                error: format!("{}: {}", path.display(), d),
+                retryable: false,
+            };
+        }
+    };
+    let mut root = Instance::with_host(chart.clone(), host.clone());
+    if let Some(Json::Object(m)) = doc.get("input") {
+        for (k, v) in m {
+            root.set_context_value(k, v.clone());
+        }
+    }
+    let mut runner = Runner::new(
+        root,
+        host,
+        RunOptions {
+            clock: Clock::Real,
+            ..RunOptions::default()
+        },
+    );
+    let ending = runner.run(Vec::new()).await;
+    let inst = runner.root();
+    let finals: Vec<&str> = inst
+        .configuration()
+        .filter(|&s| chart.state(s).tags.iter().any(|t| t == "failure"))
+        .map(|s| chart.state(s).display_path())
+        .collect();
+    match ending {
+        Ending::Done if finals.is_empty() => WorkResult::Succeeded {
+            output: inst.output().cloned().unwrap_or(Json::Null),
+            text: String::new(),
+        },
+        Ending::Done => WorkResult::Failed {
+            error: format!(
+                "the machine ended in `{}`, tagged failure",
+                finals.join(", ")
+            ),
+            retryable: true,
+        },
+        Ending::Failed(e) => WorkResult::Failed {
+            error: format!("the machine failed: {e}"),
+            retryable: true,
+        },
+        Ending::Idle | Ending::Bounded(_) => WorkResult::Failed {
+            error: format!(
+                "the machine stopped in {} without reaching a final state",
+                inst.configuration_paths().join(", ")
+            ),
+            retryable: false,
+        },
+    }
+}
+
+async fn run_process(
+    job: &Job,
+    argv: Vec<String>,
+    shell: bool,
+    mut cancel: oneshot::Receiver<()>,
+) -> WorkResult {
+    let Some((program, args)) = argv.split_first() else {
+        return WorkResult::Failed {
+            error: "empty command".into(),
+            retryable: false,
+        };
+    };
+    let open = |ext: &str| {
+        let p = job.log_stem.with_extension(ext);
+        std::fs::File::create(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))
+    };
+    let (out_log, err_log) = match (open("stdout"), open("stderr")) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return WorkResult::Failed {
+                error: e,
+                retryable: false,
+            };
+        }
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &job.cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return WorkResult::Failed {
+                error: format!("cannot start `{program}`: {e}"),
+                retryable: false,
+            };
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    if let Some(mut pipe) = child.stdin.take() {
+        let doc = job.stdin.to_string();
+        tokio::task::spawn_local(async move {
+            // A command that does not read its stdin closes the pipe: not an error.
+            let _ = pipe.write_all(doc.as_bytes()).await;
+        });
+    }
+    let (flood_tx, mut flood_rx) = oneshot::channel::<()>();
+    let out = tokio::task::spawn_local(keep(
+        child.stdout.take().expect("piped"),
+        out_log,
+        Some(flood_tx),
+    ));
+    let err = tokio::task::spawn_local(keep(child.stderr.take().expect("piped"), err_log, None));
+    let mut flooded = false;
+    let mut cancelled = false;
+    let status = tokio::select! {
+        s = child.wait() => s.ok(),
+        _ = &mut cancel => { cancelled = true; stop(&mut child, pid).await }
+        Ok(()) = &mut flood_rx => { flooded = true; stop(&mut child, pid).await }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    // Descendants that kept the pipes open must not hold us forever.
+    let stdout = tokio::time::timeout(GRACE, out)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr_tail = tokio::time::timeout(GRACE, err)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr_tail =
+        String::from_utf8_lossy(&stderr_tail[stderr_tail.len().saturating_sub(400)..])
+            .trim()
+            .to_string();
+    if flooded {
+        return WorkResult::Failed {
+            error: format!(
+                "stdout exceeded {} MiB; the command was stopped",
+                MAX_OUTPUT >> 20
+            ),
+            retryable: false,
+        };
+    }
+    if cancelled {
+        return WorkResult::Failed {
+            error: "cancelled".into(),
+            retryable: false,
+        };
+    }
+    let code = status.map_or(-1, |s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
+    if code != 0 {
+        let why = if code < 0 {
+            format!("killed by signal {}", -code)
+        } else {
+            format!("exit status {code}")
+        };
+        // `sh` says 127 for a command it cannot find and 126 for one it cannot execute:
+        // trying again will not help.
+        let permanent = shell && (code == 127 || code == 126);
+        let tail = if stderr_tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", last_line(&stderr_tail))
+        };
+        return WorkResult::Failed {
+            error: format!("{why}{tail}"),
+            retryable: !permanent,
+        };
+    }
+    let text = String::from_utf8_lossy(&stdout).into_owned();
+    let output = match serde_json::from_str::<Json>(text.trim()) {
+        Ok(v) => v,
+        Err(_) if text.trim().is_empty() => Json::Null,
+        Err(_) => Json::String(text.trim_end().to_string()),
+    };
+    WorkResult::Succeeded { output, text }
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s)
+}
+
+async fn stop(child: &mut tokio::process::Child, pid: u32) -> Option<std::process::ExitStatus> {
+    signal_group(pid, libc::SIGTERM);
+    match tokio::time::timeout(GRACE, child.wait()).await {
+        Ok(s) => s.ok(),
+        Err(_) => {
+            signal_group(pid, libc::SIGKILL);
+            child.wait().await.ok()
+        }
+    }
+}
+
+/// Copies a stream to its log file and keeps it in memory up to [`MAX_OUTPUT`]; past that,
+/// `flood` fires (stdout) or the rest goes to the log only (stderr, of which only the tail
+/// is kept in memory).
+async fn keep<R: tokio::io::AsyncRead + Unpin>(
+    mut r: R,
+    log: std::fs::File,
+    mut flood: Option<oneshot::Sender<()>>,
+) -> Vec<u8> {
+    let mut log = tokio::fs::File::from_std(log);
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0usize;
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                total += n;
+                if total <= MAX_OUTPUT {
+                    let _ = log.write_all(&buf[..n]).await;
+                }
+                match &flood {
+                    Some(_) if total > MAX_OUTPUT => {
+                        if let Some(f) = flood.take() {
+                            let _ = f.send(());
+                        }
+                    }
+                    Some(_) => kept.extend_from_slice(&buf[..n]),
+                    None => {
+                        kept.extend_from_slice(&buf[..n]);
+                        if kept.len() > 64 << 10 {
+                            kept.drain(..kept.len() - (4 << 10));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = log.flush().await;
+    kept
+}
