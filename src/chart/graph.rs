@@ -147,7 +147,8 @@ fn mermaid_children(chart: &Chart, parent: StateId, depth: usize, out: &mut Stri
     }
 }
 
-fn dot_text(s: &str) -> String {
+/// Escapes text for a double-quoted DOT string.
+pub(crate) fn dot_text(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 

@@ -1,7 +1,8 @@
-//! `orca check FILE...`
+//! `orca check FILE...`: machine and workflow files, every problem of each.
 
 use super::{exit, report};
 use crate::chart::{CompileOptions, compile};
+use crate::lifecycle::plan::{self, Plan};
 use crate::model::load::{self, FileKind};
 use crate::model::{Diagnostic, Diagnostics, SourceFile, Span};
 use std::collections::HashMap;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Machine files to check.
+    /// Machine and workflow files to check.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Fail (exit 1) on warnings too.
@@ -48,22 +49,16 @@ pub fn run(args: Args) -> u8 {
             }
         };
         texts.insert(name.clone(), file.text.clone());
-        if load::detect_kind(&file.text) == FileKind::Workflow {
-            all.push(
-                Diagnostic::error(
-                    "workflow-unsupported",
-                    &file,
-                    Span::default(),
-                    "workflow files cannot be checked by this version of orca",
-                )
-                .with_hint("this build reads `Machine(...)` files only"),
-            );
-            continue;
-        }
-        let result = load::load_machine_source(file).and_then(|m| compile(&m, &opts));
-        let diags = match result {
-            Ok((_, warnings)) => warnings,
-            Err(d) => d,
+        let diags = if load::detect_kind(&file.text) == FileKind::Workflow {
+            match Plan::load_source(file, plan::base_dir(path)) {
+                Ok((_, warnings)) => warnings,
+                Err(d) => d,
+            }
+        } else {
+            match load::load_machine_source(file).and_then(|m| compile(&m, &opts)) {
+                Ok((_, warnings)) => warnings,
+                Err(d) => d,
+            }
         };
         let summary = if diags.has_errors() {
             "errors"

@@ -1,13 +1,18 @@
-//! `orca graph FILE [--format mermaid|dot] [--output PATH]`
+//! `orca graph FILE [--format mermaid|dot] [--output PATH]`: a machine's states and
+//! transitions, or a workflow's operation tree and dependencies.
 
 use super::{exit, report};
 use crate::chart::graph::{Format, render};
-use crate::chart::{CompileOptions, load_chart_file};
-use std::path::PathBuf;
+use crate::chart::{CompileOptions, compile};
+use crate::lifecycle::graph::render as render_workflow;
+use crate::lifecycle::plan::{self, Plan};
+use crate::model::Diagnostics;
+use crate::model::load::{self, FileKind};
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The machine file to draw.
+    /// The machine or workflow file to draw.
     file: PathBuf,
     /// Output format.
     #[arg(long, default_value = "mermaid")]
@@ -24,24 +29,17 @@ enum GraphFormat {
 }
 
 pub fn run(args: Args) -> u8 {
-    let opts = CompileOptions {
-        allow_unknown_host_actions: true,
-        ..CompileOptions::default()
+    let format = match args.format {
+        GraphFormat::Mermaid => Format::Mermaid,
+        GraphFormat::Dot => Format::Dot,
     };
-    let chart = match load_chart_file(&args.file, &opts) {
-        Ok((chart, _)) => chart,
+    let text = match draw(&args.file, format) {
+        Ok(text) => text,
         Err(diags) => {
             report::print(&diags.0, |_| std::fs::read_to_string(&args.file).ok());
             return exit::USAGE;
         }
     };
-    let text = render(
-        &chart,
-        match args.format {
-            GraphFormat::Mermaid => Format::Mermaid,
-            GraphFormat::Dot => Format::Dot,
-        },
-    );
     match &args.output {
         Some(path) => match std::fs::write(path, text) {
             Ok(()) => exit::OK,
@@ -55,4 +53,19 @@ pub fn run(args: Args) -> u8 {
             exit::OK
         }
     }
+}
+
+/// Loads `path` as whichever kind of file it is and renders it.
+fn draw(path: &Path, format: Format) -> Result<String, Diagnostics> {
+    let file = load::read_source(path)?;
+    if load::detect_kind(&file.text) == FileKind::Workflow {
+        let (plan, _) = Plan::load_source(file, plan::base_dir(path))?;
+        return Ok(render_workflow(&plan, format));
+    }
+    let opts = CompileOptions {
+        allow_unknown_host_actions: true,
+        ..CompileOptions::default()
+    };
+    let (chart, _) = compile(&load::load_machine_source(file)?, &opts)?;
+    Ok(render(&chart, format))
 }

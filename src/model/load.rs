@@ -36,9 +36,10 @@ pub enum FileKind {
     Unknown,
 }
 
-/// Looks at the outermost struct name: `Machine(...)`, `Workflow(...)`, or neither.
+/// Looks at the outermost struct name: `Machine(...)`, `Workflow(...)`, or neither. Only the
+/// name counts, so a file with a syntax error is still told by its kind's loader.
 pub fn detect_kind(text: &str) -> FileKind {
-    match source::index(text).name.as_deref() {
+    match source::first_name(text) {
         Some("Machine") => FileKind::Machine,
         Some("Workflow") => FileKind::Workflow,
         _ => FileKind::Unknown,

@@ -341,6 +341,38 @@ pub fn is_blank(text: &str) -> bool {
     .is_none()
 }
 
+/// The first identifier of a text, past comments and `#![...]` attributes: the outermost
+/// struct name of a RON file even when the rest does not parse.
+pub fn first_name(text: &str) -> Option<&str> {
+    let mut lx = Lexer {
+        src: text.as_bytes(),
+        pos: 0,
+    };
+    while let Some((tok, span)) = lx.next() {
+        match tok {
+            Tok::Ident => return Some(&text[span.start..span.end]),
+            // `#![enable(...)]`: the lexer reads `#!` as one token, then the bracketed group.
+            Tok::Other if text[span.start..].starts_with("#!") => {
+                let mut depth = 0usize;
+                while let Some((t, _)) = lx.next() {
+                    match t {
+                        Tok::Open(_) => depth += 1,
+                        Tok::Close(_) => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Builds the span index of a RON text that `ron` has already accepted. On text it does not
 /// understand it returns what it has so far; it never panics and never recurses deeper than
 /// [`MAX_NESTING`].
@@ -607,6 +639,17 @@ mod tests {
         assert_eq!(rw.original_offset(g), text.find("\"g\"").unwrap());
         assert_eq!(rw.original_offset(0), 0);
         assert!(rewrite_call_shorthand("[Call(\"f\")]").is_none());
+    }
+
+    #[test]
+    fn first_name_looks_past_comments_and_attributes() {
+        assert_eq!(first_name("// c\nWorkflow(tasks: { oops"), Some("Workflow"));
+        assert_eq!(
+            first_name("#![enable(implicit_some)]\n/* x */ Machine("),
+            Some("Machine")
+        );
+        assert_eq!(first_name("{ \"a\": 1 }"), None);
+        assert_eq!(first_name(""), None);
     }
 
     #[test]

@@ -1,0 +1,272 @@
+//! Drawing a workflow plan as a Mermaid flowchart or Graphviz DOT: the operation tree as
+//! nested subgraphs (an operation with subtasks, or a `decompose` that will add some, is a
+//! subgraph holding its children) and an edge from each operation to those that are `after`
+//! it. Labels show the work of every phase that has some; optional operations are dashed and
+//! operations that can be compensated are drawn in orange. The output depends only on the
+//! plan, in document order, so it is stable for diffs and tests.
+
+use super::plan::{OpId, OpPlan, Plan};
+use crate::chart::graph::{Format, dot_text};
+use crate::model::workflow::{ChildFailure, Work};
+use std::fmt::Write;
+
+/// Longest command text shown in a label; longer ones are cut with `…`.
+const MAX_WORK_CHARS: usize = 60;
+
+/// Renders `plan` in `format`.
+///
+/// ```
+/// use orca::chart::graph::Format;
+/// use orca::lifecycle::{graph, plan::Plan};
+/// let w = orca::model::load_workflow_str("w.ron", r#"Workflow(tasks: {
+///     "build": (run: Shell("make")), "test": (after: ["build"], run: Shell("make test")) })"#).unwrap();
+/// let (plan, _) = Plan::compile(&w, std::path::Path::new(".")).unwrap();
+/// let text = graph::render(&plan, Format::Mermaid);
+/// assert!(text.contains(r#"o2["test<br/>run: make test"]"#));
+/// assert!(text.contains("o1 --> o2"));
+/// ```
+pub fn render(plan: &Plan, format: Format) -> String {
+    match format {
+        Format::Mermaid => mermaid(plan),
+        Format::Dot => dot(plan),
+    }
+}
+
+/// How work reads in a label: the command line, or the file a machine or workflow runs.
+pub fn work_text(work: &Work) -> String {
+    let text = match work {
+        Work::Shell(s) => s.trim().to_string(),
+        Work::Command(argv) => argv
+            .iter()
+            .map(|a| {
+                if a.is_empty() || a.chars().any(|c| c.is_whitespace() || c == '\'') {
+                    format!("'{}'", a.replace('\'', "'\\''"))
+                } else {
+                    a.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Work::Machine(f) => format!("machine {f}"),
+        Work::Workflow(f) => format!("workflow {f}"),
+    };
+    // One line: a label is no place for a script's newlines.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() > MAX_WORK_CHARS {
+        let cut: String = text.chars().take(MAX_WORK_CHARS - 1).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+/// The lines of an operation's label: its name (with `(optional)`), each phase's work, its
+/// compensation, and the settings about its children that differ from the defaults.
+fn label_lines(plan: &Plan, id: OpId) -> Vec<String> {
+    let op = &plan.ops[id];
+    let mut lines = vec![if op.optional {
+        format!("{} (optional)", op.name)
+    } else {
+        op.name.clone()
+    }];
+    for (phase, work) in op.phases.iter() {
+        lines.push(format!("{phase}: {}", work_text(work)));
+    }
+    if let Some(c) = &op.compensate {
+        lines.push(format!("compensate: {}", work_text(c)));
+    }
+    let mut settings = Vec::new();
+    if let Some(n) = op.max_parallel {
+        settings.push(format!("max_parallel: {n}"));
+    }
+    if op.on_child_failure == ChildFailure::Continue {
+        settings.push("on_child_failure: Continue".to_string());
+    }
+    if !settings.is_empty() {
+        lines.push(settings.join(", "));
+    }
+    lines
+}
+
+/// Whether an operation is drawn as a subgraph: it has children, or may get some.
+fn is_group(op: &OpPlan) -> bool {
+    !op.children.is_empty() || op.phases.decompose.is_some()
+}
+
+/// The `after` edges, prerequisite first, in document order of the dependent.
+fn edges(plan: &Plan) -> impl Iterator<Item = (OpId, OpId)> + '_ {
+    plan.ops
+        .iter()
+        .enumerate()
+        .flat_map(|(id, op)| op.after.iter().map(move |&dep| (dep, id)))
+}
+
+/// Text inside a quoted Mermaid label. Mermaid reads `#name;` as an entity and labels as
+/// HTML, so `#` goes first (the others are written with it), then quotes and markup.
+fn mermaid_text(s: &str) -> String {
+    s.replace('#', "#35;")
+        .replace('"', "#quot;")
+        .replace('&', "#amp;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+}
+
+fn mermaid(plan: &Plan) -> String {
+    let mut out = String::from("flowchart LR\n");
+    mermaid_op(plan, 0, 1, &mut out);
+    for (from, to) in edges(plan) {
+        writeln!(out, "    o{from} --> o{to}").ok();
+    }
+    let classes = [
+        (
+            "optional",
+            "stroke-dasharray:5 5",
+            plan.ops.iter().map(|o| o.optional).collect::<Vec<_>>(),
+        ),
+        (
+            "compensable",
+            "stroke:#c60,stroke-width:2px",
+            plan.ops.iter().map(|o| o.compensate.is_some()).collect(),
+        ),
+    ];
+    for (class, style, marked) in classes {
+        let ids: Vec<String> = marked
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m)
+            .map(|(i, _)| format!("o{i}"))
+            .collect();
+        if !ids.is_empty() {
+            writeln!(out, "    classDef {class} {style}").ok();
+            writeln!(out, "    class {} {class}", ids.join(",")).ok();
+        }
+    }
+    if plan.ops.iter().any(|o| o.phases.decompose.is_some()) {
+        out.push_str("    classDef dynamic stroke-dasharray:2 4,color:#666\n");
+    }
+    out
+}
+
+fn mermaid_op(plan: &Plan, id: OpId, depth: usize, out: &mut String) {
+    let pad = "    ".repeat(depth);
+    let op = &plan.ops[id];
+    let label: Vec<String> = label_lines(plan, id)
+        .iter()
+        .map(|l| mermaid_text(l))
+        .collect();
+    let label = label.join("<br/>");
+    if !is_group(op) {
+        writeln!(out, "{pad}o{id}[\"{label}\"]").ok();
+        return;
+    }
+    writeln!(out, "{pad}subgraph o{id} [\"{label}\"]").ok();
+    for &c in &op.children {
+        mermaid_op(plan, c, depth + 1, out);
+    }
+    if op.phases.decompose.is_some() {
+        writeln!(
+            out,
+            "{pad}    o{id}_decomposed([\"subtasks from decompose\"]):::dynamic"
+        )
+        .ok();
+    }
+    writeln!(out, "{pad}end").ok();
+}
+
+fn dot(plan: &Plan) -> String {
+    let mut out = String::new();
+    writeln!(out, "digraph \"{}\" {{", dot_text(&plan.id)).ok();
+    out.push_str(
+        "    compound=true;\n    rankdir=LR;\n    node [shape=box, style=rounded, fontname=\"Helvetica\"];\n    edge [fontname=\"Helvetica\", fontsize=10];\n",
+    );
+    dot_op(plan, 0, 1, &mut out);
+    for (from, to) in edges(plan) {
+        // A subgraph is reached through its anchor node, the edge clipped at its border.
+        let mut attrs = Vec::new();
+        if is_group(&plan.ops[from]) {
+            attrs.push(format!("ltail=cluster_o{from}"));
+        }
+        if is_group(&plan.ops[to]) {
+            attrs.push(format!("lhead=cluster_o{to}"));
+        }
+        if attrs.is_empty() {
+            writeln!(out, "    o{from} -> o{to};").ok();
+        } else {
+            writeln!(out, "    o{from} -> o{to} [{}];", attrs.join(", ")).ok();
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn dot_op(plan: &Plan, id: OpId, depth: usize, out: &mut String) {
+    let pad = "    ".repeat(depth);
+    let op = &plan.ops[id];
+    let label: Vec<String> = label_lines(plan, id).iter().map(|l| dot_text(l)).collect();
+    let label = label.join("\\n");
+    let mut style = String::from("rounded");
+    if op.optional {
+        style.push_str(",dashed");
+    }
+    let color = if op.compensate.is_some() {
+        ", color=darkorange"
+    } else {
+        ""
+    };
+    if !is_group(op) {
+        writeln!(
+            out,
+            "{pad}o{id} [label=\"{label}\", style=\"{style}\"{color}];"
+        )
+        .ok();
+        return;
+    }
+    writeln!(out, "{pad}subgraph cluster_o{id} {{").ok();
+    writeln!(
+        out,
+        "{pad}    label=\"{label}\"; style=\"{style}\"{};",
+        color.replace(", ", "; ")
+    )
+    .ok();
+    writeln!(out, "{pad}    o{id} [shape=point, style=invis];").ok();
+    for &c in &op.children {
+        dot_op(plan, c, depth + 1, out);
+    }
+    if op.phases.decompose.is_some() {
+        writeln!(
+            out,
+            "{pad}    o{id}_decomposed [label=\"subtasks from decompose\", style=\"rounded,dashed\", fontcolor=gray40];"
+        )
+        .ok();
+    }
+    writeln!(out, "{pad}}}").ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_reads_as_a_command_line() {
+        assert_eq!(
+            work_text(&Work::Shell("  cargo\n test ".into())),
+            "cargo test"
+        );
+        assert_eq!(
+            work_text(&Work::Command(vec!["echo".into(), "a b".into(), "".into()])),
+            "echo 'a b' ''"
+        );
+        assert_eq!(work_text(&Work::Machine("m.ron".into())), "machine m.ron");
+        let long = work_text(&Work::Shell("x".repeat(100)));
+        assert_eq!(long.chars().count(), MAX_WORK_CHARS);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn mermaid_labels_cannot_break_out() {
+        assert_eq!(
+            mermaid_text(r#"a "b" <c> #d;"#),
+            "a #quot;b#quot; #lt;c#gt; #35;d;"
+        );
+    }
+}
