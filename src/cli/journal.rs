@@ -436,6 +436,17 @@ fn print_record(out: &mut impl Write, rec: &Record, json: bool) -> std::io::Resu
                 o.state
             )
         }
+        Body::Rerun(r) if r.from.is_empty() => writeln!(
+            out,
+            "{wall} {:>5}  resumed: what did not succeed runs again",
+            rec.seq
+        ),
+        Body::Rerun(r) => writeln!(
+            out,
+            "{wall} {:>5}  resumed: what did not succeed, and {}, run again",
+            rec.seq,
+            r.from.join(", ")
+        ),
         Body::Define(d) => writeln!(
             out,
             "{wall} {:>5}  loaded {} ({} bytes)",

@@ -369,9 +369,6 @@ pub fn resume(args: ResumeArgs) -> u8 {
     }
     // A run that ended (failed, cancelled) reruns what did not succeed; an interrupted one
     // just goes on from where it stopped.
-    if log.end.is_some() || !from.is_empty() {
-        engine.rerun_unsucceeded(&from);
-    }
     let (writer, _) = match JournalWriter::open_append(&journal_path, args.sync) {
         Ok(w) => w,
         Err(e) => {
@@ -379,6 +376,19 @@ pub fn resume(args: ResumeArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let mut journal = WorkflowJournal::new(writer);
+    if log.end.is_some() || !from.is_empty() {
+        use crate::runtime::workflow::WorkflowRecorder;
+        let paths: Vec<String> = from
+            .iter()
+            .map(|&f| engine.plan().display_path(f).to_string())
+            .collect();
+        if let Err(e) = journal.rerun(&paths) {
+            eprintln!("orca: journal: {e}");
+            return exit::FAILED;
+        }
+        engine.reset_for_rerun(&from);
+    }
     if !args.json {
         eprintln!(
             "resuming run {}: {}",
@@ -390,7 +400,7 @@ pub fn resume(args: ResumeArgs) -> u8 {
         json: args.json,
         output: false,
     };
-    drive(engine, WorkflowJournal::new(writer), &view, &run_dir)
+    drive(engine, journal, &view, &run_dir)
 }
 
 /// The first lines where two versions of a file differ.

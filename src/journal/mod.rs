@@ -100,6 +100,16 @@ pub enum Body {
     End(End),
     /// A workflow journal's event: one operation heard it and went to a state.
     Op(crate::runtime::workflow::OpRecord),
+    /// A resumed workflow run makes what did not succeed (and `from`) run again.
+    Rerun(Rerun),
+}
+
+/// See [`Body::Rerun`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rerun {
+    /// Operation paths rerun although they succeeded (`orca resume --from`).
+    #[serde(default)]
+    pub from: Vec<String>,
 }
 
 impl From<&crate::runtime::Recorded> for Body {
@@ -138,6 +148,8 @@ struct Line<S = Step> {
     end: Option<End>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     op: Option<crate::runtime::workflow::OpRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rerun: Option<Rerun>,
 }
 
 fn none<S>() -> Option<S> {
@@ -156,6 +168,7 @@ impl Record {
             rewind: None,
             end: None,
             op: None,
+            rerun: None,
         };
         match &self.body {
             Body::Header(h) => line.header = Some(h.clone()),
@@ -164,6 +177,7 @@ impl Record {
             Body::Rewind(r) => line.rewind = Some(r.clone()),
             Body::End(e) => line.end = Some(e.clone()),
             Body::Op(o) => line.op = Some(o.clone()),
+            Body::Rerun(r) => line.rerun = Some(r.clone()),
         }
         let mut out = serde_json::to_vec(&line).expect("records serialize");
         seal(&mut out);
@@ -696,9 +710,12 @@ fn decode<S: serde::de::DeserializeOwned + Into<Step>>(line: &[u8]) -> Result<Re
         parsed.rewind.is_some(),
         parsed.end.is_some(),
         parsed.op.is_some(),
+        parsed.rerun.is_some(),
     ];
     if bodies.iter().filter(|&&b| b).count() != 1 {
-        return Err("a record holds exactly one of header, define, step, rewind, end, op".into());
+        return Err(
+            "a record holds exactly one of header, define, step, rewind, end, op, rerun".into(),
+        );
     }
     let body = if let Some(h) = parsed.header {
         Body::Header(h)
@@ -716,6 +733,8 @@ fn decode<S: serde::de::DeserializeOwned + Into<Step>>(line: &[u8]) -> Result<Re
         Body::Rewind(r)
     } else if let Some(o) = parsed.op {
         Body::Op(o)
+    } else if let Some(r) = parsed.rerun {
+        Body::Rerun(r)
     } else {
         Body::End(parsed.end.expect("one body"))
     };

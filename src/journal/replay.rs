@@ -141,7 +141,7 @@ pub fn apply(replayer: &mut Replayer, record: &Record) -> Result<Option<Step>, S
         Body::Step(s) => Ok(Some(replayer.step(record.seq, s.input.clone()))),
         Body::Rewind(r) => replayer.rewind(record.seq, r.to).map(|_| None),
         Body::Header(_) | Body::End(_) => Ok(None),
-        Body::Op(_) => Err(workflow_record(record.seq)),
+        Body::Op(_) | Body::Rerun(_) => Err(workflow_record(record.seq)),
     }
 }
 
@@ -290,7 +290,7 @@ pub fn rebuild(
                 None => last = Some((rec.seq, rec.wall, runner.step(seq, s.input))),
             },
             Body::Header(_) | Body::End(_) => {}
-            Body::Op(_) => return Err(workflow_record(seq)),
+            Body::Op(_) | Body::Rerun(_) => return Err(workflow_record(seq)),
         }
     }
     let last = last.map(|(seq, wall, step)| Record {

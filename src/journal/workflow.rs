@@ -2,9 +2,10 @@
 //! per event delivered to an operation, and an [`Body::End`] when the run ended cleanly.
 
 use super::{
-    Body, End, FORMAT, Header, Journal, JournalError, JournalWriter, rfc3339, sha256_hex, wall_ms,
+    Body, End, FORMAT, Header, Journal, JournalError, JournalWriter, Rerun, rfc3339, sha256_hex,
+    wall_ms,
 };
-use crate::runtime::workflow::{OpRecord, WorkflowRecorder};
+use crate::runtime::workflow::{Entry, OpRecord, WorkflowRecorder};
 use std::path::Path;
 
 impl Header {
@@ -55,6 +56,13 @@ impl WorkflowRecorder for WorkflowJournal {
         Ok(())
     }
 
+    fn rerun(&mut self, from: &[String]) -> Result<(), String> {
+        self.last = Some(self.writer.append(Body::Rerun(Rerun {
+            from: from.to_vec(),
+        }))?);
+        Ok(())
+    }
+
     fn barrier(&mut self) -> Result<(), String> {
         match self.last {
             Some(seq) => self.writer.wait_durable(seq),
@@ -67,7 +75,7 @@ impl WorkflowRecorder for WorkflowJournal {
 #[derive(Debug, Clone)]
 pub struct WorkflowLog {
     pub header: Header,
-    pub records: Vec<OpRecord>,
+    pub records: Vec<Entry>,
     pub end: Option<End>,
     pub warnings: Vec<String>,
 }
@@ -87,7 +95,8 @@ impl WorkflowLog {
         let mut end = None;
         for r in j.records {
             match r.body {
-                Body::Op(o) => records.push(o),
+                Body::Op(o) => records.push(Entry::Op(o)),
+                Body::Rerun(r) => records.push(Entry::Rerun { from: r.from }),
                 Body::End(e) => end = Some(e),
                 Body::Header(_) => {}
                 other => {

@@ -36,10 +36,23 @@ pub struct OpRecord {
     pub attempt: u32,
 }
 
+/// What a workflow journal holds, in order: delivered events, and the points where a
+/// resumed run made operations that had not succeeded run again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Op(OpRecord),
+    /// [`Engine::reset_for_rerun`] with these operation paths as `from`.
+    Rerun {
+        from: Vec<String>,
+    },
+}
+
 /// Where the engine's records go. Errors stop the run: a run that cannot be journaled must
 /// not go on doing work it could not resume.
 pub trait WorkflowRecorder {
     fn record(&mut self, rec: &OpRecord) -> Result<(), String>;
+    /// A resumed run reruns what did not succeed (and `from`).
+    fn rerun(&mut self, from: &[String]) -> Result<(), String>;
     /// Called before new work starts: everything recorded so far must survive a crash of
     /// this process from here on.
     fn barrier(&mut self) -> Result<(), String>;
@@ -302,7 +315,7 @@ impl Engine {
 
     /// Rebuilds every operation from recorded events without running anything. Successes
     /// become answers for [`Engine::run`]; whatever was in flight runs again.
-    pub fn replay<I: IntoIterator<Item = OpRecord>>(&mut self, records: I) -> Result<u64, String> {
+    pub fn replay<I: IntoIterator<Item = Entry>>(&mut self, records: I) -> Result<u64, String> {
         self.replaying = true;
         let mut by_path: HashMap<String, OpId> = self
             .plan
@@ -312,8 +325,27 @@ impl Engine {
             .map(|(i, o)| (o.path.clone(), i))
             .collect();
         let mut n = 0;
-        for rec in records {
+        for entry in records {
             n += 1;
+            let rec = match entry {
+                Entry::Op(rec) => rec,
+                Entry::Rerun { from } => {
+                    let mut ids = Vec::new();
+                    for f in &from {
+                        match self.plan.find(f) {
+                            Some(id) => ids.push(id),
+                            None => {
+                                self.replaying = false;
+                                return Err(format!(
+                                    "record {n}: a rerun from `{f}`, which the workflow does not have"
+                                ));
+                            }
+                        }
+                    }
+                    self.reset(&ids);
+                    continue;
+                }
+            };
             let Some(&op) = by_path.get(&rec.op) else {
                 self.replaying = false;
                 return Err(format!(
@@ -348,7 +380,12 @@ impl Engine {
     /// resumed), and `from` with everything that depends on it. Succeeded operations keep
     /// their outputs; the phases of the others whose success was recorded are not rerun,
     /// except where `from` asks.
-    pub fn rerun_unsucceeded(&mut self, from: &[OpId]) {
+    /// The caller journals it first ([`WorkflowRecorder::rerun`]), so a replay does the same.
+    pub fn reset_for_rerun(&mut self, from: &[OpId]) {
+        self.reset(from);
+    }
+
+    fn reset(&mut self, from: &[OpId]) {
         let mut reset: BTreeSet<OpId> = (0..self.ops.len())
             .filter(|&id| self.life(id).outcome() != Some(Outcome::Succeeded))
             .collect();
