@@ -141,9 +141,19 @@ fn graph_formats() {
 }
 
 #[test]
-fn workflow_files_are_named_as_such() {
-    let wf = write("wf.ron", r#"Workflow(id: "w", tasks: {})"#);
+fn workflow_files_are_told_from_machines() {
+    // `check` and `graph` take both kinds, by the file's outermost name (tests/workflow_check.rs
+    // has the details); a machine loader given a workflow says what it got.
+    let wf = write("wf.ron", r#"Workflow(id: "w", tasks: { "a": () })"#);
     let out = orca(&["graph", wf.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("this is a workflow file"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("flowchart LR\n"));
+    assert_eq!(
+        orca(&["check", wf.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let e = orca::model::load_machine_str("wf.ron", r#"Workflow(id: "w", tasks: {})"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("this is a workflow file"), "{e}");
 }

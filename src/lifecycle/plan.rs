@@ -22,7 +22,7 @@
 //! here, as the chart compiler does for invoked machines.
 
 use crate::model::diagnostic::did_you_mean;
-use crate::model::load::read_source;
+use crate::model::load::{FileKind, detect_kind, read_source};
 use crate::model::load_workflow::{LoadedWorkflow, load_workflow_source};
 use crate::model::machine::Json;
 use crate::model::source::{Seg, SynPath};
@@ -905,10 +905,33 @@ impl<'a> Walker<'a> {
                         format!("`{field}` runs this workflow itself"),
                     )
                     .hint("a workflow that runs itself never ends");
+                } else {
+                    self.check_kind(&path, file, kind, inner, op);
                 }
             }
             _ => {}
         }
+    }
+
+    /// A `Machine(..)` must name a machine file and a `Workflow(..)` a workflow file; the
+    /// runtime would refuse the other at run time, after the work before it was done. Files
+    /// that cannot be read or are neither are left to the runtime, which loads them fully.
+    fn check_kind(&mut self, path: &Path, file: &str, kind: &str, at: SynPath, op: &str) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let (found, right) = match detect_kind(&text) {
+            FileKind::Machine if kind == "workflow" => ("machine", "Machine"),
+            FileKind::Workflow if kind == "machine" => ("workflow", "Workflow"),
+            _ => return,
+        };
+        self.error(
+            "wrong-kind",
+            at,
+            op,
+            format!("`{file}` is a {found} file, but a {kind} was expected"),
+        )
+        .hint(format!("run it with `{right}(\"{file}\")`"));
     }
 
     /// Resolves the `after` names of the operations of `group` this walker made, among the

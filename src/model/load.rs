@@ -226,6 +226,9 @@ pub fn load_machine_source(file: SourceFile) -> Result<LoadedMachine, Diagnostic
     })
 }
 
+/// The state or operation a syntax path into a file (with its span index) is inside.
+pub(crate) type SubjectOf = fn(&SourceFile, &Node, &[Seg]) -> Option<(Subject, String)>;
+
 /// The other kind of file, found where one kind was expected.
 pub(crate) struct WrongKind {
     /// Its outermost struct name.
@@ -248,7 +251,7 @@ pub(crate) struct Format {
     /// The hint for an unknown field at `path` (which ends with the field).
     pub field_hint: fn(&[Seg], &str) -> Option<String>,
     /// The state or operation a syntax path is inside.
-    pub subject: fn(&SourceFile, &Node, &[Seg]) -> Option<(Subject, String)>,
+    pub subject: SubjectOf,
     /// What the keys of the group at a syntax path are, for "duplicate X" messages.
     pub duplicate_what: fn(&[Seg]) -> &'static str,
 }

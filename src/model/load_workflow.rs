@@ -238,7 +238,7 @@ enum Place {
 }
 
 /// Follows `path` from `start`, collecting the names of the operations it enters.
-fn walk<'a>(start: Place, path: &'a [Seg]) -> (Place, Vec<&'a str>) {
+fn walk(start: Place, path: &[Seg]) -> (Place, Vec<&str>) {
     let mut place = start;
     let mut ops = Vec::new();
     for seg in path {
