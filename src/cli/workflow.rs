@@ -296,11 +296,7 @@ pub struct ResumeArgs {
 /// A run id or a directory, to the run directory.
 fn run_dir_of(run: &str) -> PathBuf {
     let p = PathBuf::from(run);
-    if p.join(JOURNAL).exists() {
-        p
-    } else {
-        runs_root().join(run)
-    }
+    if p.is_dir() { p } else { runs_root().join(run) }
 }
 
 /// `orca resume RUN`.
