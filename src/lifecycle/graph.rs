@@ -113,7 +113,7 @@ fn mermaid_text(s: &str) -> String {
 
 fn mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart LR\n");
-    mermaid_op(plan, 0, 1, &mut out);
+    tree(&Mermaid, plan, 0, 1, &mut out);
     for (from, to) in edges(plan) {
         writeln!(out, "    o{from} --> o{to}").ok();
     }
@@ -147,30 +147,61 @@ fn mermaid(plan: &Plan) -> String {
     out
 }
 
-fn mermaid_op(plan: &Plan, id: OpId, depth: usize, out: &mut String) {
+/// What differs between the formats in drawing the operation tree; [`tree`] walks it.
+trait TreeSyntax {
+    /// The label of an operation from its lines, escaped.
+    fn label(&self, lines: &[String]) -> String;
+    /// An operation without children.
+    fn leaf(&self, pad: &str, id: OpId, op: &OpPlan, label: &str, out: &mut String);
+    /// The start of a subgraph for an operation with children.
+    fn open(&self, pad: &str, id: OpId, op: &OpPlan, label: &str, out: &mut String);
+    /// The placeholder for the subtasks a `decompose` adds at run time.
+    fn decomposed(&self, pad: &str, id: OpId, out: &mut String);
+    fn close(&self, pad: &str, out: &mut String);
+}
+
+/// Draws `id` and its descendants, depth-first in document order.
+fn tree(syntax: &dyn TreeSyntax, plan: &Plan, id: OpId, depth: usize, out: &mut String) {
     let pad = "    ".repeat(depth);
     let op = &plan.ops[id];
-    let label: Vec<String> = label_lines(plan, id)
-        .iter()
-        .map(|l| mermaid_text(l))
-        .collect();
-    let label = label.join("<br/>");
+    let label = syntax.label(&label_lines(plan, id));
     if !is_group(op) {
-        writeln!(out, "{pad}o{id}[\"{label}\"]").ok();
+        syntax.leaf(&pad, id, op, &label, out);
         return;
     }
-    writeln!(out, "{pad}subgraph o{id} [\"{label}\"]").ok();
+    syntax.open(&pad, id, op, &label, out);
     for &c in &op.children {
-        mermaid_op(plan, c, depth + 1, out);
+        tree(syntax, plan, c, depth + 1, out);
     }
     if op.phases.decompose.is_some() {
+        syntax.decomposed(&pad, id, out);
+    }
+    syntax.close(&pad, out);
+}
+
+struct Mermaid;
+
+impl TreeSyntax for Mermaid {
+    fn label(&self, lines: &[String]) -> String {
+        let lines: Vec<String> = lines.iter().map(|l| mermaid_text(l)).collect();
+        lines.join("<br/>")
+    }
+    fn leaf(&self, pad: &str, id: OpId, _: &OpPlan, label: &str, out: &mut String) {
+        writeln!(out, "{pad}o{id}[\"{label}\"]").ok();
+    }
+    fn open(&self, pad: &str, id: OpId, _: &OpPlan, label: &str, out: &mut String) {
+        writeln!(out, "{pad}subgraph o{id} [\"{label}\"]").ok();
+    }
+    fn decomposed(&self, pad: &str, id: OpId, out: &mut String) {
         writeln!(
             out,
             "{pad}    o{id}_decomposed([\"subtasks from decompose\"]):::dynamic"
         )
         .ok();
     }
-    writeln!(out, "{pad}end").ok();
+    fn close(&self, pad: &str, out: &mut String) {
+        writeln!(out, "{pad}end").ok();
+    }
 }
 
 fn dot(plan: &Plan) -> String {
@@ -179,7 +210,7 @@ fn dot(plan: &Plan) -> String {
     out.push_str(
         "    compound=true;\n    rankdir=LR;\n    node [shape=box, style=rounded, fontname=\"Helvetica\"];\n    edge [fontname=\"Helvetica\", fontsize=10];\n",
     );
-    dot_op(plan, 0, 1, &mut out);
+    tree(&Dot, plan, 0, 1, &mut out);
     for (from, to) in edges(plan) {
         // A subgraph is reached through its anchor node, the edge clipped at its border.
         let mut attrs = Vec::new();
@@ -199,47 +230,61 @@ fn dot(plan: &Plan) -> String {
     out
 }
 
-fn dot_op(plan: &Plan, id: OpId, depth: usize, out: &mut String) {
-    let pad = "    ".repeat(depth);
-    let op = &plan.ops[id];
-    let label: Vec<String> = label_lines(plan, id).iter().map(|l| dot_text(l)).collect();
-    let label = label.join("\\n");
-    let mut style = String::from("rounded");
-    if op.optional {
-        style.push_str(",dashed");
+struct Dot;
+
+impl Dot {
+    /// The style and colour attributes that mark optional and compensable operations.
+    fn marks(op: &OpPlan) -> (String, &'static str) {
+        let style = if op.optional {
+            "rounded,dashed"
+        } else {
+            "rounded"
+        };
+        let color = if op.compensate.is_some() {
+            "darkorange"
+        } else {
+            ""
+        };
+        (format!("style=\"{style}\""), color)
     }
-    let color = if op.compensate.is_some() {
-        ", color=darkorange"
-    } else {
-        ""
-    };
-    if !is_group(op) {
-        writeln!(
-            out,
-            "{pad}o{id} [label=\"{label}\", style=\"{style}\"{color}];"
-        )
-        .ok();
-        return;
+}
+
+impl TreeSyntax for Dot {
+    fn label(&self, lines: &[String]) -> String {
+        let lines: Vec<String> = lines.iter().map(|l| dot_text(l)).collect();
+        lines.join("\\n")
     }
-    writeln!(out, "{pad}subgraph cluster_o{id} {{").ok();
-    writeln!(
-        out,
-        "{pad}    label=\"{label}\"; style=\"{style}\"{};",
-        color.replace(", ", "; ")
-    )
-    .ok();
-    writeln!(out, "{pad}    o{id} [shape=point, style=invis];").ok();
-    for &c in &op.children {
-        dot_op(plan, c, depth + 1, out);
+    fn leaf(&self, pad: &str, id: OpId, op: &OpPlan, label: &str, out: &mut String) {
+        let (style, color) = Dot::marks(op);
+        let color = if color.is_empty() {
+            String::new()
+        } else {
+            format!(", color={color}")
+        };
+        writeln!(out, "{pad}o{id} [label=\"{label}\", {style}{color}];").ok();
     }
-    if op.phases.decompose.is_some() {
+    fn open(&self, pad: &str, id: OpId, op: &OpPlan, label: &str, out: &mut String) {
+        let (style, color) = Dot::marks(op);
+        let color = if color.is_empty() {
+            String::new()
+        } else {
+            format!(" color={color};")
+        };
+        writeln!(out, "{pad}subgraph cluster_o{id} {{").ok();
+        writeln!(out, "{pad}    label=\"{label}\"; {style};{color}").ok();
+        // The anchor edges to and from the cluster attach to.
+        writeln!(out, "{pad}    o{id} [shape=point, style=invis];").ok();
+    }
+    fn decomposed(&self, pad: &str, id: OpId, out: &mut String) {
         writeln!(
             out,
             "{pad}    o{id}_decomposed [label=\"subtasks from decompose\", style=\"rounded,dashed\", fontcolor=gray40];"
         )
         .ok();
     }
-    writeln!(out, "{pad}}}").ok();
+    fn close(&self, pad: &str, out: &mut String) {
+        writeln!(out, "{pad}}}").ok();
+    }
 }
 
 #[cfg(test)]

@@ -1067,11 +1067,11 @@ impl<'a> Walker<'a> {
             let mut names: Vec<String> = ids.iter().map(|&id| self.op(id).name.clone()).collect();
             names.push(names[0].clone());
             let i = ids[0] - self.existing.len();
-            let next = &names[1];
+            let next = names[1].clone();
             let n = self.written[i]
                 .after
                 .iter()
-                .position(|a| a == next)
+                .position(|a| *a == next)
                 .unwrap_or(0);
             let place = at(&self.written[i].syn, [Seg::from("after"), Seg::Index(n)]);
             let display = self.display(ids[0]);
@@ -1079,11 +1079,26 @@ impl<'a> Walker<'a> {
                 "dependency-cycle",
                 place,
                 &display,
-                format!("dependency cycle: {}", names.join(" → ")),
+                format!("dependency cycle: {}", cycle_text(&names)),
             )
             .hint("each waits for the next through `after`, so none can start; remove one of these `after` entries");
         }
     }
+}
+
+/// `a → b → c → a`; a long cycle is shortened in the middle, with its length said.
+fn cycle_text(names: &[String]) -> String {
+    const SHOWN: usize = 12;
+    if names.len() <= SHOWN {
+        return names.join(" → ");
+    }
+    let (head, tail) = (&names[..SHOWN - 3], &names[names.len() - 2..]);
+    format!(
+        "{} → … → {} ({} operations)",
+        head.join(" → "),
+        tail.join(" → "),
+        names.len() - 1
+    )
 }
 
 /// `a`, `b` and `c`, with at most eight names.
@@ -1365,5 +1380,27 @@ mod tests {
             p.add_subtasks(2, IndexMap::new()).unwrap(),
             Vec::<OpId>::new()
         );
+    }
+
+    /// No input makes loading, compiling or drawing panic: every prefix of a real workflow,
+    /// and of decompose output, with every character boundary as a cut.
+    #[test]
+    fn no_prefix_panics() {
+        let text = include_str!("../../tests/fixtures/release.ron");
+        let cuts = text.char_indices().map(|(i, _)| i).chain([text.len()]);
+        for cut in cuts {
+            if let Ok(w) = load_workflow_str("p.ron", &text[..cut])
+                && let Ok((plan, _)) = Plan::compile(&w, Path::new("/nonexistent"))
+            {
+                let _ = super::super::graph::render(&plan, crate::chart::graph::Format::Dot);
+            }
+        }
+        let json = r#"{"eu": {"after": ["us"], "run": {"Command": ["a", "b"]}, "retry": {"factor": 2.5}}, "us": {"tasks": {"x": {}}}}"#;
+        let mut p = plan(TREE);
+        for cut in 0..=json.len() {
+            if let Ok(defs) = parse_subtasks(&json[..cut]) {
+                let _ = p.add_subtasks(2, defs);
+            }
+        }
     }
 }

@@ -268,10 +268,8 @@ pub fn operation_of(path: &[Seg]) -> Option<String> {
     (!ops.is_empty()).then(|| ops.join("."))
 }
 
-/// Field names of the `Workflow(...)` itself.
-pub const WORKFLOW_FIELDS: &[&str] = &[
-    "id",
-    "defaults",
+/// Field names the `Workflow(...)` and every operation have.
+pub const SHARED_FIELDS: &[&str] = &[
     "description",
     "analyze",
     "research",
@@ -289,26 +287,11 @@ pub const WORKFLOW_FIELDS: &[&str] = &[
     "input",
 ];
 
-/// Field names of an operation.
-pub const OPERATION_FIELDS: &[&str] = &[
-    "description",
-    "analyze",
-    "research",
-    "decompose",
-    "run",
-    "integrate",
-    "compensate",
-    "tasks",
-    "after",
-    "retry",
-    "timeout",
-    "max_parallel",
-    "on_child_failure",
-    "optional",
-    "env",
-    "cwd",
-    "input",
-];
+/// Field names only the `Workflow(...)` has, beside [`SHARED_FIELDS`].
+pub const WORKFLOW_ONLY_FIELDS: &[&str] = &["id", "defaults"];
+
+/// Field names only operations have, beside [`SHARED_FIELDS`].
+pub const OPERATION_ONLY_FIELDS: &[&str] = &["after", "optional"];
 
 /// Field names of a `retry: (...)`.
 pub const RETRY_FIELDS: &[&str] = &["max_attempts", "initial", "factor", "max_delay", "jitter"];
@@ -337,30 +320,35 @@ fn other_tools_name(field: &str) -> Option<&'static str> {
 /// tool's name for it, or the nearest field name of the place it is in.
 fn field_hint(start: Place, path: &[Seg], field: &str) -> Option<String> {
     let (place, _) = walk(start, &path[..path.len().saturating_sub(1)]);
-    let candidates = match place {
-        Place::Workflow => WORKFLOW_FIELDS,
-        Place::Operation => OPERATION_FIELDS,
-        Place::Retry => RETRY_FIELDS,
-        Place::Defaults => DEFAULTS_FIELDS,
+    let candidates: Vec<&str> = match place {
+        Place::Workflow => [SHARED_FIELDS, WORKFLOW_ONLY_FIELDS].concat(),
+        Place::Operation => [SHARED_FIELDS, OPERATION_ONLY_FIELDS].concat(),
+        Place::Retry => RETRY_FIELDS.to_vec(),
+        Place::Defaults => DEFAULTS_FIELDS.to_vec(),
         Place::Tasks | Place::Env | Place::Opaque => return None,
     };
-    let misplaced = if RETRY_FIELDS.contains(&field) {
+    let known = |list: &[&str]| list.contains(&field);
+    let misplaced = if known(RETRY_FIELDS) {
         Some(format!("`{field}` goes inside `retry: (...)`"))
-    } else if place == Place::Workflow && OPERATION_FIELDS.contains(&field) {
-        Some(format!(
-            "the workflow itself has no siblings, so no `{field}`; set it on an operation in `tasks`"
-        ))
-    } else if place != Place::Workflow && WORKFLOW_FIELDS.contains(&field) && field != "run" {
+    } else {
         match place {
+            Place::Workflow if known(OPERATION_ONLY_FIELDS) => Some(format!(
+                "the workflow itself has no siblings, so no `{field}`; set it on an operation in `tasks`"
+            )),
             Place::Operation if field == "id" => {
                 Some("an operation is named by its key in `tasks`".to_string())
             }
-            Place::Operation => Some(format!("`{field}` is set on the `Workflow(...)` itself")),
-            Place::Retry => Some(format!("`retry` holds {}", RETRY_FIELDS.join(", "))),
-            _ => Some(format!("`defaults` holds {}", DEFAULTS_FIELDS.join(", "))),
+            Place::Operation if known(WORKFLOW_ONLY_FIELDS) => {
+                Some(format!("`{field}` is set on the `Workflow(...)` itself"))
+            }
+            Place::Retry if known(SHARED_FIELDS) || known(WORKFLOW_ONLY_FIELDS) => {
+                Some(format!("`retry` holds {}", RETRY_FIELDS.join(", ")))
+            }
+            Place::Defaults if known(SHARED_FIELDS) || known(WORKFLOW_ONLY_FIELDS) => {
+                Some(format!("`defaults` holds {}", DEFAULTS_FIELDS.join(", ")))
+            }
+            _ => None,
         }
-    } else {
-        None
     };
     misplaced
         .or_else(|| other_tools_name(field).map(str::to_string))
@@ -479,7 +467,11 @@ mod tests {
             cwd: Some(".".into()),
             input: Some(serde_json::json!(1)),
         };
-        let mut want: Vec<String> = OPERATION_FIELDS.iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<String> = [SHARED_FIELDS, OPERATION_ONLY_FIELDS]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut got = keys(serde_json::to_value(&op).unwrap());
         want.sort();
         got.sort();
@@ -507,7 +499,11 @@ mod tests {
             cwd: Some(".".into()),
             input: Some(serde_json::json!(1)),
         };
-        let mut want: Vec<String> = WORKFLOW_FIELDS.iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<String> = [SHARED_FIELDS, WORKFLOW_ONLY_FIELDS]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut got = keys(serde_json::to_value(&wf).unwrap());
         want.sort();
         got.sort();
