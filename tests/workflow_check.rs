@@ -487,3 +487,31 @@ fn graph_of_an_invalid_workflow_reports_and_exits_2() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn warnings_do_not_fail_unless_denied() {
+    let d = dir("warn");
+    let path = write(
+        &d,
+        "w.ron",
+        r#"Workflow(tasks: {
+    "a": (run: Shell("x"), max_parallel: 2),
+    "b": (after: ["a", "a"], retry: (initial: "5s", max_delay: "1s")),
+})"#,
+    );
+    let (code, stderr) = check(&path);
+    assert_eq!(code, Some(0), "{stderr}");
+    for want in [
+        format!(
+            "{path}:2:28: warning: `max_parallel` has no effect: `a` has no subtasks\n  in operation `a`"
+        ),
+        format!("{path}:3:24: warning: `a` is named twice in `after`"),
+        format!(
+            "{path}:3:64: warning: `max_delay` (1s) is less than `initial` (5s): every retry waits 1s"
+        ),
+    ] {
+        assert!(stderr.contains(&want), "{want}\n---\n{stderr}");
+    }
+    let out = orca(&["check", "--deny-warnings", &path]);
+    assert_eq!(out.status.code(), Some(1));
+}

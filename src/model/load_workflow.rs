@@ -433,8 +433,14 @@ mod tests {
     use super::*;
     use crate::model::workflow::{Defaults, RetryDef, Work};
 
-    fn keys(v: serde_json::Value) -> Vec<String> {
-        v.as_object().unwrap().keys().cloned().collect()
+    /// The fields `value` serializes (all set) are exactly those of `lists`.
+    fn assert_fields(value: impl serde::Serialize, lists: &[&[&str]]) {
+        let v = serde_json::to_value(value).unwrap();
+        let mut got: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = lists.concat();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     /// The field lists used for hints are the serde types' fields, no more, no fewer.
@@ -467,15 +473,7 @@ mod tests {
             cwd: Some(".".into()),
             input: Some(serde_json::json!(1)),
         };
-        let mut want: Vec<String> = [SHARED_FIELDS, OPERATION_ONLY_FIELDS]
-            .concat()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mut got = keys(serde_json::to_value(&op).unwrap());
-        want.sort();
-        got.sort();
-        assert_eq!(got, want);
+        assert_fields(&op, &[SHARED_FIELDS, OPERATION_ONLY_FIELDS]);
 
         let wf = WorkflowDef {
             id: Some("w".into()),
@@ -499,21 +497,10 @@ mod tests {
             cwd: Some(".".into()),
             input: Some(serde_json::json!(1)),
         };
-        let mut want: Vec<String> = [SHARED_FIELDS, WORKFLOW_ONLY_FIELDS]
-            .concat()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mut got = keys(serde_json::to_value(&wf).unwrap());
-        want.sort();
-        got.sort();
-        assert_eq!(got, want);
+        assert_fields(&wf, &[SHARED_FIELDS, WORKFLOW_ONLY_FIELDS]);
 
-        let mut want: Vec<String> = RETRY_FIELDS.iter().map(|s| s.to_string()).collect();
-        let mut got = keys(serde_json::to_value(&retry).unwrap());
-        want.sort();
-        got.sort();
-        assert_eq!(got, want);
+        assert_fields(&retry, &[RETRY_FIELDS]);
+        assert_fields(wf.defaults.as_ref().unwrap(), &[DEFAULTS_FIELDS]);
     }
 
     #[test]
