@@ -122,16 +122,22 @@ impl Default for RetryPolicy {
 /// The workflow's `defaults`, parsed: what an operation gets for the settings it leaves out.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PlanDefaults {
+    /// `defaults.retry`, the fields it sets.
     pub retry: RetryParts,
+    /// `defaults.timeout`, per phase attempt.
     pub timeout_ms: Option<u64>,
 }
 
 /// A retry policy as written: each field set or not, durations parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RetryParts {
+    /// At least 1.
     pub max_attempts: Option<u32>,
+    /// The delay before the second attempt.
     pub initial_ms: Option<u64>,
+    /// At least 1.0 and finite: each delay is the previous one times this.
     pub factor: Option<f64>,
+    /// No delay is longer than this.
     pub max_delay_ms: Option<u64>,
     pub jitter: Option<bool>,
 }

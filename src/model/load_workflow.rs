@@ -20,8 +20,11 @@ use std::path::Path;
 /// A parsed workflow file: the definition, its text, and where everything in it is.
 #[derive(Debug, Clone)]
 pub struct LoadedWorkflow {
+    /// The file's name and text.
     pub file: SourceFile,
+    /// The workflow as written.
     pub def: WorkflowDef,
+    /// Where every key and value is in the text.
     pub index: Node,
     /// Problems that did not stop the parse (unknown fields, duplicate keys): the plan
     /// compiler reports them with its own, so that every problem is shown at once.
