@@ -204,8 +204,11 @@ fn states(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `(operation, phase)` pairs.
+type Successes = BTreeSet<(String, String)>;
+
 /// `(operation, phase)` pairs whose success the journal holds.
-fn journaled_successes(journal: &str) -> BTreeSet<(String, String)> {
+fn journaled_successes(journal: &str) -> Successes {
     journal
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -299,7 +302,7 @@ fn sigkill_at_random_moments_then_resume_never_reruns_a_journaled_phase() {
         std::fs::write(dir.join("w.ron"), wf).unwrap();
         let mut resumed = false;
         let mut finished = false;
-        let mut previous: Option<(BTreeSet<(String, String)>, BTreeMap<String, usize>)> = None;
+        let mut previous: Option<(Successes, BTreeMap<String, usize>)> = None;
         for round in 0..20 {
             seed ^= seed << 13;
             seed ^= seed >> 7;

@@ -383,7 +383,7 @@ fn sigterm_cancels_kills_process_groups_and_exits_130() {
         })"#,
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+    let child = Command::new(env!("CARGO_BIN_EXE_orca"))
         .args(["run", "w.ron", "--run-dir", "run"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())

@@ -1122,10 +1122,10 @@ impl Engine {
         env.push(("ORCA_OPERATION".into(), operation));
         env.push(("ORCA_PHASE".into(), phase_name.into()));
         env.push(("ORCA_ATTEMPT".into(), attempt.to_string()));
-        env.push((
-            "ORCA_RUN_DIR".into(),
-            self.opts.run_dir.display().to_string(),
-        ));
+        // Absolute, so that a command with its own `cwd` still finds it.
+        let run_dir =
+            std::path::absolute(&self.opts.run_dir).unwrap_or_else(|_| self.opts.run_dir.clone());
+        env.push(("ORCA_RUN_DIR".into(), run_dir.display().to_string()));
         let job = Job {
             work,
             stdin,

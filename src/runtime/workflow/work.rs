@@ -157,15 +157,14 @@ async fn run_process(
             retryable: false,
         };
     };
-    let open = |ext: &str| {
-        let p = job.log_stem.with_extension(ext);
-        std::fs::File::create(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))
-    };
-    let (out_log, err_log) = match (open("stdout"), open("stderr")) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => {
+    // stderr goes straight to its log; stdout is read (it is the output) and kept after.
+    let out_path = job.log_stem.with_extension("stdout");
+    let err_path = job.log_stem.with_extension("stderr");
+    let err_log = match std::fs::File::create(&err_path) {
+        Ok(f) => f,
+        Err(e) => {
             return WorkResult::Failed {
-                error: e,
+                error: format!("cannot create {}: {e}", err_path.display()),
                 retryable: false,
             };
         }
@@ -175,7 +174,7 @@ async fn run_process(
         .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(err_log))
         .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &job.cwd {
@@ -199,12 +198,7 @@ async fn run_process(
         });
     }
     let (flood_tx, mut flood_rx) = oneshot::channel::<()>();
-    let out = tokio::task::spawn_local(keep(
-        child.stdout.take().expect("piped"),
-        out_log,
-        Some(flood_tx),
-    ));
-    let err = tokio::task::spawn_local(keep(child.stderr.take().expect("piped"), err_log, None));
+    let out = tokio::task::spawn_local(keep(child.stdout.take().expect("piped"), flood_tx));
     let mut flooded = false;
     let mut cancelled = false;
     let status = tokio::select! {
@@ -219,15 +213,10 @@ async fn run_process(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let stderr_tail = tokio::time::timeout(GRACE, err)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let stderr_tail =
-        String::from_utf8_lossy(&stderr_tail[stderr_tail.len().saturating_sub(400)..])
-            .trim()
-            .to_string();
+    if let Err(e) = std::fs::write(&out_path, &stdout) {
+        tracing::warn!(path = %out_path.display(), "cannot keep stdout: {e}");
+    }
+    let stderr_tail = tail(&err_path, 400);
     if flooded {
         return WorkResult::Failed {
             error: format!(
@@ -287,43 +276,38 @@ async fn stop(child: &mut tokio::process::Child, pid: u32) -> Option<std::proces
     }
 }
 
-/// Copies a stream to its log file and keeps it in memory up to [`MAX_OUTPUT`]; past that,
-/// `flood` fires (stdout) or the rest goes to the log only (stderr, of which only the tail
-/// is kept in memory).
-async fn keep<R: tokio::io::AsyncRead + Unpin>(
-    mut r: R,
-    log: std::fs::File,
-    mut flood: Option<oneshot::Sender<()>>,
-) -> Vec<u8> {
-    let mut log = tokio::fs::File::from_std(log);
+/// The last `n` bytes of a file, as text.
+fn tail(path: &std::path::Path, n: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).trim().to_string()
+}
+
+/// Reads a stream into memory up to [`MAX_OUTPUT`]; past that, `flood` fires and the rest
+/// is read and dropped, so the command is not blocked on a full pipe while it is stopped.
+async fn keep<R: tokio::io::AsyncRead + Unpin>(mut r: R, flood: oneshot::Sender<()>) -> Vec<u8> {
+    let mut flood = Some(flood);
     let mut kept = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut total = 0usize;
+    let mut buf = vec![0u8; 16 << 10];
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                total += n;
-                if total <= MAX_OUTPUT {
-                    let _ = log.write_all(&buf[..n]).await;
-                }
-                match &flood {
-                    Some(_) if total > MAX_OUTPUT => {
-                        if let Some(f) = flood.take() {
-                            let _ = f.send(());
-                        }
+                if kept.len() + n > MAX_OUTPUT {
+                    if let Some(f) = flood.take() {
+                        let _ = f.send(());
                     }
-                    Some(_) => kept.extend_from_slice(&buf[..n]),
-                    None => {
-                        kept.extend_from_slice(&buf[..n]);
-                        if kept.len() > 64 << 10 {
-                            kept.drain(..kept.len() - (4 << 10));
-                        }
-                    }
+                } else {
+                    kept.extend_from_slice(&buf[..n]);
                 }
             }
         }
     }
-    let _ = log.flush().await;
     kept
 }
