@@ -105,7 +105,7 @@ fn phases_get_the_stdin_document_and_environment_and_pass_outputs() {
         "ORCA_PHASE=execute",
         "ORCA_ATTEMPT=1",
         "ORCA_RUN_ID=",
-        "ORCA_RUN_DIR=",
+        "ORCA_RUN_DIR=/",
     ] {
         assert!(env.contains(want), "{want} missing in {env}");
     }
@@ -495,4 +495,76 @@ fn invalid_workflows_exit_2_with_diagnostics() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("w.ron:1:"), "{}", text(&o));
+}
+
+#[test]
+fn resume_keeps_every_attempts_logs_and_force_sticks() {
+    let dir = scratch("logs");
+    let wf = r#"Workflow(id: "w", tasks: { "a": (run: Shell("echo try >&2; test -e m/ok")) })"#;
+    let o = run_wf(&dir, wf, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    std::fs::write(dir.join("m/ok"), "").unwrap();
+    let o = orca(&dir, &["resume", "run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(dir.join("run/logs/a/execute-1.stderr").exists());
+    assert!(
+        dir.join("run/logs/a/execute-1-r2.stderr").exists(),
+        "the resumed attempt did not overwrite the first"
+    );
+    // A forced resume records the new file: the next resume needs no --force.
+    std::fs::write(dir.join("w.ron"), wf.replace("echo try", "echo again")).unwrap();
+    let o = orca(&dir, &["resume", "run", "--from", "a", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = orca(&dir, &["resume", "run", "--from", "a"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn resume_stops_commands_a_killed_runner_left_running() {
+    let dir = scratch("orphans");
+    std::fs::write(
+        dir.join("w.ron"),
+        r#"Workflow(id: "w", tasks: { "slow": (run: Shell("echo start >> m/log; sleep 3; echo end >> m/log")) })"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["run", "w.ron", "--run-dir", "run"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while lines(&dir, "log").is_empty() && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.kill().unwrap(); // SIGKILL: the command's process group lives on
+    child.wait().unwrap();
+    let o = orca(&dir, &["resume", "run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The old command was stopped before the phase ran again: one `end`, from the rerun.
+    assert_eq!(lines(&dir, "log"), vec!["start", "start", "end"]);
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = scratch("pipe");
+    let wf =
+        r#"Workflow(id: "w", tasks: { "a": (run: Shell("true")), "b": (run: Shell("true")) })"#;
+    std::fs::write(dir.join("w.ron"), wf).unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' run w.ron --run-dir run | head -c 10 > /dev/null",
+            env!("CARGO_BIN_EXE_orca")
+        ))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+        "{}",
+        text(&o)
+    );
 }

@@ -72,7 +72,8 @@ fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -94,6 +95,19 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.log_format);
+    // Output piped into `head` ends quietly when the reader goes, as with other Unix tools,
+    // instead of a panic on the broken pipe. Not for commands that run commands: writing a
+    // phase's stdin to a command that did not read it must not kill the runner; those
+    // write their own output without panicking.
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Resume(_) | Command::Step(_)
+    ) {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),

@@ -10,6 +10,15 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// `println!` that does not panic when stdout is a closed pipe (`orca run` keeps SIGPIPE
+/// ignored, since its commands' pipes must not kill it).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// The journal's file name inside a run directory.
 pub const JOURNAL: &str = "journal.jsonl";
 
@@ -210,7 +219,7 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
 fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
     let plan = engine.plan();
     if view.output {
-        println!("{}", engine.output(0));
+        outln!("{}", engine.output(0));
         return;
     }
     let failed: Vec<usize> = (0..plan.ops.len())
@@ -236,7 +245,7 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
                 "logs": engine.log_dir(i).display().to_string(),
             })).collect::<Vec<_>>(),
         });
-        println!("{v}");
+        outln!("{v}");
         return;
     }
     let word = match ending {
@@ -244,7 +253,7 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
         RunEnding::Failed => "failed",
         RunEnding::Cancelled => "cancelled",
     };
-    println!(
+    outln!(
         "{} {word}: {} succeeded, {} failed, {} skipped, {} cancelled, {} compensated ({} operations)",
         plan.id,
         count("Succeeded"),
@@ -254,8 +263,12 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
         count("Compensated"),
         plan.ops.len()
     );
+    let output = engine.output(0);
+    if !output.is_null() {
+        outln!("  output: {output}");
+    }
     for i in failed {
-        println!(
+        outln!(
             "  {} failed: {}\n    logs: {}",
             plan.display_path(i),
             engine.error(i).unwrap_or("?"),
@@ -263,7 +276,7 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
         );
     }
     if ending != RunEnding::Succeeded {
-        println!("  resume with: orca resume {}", run_dir.display());
+        outln!("  resume with: orca resume {}", run_dir.display());
     }
     let _ = std::io::stdout().is_terminal();
 }
@@ -316,16 +329,16 @@ pub fn resume(args: ResumeArgs) -> u8 {
     let file = args
         .workflow
         .clone()
-        .unwrap_or_else(|| PathBuf::from(&log.header.file));
+        .unwrap_or_else(|| PathBuf::from(&log.file));
     let current = std::fs::read_to_string(&file);
     match &current {
-        Ok(text) if *text == log.header.source => {}
+        Ok(text) if *text == log.source => {}
         Ok(text) if !args.force => {
             eprintln!(
                 "orca: the workflow {} changed since run {} started:\n{}\nresume with --force to continue with the new file anyway",
                 file.display(),
                 log.header.instance,
-                describe_change(&log.header.source, text)
+                describe_change(&log.source, text)
             );
             return exit::USAGE;
         }
@@ -372,7 +385,24 @@ pub fn resume(args: ResumeArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let mut journal = WorkflowJournal::new(writer);
+    let journal = WorkflowJournal::new(writer);
+    if let Ok(text) = &current
+        && *text != log.source
+    {
+        // --force: the new file is the workflow from here on, for later resumes and status.
+        let define = crate::runtime::Define {
+            file: file.display().to_string(),
+            source: text.clone(),
+        };
+        if let Err(e) = journal
+            .writer()
+            .append(crate::journal::Body::Define(define))
+        {
+            eprintln!("orca: journal: {e}");
+            return exit::FAILED;
+        }
+    }
+    let mut journal = journal;
     if log.end.is_some() || !from.is_empty() {
         use crate::runtime::workflow::WorkflowRecorder;
         let paths: Vec<String> = from
@@ -447,7 +477,7 @@ pub fn runs(args: RunsArgs) -> u8 {
             Ok(l) => (
                 l.header.started.clone(),
                 l.end.map_or("interrupted".to_string(), |e| e.ending),
-                l.header.file,
+                l.file,
             ),
             Err(e) => (String::new(), format!("unreadable: {e}"), String::new()),
         };
@@ -481,17 +511,14 @@ pub fn status(args: StatusArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let w = match crate::model::load_workflow::load_workflow_str(
-        &log.header.file,
-        &log.header.source,
-    ) {
+    let w = match crate::model::load_workflow::load_workflow_str(&log.file, &log.source) {
         Ok(w) => w,
         Err(d) => {
             eprintln!("orca: the journal's workflow does not load: {d}");
             return exit::USAGE;
         }
     };
-    let base = Path::new(&log.header.file)
+    let base = Path::new(&log.file)
         .parent()
         .map_or(PathBuf::from("."), Path::to_path_buf);
     let plan = match Plan::compile(&w, &base) {
@@ -532,14 +559,11 @@ pub fn status(args: StatusArgs) -> u8 {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"run": log.header.instance, "workflow": log.header.file, "status": status, "operations": ops})
+            serde_json::json!({"run": log.header.instance, "workflow": log.file, "status": status, "operations": ops})
         );
         return exit::OK;
     }
-    println!(
-        "run {} ({}): {status}",
-        log.header.instance, log.header.file
-    );
+    println!("run {} ({}): {status}", log.header.instance, log.file);
     let mut stack = vec![(0usize, 0usize)];
     while let Some((op, depth)) = stack.pop() {
         let attempt = engine.attempt(op);

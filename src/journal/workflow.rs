@@ -75,6 +75,9 @@ impl WorkflowRecorder for WorkflowJournal {
 #[derive(Debug, Clone)]
 pub struct WorkflowLog {
     pub header: Header,
+    /// The workflow in effect: the header's, or the last one a `resume --force` recorded.
+    pub file: String,
+    pub source: String,
     pub records: Vec<Entry>,
     pub end: Option<End>,
     pub warnings: Vec<String>,
@@ -93,12 +96,18 @@ impl WorkflowLog {
         }
         let mut records = Vec::new();
         let mut end = None;
+        let mut file = j.header.file.clone();
+        let mut source = j.header.source.clone();
         for r in j.records {
             match r.body {
                 Body::Op(o) => records.push(Entry::Op(o)),
                 Body::Rerun(r) => records.push(Entry::Rerun { from: r.from }),
                 Body::End(e) => end = Some(e),
                 Body::Header(_) => {}
+                Body::Define(d) => {
+                    file = d.file;
+                    source = d.source;
+                }
                 other => {
                     return Err(format!(
                         "{}: record {} is not a workflow record ({other:?})",
@@ -110,6 +119,8 @@ impl WorkflowLog {
         }
         Ok(WorkflowLog {
             header: j.header,
+            file,
+            source,
             records,
             end,
             warnings: j.warnings,

@@ -148,6 +148,11 @@ enum Msg {
         token: u64,
     },
     Cancel,
+    /// Work started a process group.
+    Spawned {
+        token: u64,
+        pid: u32,
+    },
 }
 
 /// What a unit of work is for.
@@ -185,6 +190,10 @@ pub struct Engine {
     rx: mpsc::UnboundedReceiver<Msg>,
     rng: u64,
     failure: Option<String>,
+    /// `processes` in the run directory: `+PGID` when a command starts, `-PGID` when it is
+    /// gone, so a resumed run can stop what a killed runner left running.
+    processes: Option<std::fs::File>,
+    pids: HashMap<u64, u32>,
 }
 
 impl Engine {
@@ -218,6 +227,8 @@ impl Engine {
             rx,
             rng: seed,
             failure: None,
+            processes: None,
+            pids: HashMap::new(),
         };
         e.adopt_new_ops(0);
         e
@@ -487,6 +498,7 @@ impl Engine {
                 }
             }
         });
+        self.stop_leftovers().await;
         self.reconcile();
         self.pump();
         while !self.finished() {
@@ -501,14 +513,14 @@ impl Engine {
             self.pump();
         }
         signals.abort();
-        let ending = if self.cancelled && self.life(0).outcome() != Some(Outcome::Succeeded) {
-            RunEnding::Cancelled
-        } else {
-            match self.life(0).outcome() {
-                Some(Outcome::Succeeded) => RunEnding::Succeeded,
-                Some(Outcome::Cancelled) => RunEnding::Cancelled,
-                _ => RunEnding::Failed,
+        // The root's outcome decides: a failure that came before a Ctrl-C stays a failure.
+        let ending = match self.life(0).outcome() {
+            Some(Outcome::Succeeded) => RunEnding::Succeeded,
+            Some(Outcome::Cancelled) => RunEnding::Cancelled,
+            _ if self.failure.is_none() && self.cancelled && self.life(0).outcome().is_none() => {
+                RunEnding::Cancelled
             }
+            _ => RunEnding::Failed,
         };
         tracing::info!(?ending, "workflow ended");
         ending
@@ -576,9 +588,16 @@ impl Engine {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
+            Msg::Spawned { token, pid } => {
+                self.pids.insert(token, pid);
+                self.note_process('+', pid);
+            }
             Msg::Done { op, token, result } => {
                 if self.in_flight.remove(&token) {
                     self.running_work -= 1;
+                }
+                if let Some(pid) = self.pids.remove(&token) {
+                    self.note_process('-', pid);
                 }
                 if self.ops[op].token != token || self.ops[op].work.is_none() {
                     return; // stopped: only its slot mattered
@@ -1103,7 +1122,7 @@ impl Engine {
             .iter()
             .map(|(k, v)| ((*k).to_string(), v.clone()))
             .collect();
-        let operation = plan_op.path.clone();
+        let operation = self.plan.display_path(op).to_string();
         let stdin = serde_json::json!({
             "run": self.opts.run_id,
             "operation": operation,
@@ -1131,13 +1150,18 @@ impl Engine {
             stdin,
             env,
             cwd: plan_op.cwd.clone(),
-            log_stem: dir.join(format!("{phase_name}-{attempt}")),
+            log_stem: free_stem(&dir, &format!("{phase_name}-{attempt}")),
             base_dir: self.plan.base_dir.clone(),
         };
         let tx = self.tx.clone();
         let span = tracing::info_span!("phase", op = %self.plan.display_path(op), phase = phase_name, attempt);
         tokio::task::spawn_local(async move {
-            let result = tracing::Instrument::instrument(work::perform(job, cancel_rx), span).await;
+            let started = tx.clone();
+            let spawned = move |pid| {
+                let _ = started.send(Msg::Spawned { token, pid });
+            };
+            let result =
+                tracing::Instrument::instrument(work::perform(job, cancel_rx, spawned), span).await;
             let _ = tx.send(Msg::Done { op, token, result });
         });
         if let (Purpose::Phase(..), Some(ms)) = (purpose, self.plan.ops[op].timeout_ms) {
@@ -1147,6 +1171,54 @@ impl Engine {
                 let _ = tx.send(Msg::Timeout { op, token });
             }));
         }
+    }
+
+    fn note_process(&mut self, sign: char, pid: u32) {
+        use std::io::Write;
+        if let Some(f) = &mut self.processes {
+            // Unbuffered: it must be on the file when this process is killed.
+            let _ = writeln!(f, "{sign}{pid}");
+        }
+    }
+
+    /// Commands a killed runner left running are stopped before anything runs again:
+    /// SIGTERM to their process groups, SIGKILL to what is left after the grace period.
+    async fn stop_leftovers(&mut self) {
+        let path = self.opts.run_dir.join("processes");
+        let mut live: BTreeSet<u32> = BTreeSet::new();
+        for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+            let (sign, pid) = line.split_at(line.len().min(1));
+            match (sign, pid.parse::<u32>()) {
+                ("+", Ok(p)) if p > 1 => {
+                    live.insert(p);
+                }
+                ("-", Ok(p)) => {
+                    live.remove(&p);
+                }
+                _ => {}
+            }
+        }
+        let exists = |p: u32| {
+            // SAFETY: signal 0 only asks whether the process group exists.
+            unsafe { libc::kill(-(p as i32), 0) == 0 }
+        };
+        live.retain(|&p| exists(p));
+        if !live.is_empty() {
+            tracing::warn!(groups = ?live, "stopping commands left running by an earlier runner");
+            for &p in &live {
+                crate::runtime::process::signal_group(p, libc::SIGTERM);
+            }
+            let t0 = Instant::now();
+            while live.iter().any(|&p| exists(p)) && t0.elapsed() < crate::runtime::process::GRACE {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for &p in &live {
+                if exists(p) {
+                    crate::runtime::process::signal_group(p, libc::SIGKILL);
+                }
+            }
+        }
+        self.processes = std::fs::File::create(&path).ok();
     }
 
     /// Stops an operation's running or queued work; its result, if it comes, is stale.
@@ -1245,6 +1317,19 @@ impl Engine {
             self.stop_work(id);
         }
     }
+}
+
+/// `dir/name`, or `dir/name-r2`, `-r3`, ... when an earlier run of this run directory (before a
+/// resume) already kept logs under that name: every attempt's logs are kept.
+fn free_stem(dir: &std::path::Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.with_extension("stderr").exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| dir.join(format!("{name}-r{n}")))
+        .find(|p| !p.with_extension("stderr").exists())
+        .expect("a free name")
 }
 
 /// A seed for retry jitter; it need not be reproducible, since `RetryDue` is journaled.

@@ -46,13 +46,19 @@ pub enum WorkResult {
 
 /// Runs a job to its end, or until `cancel` fires (the process group gets SIGTERM, then
 /// SIGKILL after [`GRACE`]).
-pub async fn perform(job: Job, cancel: oneshot::Receiver<()>) -> WorkResult {
+/// `spawned` hears the process group of a started process (the engine keeps a list, so that
+/// a resumed run can stop what a killed runner left behind).
+pub async fn perform(
+    job: Job,
+    cancel: oneshot::Receiver<()>,
+    spawned: impl FnOnce(u32),
+) -> WorkResult {
     match &job.work {
         Work::Shell(line) => {
             let argv = vec!["sh".to_string(), "-c".to_string(), line.clone()];
-            run_process(&job, argv, true, cancel).await
+            run_process(&job, argv, true, cancel, spawned).await
         }
-        Work::Command(argv) => run_process(&job, argv.clone(), false, cancel).await,
+        Work::Command(argv) => run_process(&job, argv.clone(), false, cancel, spawned).await,
         Work::Workflow(file) => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
@@ -73,7 +79,7 @@ pub async fn perform(job: Job, cancel: oneshot::Receiver<()>) -> WorkResult {
                 run_dir.display().to_string(),
                 "--output".into(),
             ];
-            run_process(&job, argv, false, cancel).await
+            run_process(&job, argv, false, cancel, spawned).await
         }
         Work::Machine(file) => {
             let path = job.base_dir.join(file);
@@ -150,6 +156,7 @@ async fn run_process(
     argv: Vec<String>,
     shell: bool,
     mut cancel: oneshot::Receiver<()>,
+    spawned: impl FnOnce(u32),
 ) -> WorkResult {
     let Some((program, args)) = argv.split_first() else {
         return WorkResult::Failed {
@@ -190,6 +197,7 @@ async fn run_process(
         }
     };
     let pid = child.id().unwrap_or(0);
+    spawned(pid);
     if let Some(mut pipe) = child.stdin.take() {
         let doc = job.stdin.to_string();
         tokio::task::spawn_local(async move {
