@@ -3,6 +3,7 @@
 mod check;
 mod graph;
 mod journal;
+mod progress;
 pub mod report;
 mod run;
 mod step;

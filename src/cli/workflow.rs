@@ -138,7 +138,19 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
     let t0 = Instant::now();
     let json = view.json;
     let quiet = view.output;
+    let live = (!json && !quiet && std::io::stdout().is_terminal()).then(|| {
+        std::rc::Rc::new(std::cell::RefCell::new(super::progress::Live::new(
+            engine.plan().ops.len(),
+        )))
+    });
+    let shown = live.clone();
     engine.set_observer(Box::new(move |c: &Change| {
+        if let Some(l) = &shown {
+            let mut l = l.borrow_mut();
+            l.set_total(c.ops);
+            l.change(c);
+            return;
+        }
         if quiet {
             return;
         }
@@ -189,6 +201,10 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
     };
     let local = tokio::task::LocalSet::new();
     let ending = local.block_on(&rt, engine.run());
+    engine.clear_observer();
+    if let Some(l) = live.and_then(|l| std::rc::Rc::try_unwrap(l).ok()) {
+        l.into_inner().finish();
+    }
     let end = End {
         ending: match ending {
             RunEnding::Succeeded => "succeeded",

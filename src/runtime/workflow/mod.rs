@@ -72,6 +72,8 @@ pub struct Change {
     pub elapsed_ms: u64,
     /// The failure that caused it, if any.
     pub error: Option<String>,
+    /// Operations in the plan now (it grows when a decompose adds subtasks).
+    pub ops: usize,
 }
 
 /// Hears every lifecycle change (the CLI's progress view).
@@ -240,6 +242,10 @@ impl Engine {
 
     pub fn set_observer(&mut self, o: Observer) {
         self.observer = Some(o);
+    }
+
+    pub fn clear_observer(&mut self) {
+        self.observer = None;
     }
 
     pub fn plan(&self) -> &Plan {
@@ -1306,6 +1312,7 @@ impl Engine {
             attempt,
             elapsed_ms,
             error,
+            ops: self.plan.ops.len(),
         });
     }
 
