@@ -333,3 +333,52 @@ fn an_existing_journal_is_never_overwritten() {
     assert!(JournalWriter::create(&path, header, SyncPolicy::Batch).is_err());
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 }
+
+#[test]
+fn writing_inline_and_from_other_threads_keeps_the_order() {
+    let step = |i: u64| {
+        Body::Step(orca::runtime::Step {
+            t: i,
+            input: StepInput::Advance { to: i },
+            out: vec![],
+        })
+    };
+    for (policy, inline) in [
+        (SyncPolicy::Never, true),
+        (SyncPolicy::Never, false),
+        (SyncPolicy::Batch, false),
+    ] {
+        let path = temp(&format!("inline-{policy:?}-{inline}.jsonl"));
+        let header = Header::for_machine(Path::new("m.ron"), "Machine(states: {})", "virtual");
+        let w = JournalWriter::create(&path, header, policy).unwrap();
+        w.set_inline(inline);
+        // Appends from two threads, and writes from this one, race with the writer thread.
+        let w2 = w.clone();
+        let other = std::thread::spawn(move || {
+            for _ in 0..300 {
+                w2.append(end("x")).unwrap();
+                if inline {
+                    w2.write_now().unwrap();
+                }
+            }
+        });
+        for i in 0..300u64 {
+            w.append(step(i)).unwrap();
+            if i % 7 == 0 {
+                w.write_now().unwrap();
+            }
+        }
+        other.join().unwrap();
+        w.write_now().unwrap();
+        // Inline, what was written is on the file before close.
+        let j = Journal::read_file(&path).unwrap();
+        if inline {
+            assert_eq!(j.records.len(), 600);
+        }
+        w.close().unwrap();
+        let j = Journal::read_file(&path).unwrap();
+        assert_eq!(j.records.len(), 600, "{policy:?} inline {inline}");
+        // The reader checks that sequence numbers follow each other.
+        assert_eq!(j.records.last().unwrap().seq, 600);
+    }
+}

@@ -120,7 +120,7 @@ fn phases_get_the_stdin_document_and_environment_and_pass_outputs() {
     assert_eq!(doc["children"]["kid"]["status"], "succeeded");
     assert_eq!(doc["children"]["kid"]["output"], serde_json::json!([1, 2]));
     // Every attempt's stdout and stderr are kept under the run directory.
-    let kept = std::fs::read_to_string(dir.join("run/logs/p/execute-1.stdout")).unwrap();
+    let kept = std::fs::read_to_string(dir.join("run/logs/p.execute-1.stdout")).unwrap();
     assert_eq!(kept.trim(), "plain text");
     // The root's output for nesting: `--output`.
     let wf = r#"Workflow(id: "w", run: Shell("echo '{\"v\": 7}'"))"#;
@@ -135,7 +135,7 @@ fn retries_with_backoff_until_success_and_exhaustion() {
     let dir = scratch("retry");
     // Fails on the first two attempts, succeeds on the third.
     let wf = r#"Workflow(id: "w", defaults: (retry: (max_attempts: 3, initial: "10ms", jitter: false)), tasks: {
-        "flaky": (run: Shell("echo x >> m/tries; test $(wc -l < m/tries) -ge 3")),
+        "flaky": (run: Shell("echo attempt; echo x >> m/tries; test $(wc -l < m/tries) -ge 3")),
         "hopeless": (run: Shell("echo x >> m/hopeless; exit 1"), retry: (max_attempts: 2), optional: true),
     })"#;
     let o = run_wf(&dir, wf, &[]);
@@ -146,21 +146,22 @@ fn retries_with_backoff_until_success_and_exhaustion() {
         2,
         "max_attempts: 2 is two attempts"
     );
-    assert!(dir.join("run/logs/flaky/execute-3.stdout").exists());
+    assert!(dir.join("run/logs/flaky.execute-3.stdout").exists());
+    assert!(!dir.join("run/logs/flaky.execute-4.stdout").exists());
 }
 
 #[test]
 fn a_timeout_stops_the_command_and_fails_the_attempt() {
     let dir = scratch("timeout");
     let wf = r#"Workflow(id: "w", tasks: {
-        "slow": (run: Shell("sleep 5; echo finished >> m/slow"), timeout: "200ms", retry: (max_attempts: 2, initial: "10ms")),
+        "slow": (run: Shell("echo begun; sleep 5; echo finished >> m/slow"), timeout: "200ms", retry: (max_attempts: 2, initial: "10ms")),
     })"#;
     let o = run_wf(&dir, wf, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("slow failed: timed out after 200ms"), "{out}");
     assert!(
-        dir.join("run/logs/slow/execute-2.stdout").exists(),
+        dir.join("run/logs/slow.execute-2.stdout").exists(),
         "a timeout is retryable"
     );
     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -331,8 +332,10 @@ fn bad_commands_fail_clearly_and_never_hang() {
         "invalid JSON is text output: {out}"
     );
     // Not retried: they cannot get better.
-    assert!(!dir.join("run/logs/missing-sh/execute-2.stdout").exists());
-    assert!(!dir.join("run/logs/flood/execute-2.stdout").exists());
+    assert!(dir.join("run/logs/missing-sh.execute-1.stderr").exists());
+    assert!(!dir.join("run/logs/missing-sh.execute-2.stderr").exists());
+    assert!(dir.join("run/logs/flood.execute-1.stdout").exists());
+    assert!(!dir.join("run/logs/flood.execute-2.stdout").exists());
 }
 
 #[test]
@@ -506,9 +509,9 @@ fn resume_keeps_every_attempts_logs_and_force_sticks() {
     std::fs::write(dir.join("m/ok"), "").unwrap();
     let o = orca(&dir, &["resume", "run"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(dir.join("run/logs/a/execute-1.stderr").exists());
+    assert!(dir.join("run/logs/a.execute-1.stderr").exists());
     assert!(
-        dir.join("run/logs/a/execute-1-r2.stderr").exists(),
+        dir.join("run/logs/a.execute-1-r2.stderr").exists(),
         "the resumed attempt did not overwrite the first"
     );
     // A forced resume records the new file: the next resume needs no --force.

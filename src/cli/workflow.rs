@@ -132,63 +132,102 @@ fn args_view(a: &RunArgs) -> View {
     }
 }
 
+/// How lifecycle changes are shown: a live view on a terminal, otherwise one line (or JSON
+/// object) per change, written in batches between waits.
+enum Printer {
+    Quiet,
+    Live(Option<super::progress::Live>),
+    Lines {
+        out: std::io::BufWriter<std::io::Stdout>,
+        json: bool,
+        t0: Instant,
+    },
+}
+
+impl crate::runtime::workflow::Observer for Printer {
+    fn change(&mut self, c: &Change) {
+        match self {
+            Printer::Quiet => {}
+            Printer::Live(live) => {
+                if let Some(l) = live {
+                    l.set_total(c.ops);
+                    l.change(c);
+                }
+            }
+            Printer::Lines { out, json, t0 } => {
+                let _ = if *json {
+                    let v = serde_json::json!({
+                        "t_ms": t0.elapsed().as_millis() as u64,
+                        "op": c.path,
+                        "event": c.event,
+                        "from": c.from,
+                        "to": c.to,
+                        "phase": c.phase.as_str(),
+                        "attempt": c.attempt,
+                        "elapsed_ms": c.elapsed_ms,
+                        "error": c.error,
+                    });
+                    writeln!(out, "{v}")
+                } else {
+                    let err = c
+                        .error
+                        .as_deref()
+                        .map(|e| format!("  ({e})"))
+                        .unwrap_or_default();
+                    let attempt = if c.attempt > 1 {
+                        format!(" attempt {}", c.attempt)
+                    } else {
+                        String::new()
+                    };
+                    writeln!(
+                        out,
+                        "[{:>8.3}s] {:<24} {} → {}{attempt}{err}",
+                        t0.elapsed().as_secs_f64(),
+                        c.path,
+                        c.from,
+                        c.to
+                    )
+                };
+            }
+        }
+    }
+
+    fn idle(&mut self) {
+        if let Printer::Lines { out, .. } = self {
+            let _ = out.flush();
+        }
+    }
+
+    fn finish(&mut self) {
+        match self {
+            Printer::Lines { out, .. } => {
+                let _ = out.flush();
+            }
+            Printer::Live(live) => {
+                if let Some(l) = live.take() {
+                    l.finish();
+                }
+            }
+            Printer::Quiet => {}
+        }
+    }
+}
+
 fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Path) -> u8 {
     let writer = journal.writer().clone();
     engine.set_recorder(Box::new(journal));
-    let t0 = Instant::now();
-    let json = view.json;
-    let quiet = view.output;
-    let live = (!json && !quiet && std::io::stdout().is_terminal()).then(|| {
-        std::rc::Rc::new(std::cell::RefCell::new(super::progress::Live::new(
-            engine.plan().ops.len(),
-        )))
-    });
-    let shown = live.clone();
-    engine.set_observer(Box::new(move |c: &Change| {
-        if let Some(l) = &shown {
-            let mut l = l.borrow_mut();
-            l.set_total(c.ops);
-            l.change(c);
-            return;
+    let printer = if view.output {
+        Printer::Quiet
+    } else if !view.json && std::io::stdout().is_terminal() {
+        Printer::Live(Some(super::progress::Live::new(engine.plan().ops.len())))
+    } else {
+        Printer::Lines {
+            out: std::io::BufWriter::new(std::io::stdout()),
+            json: view.json,
+            t0: Instant::now(),
         }
-        if quiet {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        let _ = if json {
-            let v = serde_json::json!({
-                "t_ms": t0.elapsed().as_millis() as u64,
-                "op": c.path,
-                "event": c.event,
-                "from": c.from,
-                "to": c.to,
-                "phase": c.phase.as_str(),
-                "attempt": c.attempt,
-                "elapsed_ms": c.elapsed_ms,
-                "error": c.error,
-            });
-            writeln!(out, "{v}")
-        } else {
-            let err = c
-                .error
-                .as_deref()
-                .map(|e| format!("  ({e})"))
-                .unwrap_or_default();
-            let attempt = if c.attempt > 1 {
-                format!(" attempt {}", c.attempt)
-            } else {
-                String::new()
-            };
-            writeln!(
-                out,
-                "[{:>8.3}s] {:<24} {} → {}{attempt}{err}",
-                t0.elapsed().as_secs_f64(),
-                c.path,
-                c.from,
-                c.to
-            )
-        };
-    }));
+    };
+    engine.set_observer(Box::new(printer));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,10 +240,7 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
     };
     let local = tokio::task::LocalSet::new();
     let ending = local.block_on(&rt, engine.run());
-    engine.clear_observer();
-    if let Some(l) = live.and_then(|l| std::rc::Rc::try_unwrap(l).ok()) {
-        l.into_inner().finish();
-    }
+    engine.finish_observer();
     let end = End {
         ending: match ending {
             RunEnding::Succeeded => "succeeded",
@@ -258,7 +294,7 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
             "failures": failed.iter().map(|&i| serde_json::json!({
                 "op": plan.display_path(i),
                 "error": engine.error(i),
-                "logs": engine.log_dir(i).display().to_string(),
+                "logs": engine.logs_of(i),
             })).collect::<Vec<_>>(),
         });
         outln!("{v}");
@@ -288,7 +324,7 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
             "  {} failed: {}\n    logs: {}",
             plan.display_path(i),
             engine.error(i).unwrap_or("?"),
-            engine.log_dir(i).display()
+            engine.logs_of(i)
         );
     }
     if ending != RunEnding::Succeeded {

@@ -1,6 +1,7 @@
 //! Workflow journals: the header holds the workflow as loaded; then one [`Body::Op`] record
 //! per event delivered to an operation, and an [`Body::End`] when the run ended cleanly.
 
+use super::SyncPolicy;
 use super::{
     Body, End, FORMAT, Header, Journal, JournalError, JournalWriter, Rerun, rfc3339, sha256_hex,
     wall_ms,
@@ -36,6 +37,11 @@ pub struct WorkflowJournal {
 
 impl WorkflowJournal {
     pub fn new(writer: JournalWriter) -> Self {
+        // With `never`, records are written at each barrier on the engine's thread (and at
+        // close); with a sync policy the writer thread's group commit does the work.
+        if writer.policy() == SyncPolicy::Never {
+            writer.set_inline(true);
+        }
         WorkflowJournal { writer, last: None }
     }
 
@@ -64,9 +70,11 @@ impl WorkflowRecorder for WorkflowJournal {
     }
 
     fn barrier(&mut self) -> Result<(), String> {
-        match self.last {
-            Some(seq) => self.writer.wait_durable(seq),
-            None => Ok(()),
+        match (self.last, self.writer.policy()) {
+            (None, _) => Ok(()),
+            // Written is enough for `never`: do it here rather than wait for the thread.
+            (Some(_), SyncPolicy::Never) => self.writer.write_now(),
+            (Some(seq), _) => self.writer.wait_durable(seq),
         }
     }
 }

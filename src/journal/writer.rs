@@ -41,6 +41,10 @@ struct Shared {
     /// Signals the writer thread (new data, close) and waiters (progress).
     wake: Condvar,
     done: Condvar,
+    /// Locked by whoever writes a batch (the writer thread, or [`JournalWriter::write_now`]).
+    file: Mutex<File>,
+    /// The owner writes with [`JournalWriter::write_now`]; appends do not wake the thread.
+    inline: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -104,11 +108,23 @@ impl JournalWriter {
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
+            file: Mutex::new(file),
+            inline: std::sync::atomic::AtomicBool::new(false),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("orca-journal".into())
-            .spawn(move || s.write_loop(file))
+            .spawn(move || {
+                // Signals (SIGCHLD of every command a workflow runs) go to the threads that
+                // handle them, not to this one.
+                // SAFETY: blocks signals for this thread only; the set is initialised first.
+                unsafe {
+                    let mut all: libc::sigset_t = std::mem::zeroed();
+                    libc::sigfillset(&mut all);
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+                }
+                s.write_loop()
+            })
             .expect("a thread for the journal");
         JournalWriter {
             shared,
@@ -119,7 +135,7 @@ impl JournalWriter {
     /// Appends a record and returns its sequence number. With [`SyncPolicy::Always`] it
     /// returns once the record is on disk.
     pub fn append(&self, body: Body) -> Result<u64, String> {
-        let seq = {
+        let (seq, was_empty) = {
             let mut st = self.shared.state.lock().expect("journal lock");
             if let Some(e) = &st.error {
                 return Err(e.clone());
@@ -127,8 +143,13 @@ impl JournalWriter {
             if st.closing {
                 return Err("the journal is closed".into());
             }
-            // Back-pressure: a producer faster than the disk waits instead of filling memory.
-            while st.pending.len() > MAX_PENDING && st.error.is_none() {
+            // Back-pressure: a producer faster than the disk waits instead of filling memory
+            // (an inline owner writes it out itself, below).
+            let inline = self
+                .shared
+                .inline
+                .load(std::sync::atomic::Ordering::Relaxed);
+            while !inline && st.pending.len() > MAX_PENDING && st.error.is_none() {
                 st = self.shared.done.wait(st).expect("journal lock");
             }
             let seq = st.next_seq;
@@ -138,11 +159,37 @@ impl JournalWriter {
                 body,
             };
             let line = rec.to_line();
+            let was_empty = st.pending.is_empty();
             st.pending.extend_from_slice(&line);
             st.next_seq += 1;
-            seq
+            (seq, was_empty)
         };
-        self.shared.wake.notify_one();
+        if self
+            .shared
+            .inline
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .shared
+                .state
+                .lock()
+                .expect("journal lock")
+                .pending
+                .len()
+                > MAX_PENDING
+        {
+            self.shared.write_pending()?;
+        }
+        // The writer sleeps only on an empty buffer: when there was data already, it has
+        // been woken for it and takes this record along. Waking it per record costs a
+        // system call each.
+        if was_empty
+            && !self
+                .shared
+                .inline
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.shared.wake.notify_one();
+        }
         if self.shared.policy == SyncPolicy::Always {
             self.wait_durable(seq)?;
         }
@@ -166,6 +213,30 @@ impl JournalWriter {
         self.shared.state.lock().expect("journal lock").durable
     }
 
+    /// Writes what is pending now, on this thread (synced unless the policy is `Never`),
+    /// instead of handing it to the writer thread and waiting: with `Never`, a record is
+    /// safe from a crash of this process once it is written, and this costs one `write`.
+    pub fn write_now(&self) -> Result<(), String> {
+        self.shared.write_pending()
+    }
+
+    /// From now on appends stay in memory until [`JournalWriter::write_now`] (or close)
+    /// writes them on the caller's thread: for an owner that writes at known points anyway,
+    /// waking the writer thread for each record would only cost system calls.
+    pub fn set_inline(&self, on: bool) {
+        self.shared
+            .inline
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        if !on {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// The sync policy this journal was opened with.
+    pub fn policy(&self) -> SyncPolicy {
+        self.shared.policy
+    }
+
     /// Writes and syncs everything appended so far, then stops the writer thread.
     pub fn close(&self) -> Result<(), String> {
         {
@@ -184,9 +255,9 @@ impl JournalWriter {
 }
 
 impl Shared {
-    fn write_loop(&self, mut file: File) {
+    fn write_loop(&self) {
         loop {
-            let (batch, last) = {
+            {
                 let mut st = self.state.lock().expect("journal lock");
                 while st.pending.is_empty() && !st.closing {
                     st = self.wake.wait(st).expect("journal lock");
@@ -194,31 +265,52 @@ impl Shared {
                 if st.pending.is_empty() {
                     return; // closing, nothing left
                 }
-                (std::mem::take(&mut st.pending), st.next_seq)
-            };
-            let result = file.write_all(&batch).and_then(|_| match self.policy {
-                SyncPolicy::Never => Ok(()),
-                _ => file.sync_data(),
-            });
-            let mut st = self.state.lock().expect("journal lock");
-            match result {
-                Ok(()) => {
-                    st.durable = last;
-                    tracing::debug!(target: "orca::journal", seq = last - 1, bytes = batch.len(), "journal synced");
-                }
-                Err(e) => {
-                    let msg = format!("{}: {e}", self.path.display());
-                    tracing::error!(error = %msg, "journal write failed");
-                    st.error = Some(msg);
-                }
             }
-            let failed = st.error.is_some();
-            drop(st);
-            self.done.notify_all();
-            if failed {
+            if self.write_pending().is_err() {
                 return;
             }
         }
+    }
+
+    /// Writes (and, unless the policy is `Never`, syncs) what is pending, on the calling
+    /// thread. The file lock is taken before the buffer, so batches reach the file in the
+    /// order they were taken, whichever thread writes them.
+    fn write_pending(&self) -> Result<(), String> {
+        let mut file = self.file.lock().expect("journal file lock");
+        let (batch, last) = {
+            let mut st = self.state.lock().expect("journal lock");
+            if let Some(e) = &st.error {
+                return Err(e.clone());
+            }
+            (std::mem::take(&mut st.pending), st.next_seq)
+        };
+        if batch.is_empty() {
+            return Ok(()); // another thread wrote it
+        }
+        let result = file.write_all(&batch).and_then(|_| match self.policy {
+            SyncPolicy::Never => Ok(()),
+            _ => file.sync_data(),
+        });
+        let mut st = self.state.lock().expect("journal lock");
+        let outcome = match result {
+            Ok(()) => {
+                st.durable = last;
+                tracing::debug!(target: "orca::journal", seq = last - 1, bytes = batch.len(), "journal synced");
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("{}: {e}", self.path.display());
+                tracing::error!(error = %msg, "journal write failed");
+                st.error = Some(msg.clone());
+                Err(msg)
+            }
+        };
+        drop(st);
+        // Inline, nobody waits on the thread; a wake would only cost a system call.
+        if !self.inline.load(std::sync::atomic::Ordering::Relaxed) {
+            self.done.notify_all();
+        }
+        outcome
     }
 }
 

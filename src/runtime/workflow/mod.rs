@@ -77,7 +77,13 @@ pub struct Change {
 }
 
 /// Hears every lifecycle change (the CLI's progress view).
-pub type Observer = Box<dyn FnMut(&Change)>;
+pub trait Observer {
+    fn change(&mut self, c: &Change);
+    /// The engine is about to wait for work or timers: a moment to flush buffered output.
+    fn idle(&mut self) {}
+    /// The run is over.
+    fn finish(&mut self) {}
+}
 
 /// Options of a workflow run.
 #[derive(Debug, Clone)]
@@ -170,7 +176,7 @@ pub struct Engine {
     ops: Vec<OpRun>,
     opts: EngineOptions,
     recorder: Option<Box<dyn WorkflowRecorder>>,
-    observer: Option<Observer>,
+    observer: Option<Box<dyn Observer>>,
     queue: VecDeque<(OpId, Event)>,
     /// Work waiting for a global slot, in the order it asked.
     waiting_work: VecDeque<(OpId, Purpose, u64)>,
@@ -196,6 +202,8 @@ pub struct Engine {
     /// gone, so a resumed run can stop what a killed runner left running.
     processes: Option<std::fs::File>,
     pids: HashMap<u64, u32>,
+    /// The logs directory exists.
+    logs_ready: bool,
 }
 
 impl Engine {
@@ -231,6 +239,7 @@ impl Engine {
             failure: None,
             processes: None,
             pids: HashMap::new(),
+            logs_ready: false,
         };
         e.adopt_new_ops(0);
         e
@@ -240,12 +249,15 @@ impl Engine {
         self.recorder = Some(r);
     }
 
-    pub fn set_observer(&mut self, o: Observer) {
+    pub fn set_observer(&mut self, o: Box<dyn Observer>) {
         self.observer = Some(o);
     }
 
-    pub fn clear_observer(&mut self) {
-        self.observer = None;
+    /// Tells the observer the run is over and drops it.
+    pub fn finish_observer(&mut self) {
+        if let Some(mut o) = self.observer.take() {
+            o.finish();
+        }
     }
 
     pub fn plan(&self) -> &Plan {
@@ -289,13 +301,22 @@ impl Engine {
             .unwrap_or(Json::Null)
     }
 
-    /// Where the logs of an operation's attempts are kept.
-    pub fn log_dir(&self, op: OpId) -> PathBuf {
+    /// The logs of an operation's attempts, as a pattern:
+    /// `RUN_DIR/logs/deploy.canary.*` (`<op>.<phase>-<attempt>.stdout` and `.stderr`).
+    pub fn logs_of(&self, op: OpId) -> String {
+        format!(
+            "{}.*",
+            self.opts
+                .run_dir
+                .join("logs")
+                .join(self.log_name(op))
+                .display()
+        )
+    }
+
+    fn log_name(&self, op: OpId) -> &str {
         let p = &self.plan.ops[op].path;
-        self.opts
-            .run_dir
-            .join("logs")
-            .join(if p.is_empty() { "_root" } else { p })
+        if p.is_empty() { "_root" } else { p }
     }
 
     fn life(&self, op: OpId) -> &Lifecycle {
@@ -508,6 +529,9 @@ impl Engine {
         self.reconcile();
         self.pump();
         while !self.finished() {
+            if let Some(o) = &mut self.observer {
+                o.idle();
+            }
             let Some(msg) = self.rx.recv().await else {
                 break;
             };
@@ -1096,12 +1120,19 @@ impl Engine {
         let Some(work) = work else {
             return;
         };
-        let dir = self.log_dir(op);
+        // One directory for all logs: a directory per operation costs a mkdir each.
+        let dir = self.opts.run_dir.join("logs");
         let (cancel_tx, cancel_rx) = oneshot::channel();
         self.ops[op].work = Some(cancel_tx);
         self.running_work += 1;
         self.in_flight.insert(token);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        let made = if self.logs_ready {
+            Ok(())
+        } else {
+            std::fs::create_dir_all(&dir)
+        };
+        self.logs_ready = made.is_ok();
+        if let Err(e) = made {
             let _ = self.tx.send(Msg::Done {
                 op,
                 token,
@@ -1156,7 +1187,10 @@ impl Engine {
             stdin,
             env,
             cwd: plan_op.cwd.clone(),
-            log_stem: free_stem(&dir, &format!("{phase_name}-{attempt}")),
+            log_stem: free_stem(
+                &dir,
+                &format!("{}.{phase_name}-{attempt}", self.log_name(op)),
+            ),
             base_dir: self.plan.base_dir.clone(),
         };
         let tx = self.tx.clone();
@@ -1302,7 +1336,7 @@ impl Engine {
         let error = matches!(to, "Failed" | "Retrying")
             .then(|| o.error.clone())
             .flatten();
-        obs(&Change {
+        obs.change(&Change {
             op,
             path: self.plan.display_path(op).to_string(),
             event,
@@ -1330,12 +1364,12 @@ impl Engine {
 /// resume) already kept logs under that name: every attempt's logs are kept.
 fn free_stem(dir: &std::path::Path, name: &str) -> PathBuf {
     let first = dir.join(name);
-    if !first.with_extension("stderr").exists() {
+    if !work::log_path(&first, "stderr").exists() {
         return first;
     }
     (2..)
         .map(|n| dir.join(format!("{name}-r{n}")))
-        .find(|p| !p.with_extension("stderr").exists())
+        .find(|p| !work::log_path(p, "stderr").exists())
         .expect("a free name")
 }
 

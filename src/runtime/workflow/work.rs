@@ -24,7 +24,7 @@ pub struct Job {
     pub stdin: Json,
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
-    /// Where stdout and stderr are kept: `<stem>.stdout`, `<stem>.stderr`.
+    /// Where stdout and stderr are kept: `<stem>.stdout` (when not empty), `<stem>.stderr`.
     pub log_stem: PathBuf,
     /// The directory relative `Machine`/`Workflow` paths resolve from.
     pub base_dir: PathBuf,
@@ -70,7 +70,7 @@ pub async fn perform(
                 }
             };
             let path = job.base_dir.join(file);
-            let run_dir = job.log_stem.with_extension("run");
+            let run_dir = log_path(&job.log_stem, "run");
             let argv = vec![
                 exe.display().to_string(),
                 "run".into(),
@@ -164,24 +164,17 @@ async fn run_process(
             retryable: false,
         };
     };
-    // stderr goes straight to its log; stdout is read (it is the output) and kept after.
-    let out_path = job.log_stem.with_extension("stdout");
-    let err_path = job.log_stem.with_extension("stderr");
-    let err_log = match std::fs::File::create(&err_path) {
-        Ok(f) => f,
-        Err(e) => {
-            return WorkResult::Failed {
-                error: format!("cannot create {}: {e}", err_path.display()),
-                retryable: false,
-            };
-        }
-    };
+    // Both streams are read and kept as logs after the command ends, each only when it
+    // is not empty: most commands print little or nothing, and creating a file costs more
+    // than starting the command.
+    let out_path = log_path(&job.log_stem, "stdout");
+    let err_path = log_path(&job.log_stem, "stderr");
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(err_log))
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &job.cwd {
@@ -206,7 +199,8 @@ async fn run_process(
         });
     }
     let (flood_tx, mut flood_rx) = oneshot::channel::<()>();
-    let out = tokio::task::spawn_local(keep(child.stdout.take().expect("piped"), flood_tx));
+    let out = tokio::task::spawn_local(keep(child.stdout.take().expect("piped"), Some(flood_tx)));
+    let err = tokio::task::spawn_local(keep(child.stderr.take().expect("piped"), None));
     let mut flooded = false;
     let mut cancelled = false;
     let status = tokio::select! {
@@ -221,10 +215,18 @@ async fn run_process(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    if let Err(e) = std::fs::write(&out_path, &stdout) {
-        tracing::warn!(path = %out_path.display(), "cannot keep stdout: {e}");
+    let stderr = tokio::time::timeout(GRACE, err)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    for (path, bytes) in [(&out_path, &stdout), (&err_path, &stderr)] {
+        if !bytes.is_empty()
+            && let Err(e) = std::fs::write(path, bytes)
+        {
+            tracing::warn!(path = %path.display(), "cannot keep the log: {e}");
+        }
     }
-    let stderr_tail = tail(&err_path, 400);
     if flooded {
         return WorkResult::Failed {
             error: format!(
@@ -250,6 +252,9 @@ async fn run_process(
         // `sh` says 127 for a command it cannot find and 126 for one it cannot execute:
         // trying again will not help.
         let permanent = shell && (code == 127 || code == 126);
+        let stderr_tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(400)..])
+            .trim()
+            .to_string();
         let tail = if stderr_tail.is_empty() {
             String::new()
         } else {
@@ -284,25 +289,24 @@ async fn stop(child: &mut tokio::process::Child, pid: u32) -> Option<std::proces
     }
 }
 
-/// The last `n` bytes of a file, as text.
-fn tail(path: &std::path::Path, n: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map_or(0, |m| m.len());
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).trim().to_string()
+/// `STEM.ext`: the stem holds dots (`deploy.canary.execute-1`), so no `with_extension`.
+pub fn log_path(stem: &std::path::Path, ext: &str) -> PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
 }
 
-/// Reads a stream into memory up to [`MAX_OUTPUT`]; past that, `flood` fires and the rest
-/// is read and dropped, so the command is not blocked on a full pipe while it is stopped.
-async fn keep<R: tokio::io::AsyncRead + Unpin>(mut r: R, flood: oneshot::Sender<()>) -> Vec<u8> {
-    let mut flood = Some(flood);
+/// Reads a stream into memory up to [`MAX_OUTPUT`]. Past that, `flood` (stdout) fires so the
+/// command is stopped; without one (stderr) the rest is dropped and the log says so. Either
+/// way the stream is read to its end, so the command never blocks on a full pipe.
+async fn keep<R: tokio::io::AsyncRead + Unpin>(
+    mut r: R,
+    mut flood: Option<oneshot::Sender<()>>,
+) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 16 << 10];
+    let mut dropped = false;
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -311,11 +315,21 @@ async fn keep<R: tokio::io::AsyncRead + Unpin>(mut r: R, flood: oneshot::Sender<
                     if let Some(f) = flood.take() {
                         let _ = f.send(());
                     }
+                    dropped = true;
                 } else {
                     kept.extend_from_slice(&buf[..n]);
                 }
             }
         }
+    }
+    if dropped {
+        kept.extend_from_slice(
+            format!(
+                "\n[orca: output beyond {} MiB was dropped]\n",
+                MAX_OUTPUT >> 20
+            )
+            .as_bytes(),
+        );
     }
     kept
 }
