@@ -1216,8 +1216,8 @@ impl Engine {
     fn note_process(&mut self, sign: char, pid: u32) {
         use std::io::Write;
         if let Some(f) = &mut self.processes {
-            // Unbuffered: it must be on the file when this process is killed.
-            let _ = writeln!(f, "{sign}{pid}");
+            // One write, unbuffered: it must be on the file when this process is killed.
+            let _ = f.write_all(format!("{sign}{pid}\n").as_bytes());
         }
     }
 

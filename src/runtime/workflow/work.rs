@@ -169,14 +169,20 @@ async fn run_process(
     // than starting the command.
     let out_path = log_path(&job.log_stem, "stdout");
     let err_path = log_path(&job.log_stem, "stderr");
+    let doc = job.stdin.to_string();
+    let prefilled = prefilled_pipe(doc.as_bytes());
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    let was_prefilled = prefilled.is_some();
+    match prefilled {
+        Some(fd) => cmd.stdin(Stdio::from(fd)),
+        None => cmd.stdin(Stdio::piped()),
+    };
     if let Some(dir) = &job.cwd {
         cmd.current_dir(dir);
     }
@@ -191,8 +197,7 @@ async fn run_process(
     };
     let pid = child.id().unwrap_or(0);
     spawned(pid);
-    if let Some(mut pipe) = child.stdin.take() {
-        let doc = job.stdin.to_string();
+    if !was_prefilled && let Some(mut pipe) = child.stdin.take() {
         tokio::task::spawn_local(async move {
             // A command that does not read its stdin closes the pipe: not an error.
             let _ = pipe.write_all(doc.as_bytes()).await;
@@ -295,6 +300,31 @@ pub fn log_path(stem: &std::path::Path, ext: &str) -> PathBuf {
     name.push(".");
     name.push(ext);
     PathBuf::from(name)
+}
+
+/// A pipe that already holds `doc`, its writing end closed, to be a command's stdin; `None`
+/// when the document is larger than a pipe surely holds (one page), and it is written as
+/// the command reads instead. Most documents are small, and this spares a task, two event
+/// registrations and a failed write to each command that never reads its stdin.
+fn prefilled_pipe(doc: &[u8]) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if doc.len() > 4096 {
+        return None;
+    }
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills both descriptors on success; we take ownership of them at once.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    let (read, write) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let mut w = std::fs::File::from(write);
+    std::io::Write::write_all(&mut w, doc).ok()?;
+    Some(read)
 }
 
 /// Reads a stream into memory up to [`MAX_OUTPUT`]. Past that, `flood` (stdout) fires so the
