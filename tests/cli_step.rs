@@ -364,3 +364,85 @@ fn an_unknown_event_is_an_error_with_the_nearest_name_and_changes_nothing() {
     );
     assert_eq!(out[2]["step"], 1, "the session went on");
 }
+
+fn op_state(v: &Value, op: &str) -> String {
+    v["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["op"] == op)
+        .unwrap_or_else(|| panic!("no {op} in {v}"))["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_workflow_is_simulated_and_answered_by_hand() {
+    let wf = temp(
+        "sim.ron",
+        r#"Workflow(id: "sim", max_parallel: 1, tasks: {
+            "a": (run: Shell("touch never-a"), retry: (max_attempts: 2), compensate: Shell("undo a")),
+            "b": (run: Shell("touch never-b")),
+            "c": (after: ["a", "b"], run: Shell("touch never-c")),
+        })"#,
+    );
+    let (v, out) = run_step(
+        &wf,
+        &[],
+        "ok b\nfail a disk full\nok b\nok a {\"n\": 1}\nback 2\nforward 2\nok nosuch\nfail c\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(v.len(), 8);
+    // One slot: `a` runs and `b` waits, so answering for `b` is an error that changes nothing.
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("`b` is not running anything")
+    );
+    assert_eq!(
+        v[0]["would_run"].as_array().unwrap().len(),
+        1,
+        "max_parallel 1"
+    );
+    assert_eq!(v[0]["would_run"][0]["op"], "a");
+    assert_eq!(v[0]["would_run"][0]["work"], "touch never-a");
+    // A retryable failure with an attempt left: `a` will run again, after `b`, which was
+    // waiting for the slot first.
+    assert!(v[1]["changes"].as_array().unwrap().iter().any(|c| {
+        c.as_str()
+            .unwrap()
+            .contains("Retrying (execute: disk full)")
+    }));
+    assert_eq!(v[1]["would_run"][0]["op"], "b");
+    assert_eq!(v[2]["would_run"][0]["op"], "a");
+    assert_eq!(v[2]["would_run"][0]["attempt"], 2);
+    assert_eq!(op_state(&v[3], "a"), "Succeeded");
+    assert_eq!(v[3]["would_run"][0]["op"], "c");
+    // back 2 returns to the moment after the first answer; forward 2 comes back exactly.
+    assert_eq!(v[4]["step"], 1);
+    assert_eq!(v[4]["would_run"][0]["op"], "b");
+    assert_eq!(v[5]["operations"], v[3]["operations"]);
+    assert_eq!(v[5]["would_run"], v[3]["would_run"]);
+    assert!(
+        v[6]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no operation `nosuch`")
+    );
+    // Nothing was executed: the commands' files do not exist.
+    for f in ["never-a", "never-b", "never-c"] {
+        assert!(!wf.parent().unwrap().join(f).exists());
+    }
+    // `c` fails (one attempt), so the root fails and `a`, which succeeded, is compensated:
+    // its compensation would run.
+    assert_eq!(op_state(&v[7], "sim"), "Failed");
+    assert_eq!(op_state(&v[7], "a"), "Compensating");
+    assert_eq!(v[7]["would_run"][0]["phase"], "compensate");
+    assert_eq!(v[7]["would_run"][0]["op"], "a");
+}

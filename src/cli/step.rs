@@ -20,6 +20,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
+    let text = std::fs::read_to_string(&args.file).unwrap_or_default();
+    if crate::model::load::detect_kind(&text) == crate::model::load::FileKind::Workflow {
+        return workflow(&args);
+    }
     let opened = match &args.journal {
         Some(j) => Session::open_journaled(&args.file, j),
         None => Session::open(&args.file),
@@ -252,4 +256,80 @@ fn paint(view: &str, style: &Style) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `orca step WORKFLOW.ron`: a simulation answered by hand (docs/stepper.md).
+fn workflow(args: &Args) -> u8 {
+    use crate::stepper::workflow::WorkflowSession;
+    if args.journal.is_some() {
+        eprintln!(
+            "orca: --journal records machine sessions; a workflow simulation runs nothing to record"
+        );
+        return exit::USAGE;
+    }
+    let mut session = match WorkflowSession::open(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::USAGE;
+        }
+    };
+    let interactive =
+        std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && !args.json;
+    let mut out = std::io::stdout().lock();
+    if !args.json {
+        let _ = write!(
+            out,
+            "{}(simulation: nothing runs; answer with `ok OP [JSON]`, `fail OP [MESSAGE]`, `cancel OP`; `help`)\n",
+            session.view()
+        );
+        let _ = out.flush();
+    }
+    let mut editor = if interactive {
+        rustyline::DefaultEditor::new().ok()
+    } else {
+        None
+    };
+    let mut lines = std::io::stdin().lock().lines();
+    loop {
+        let line = match &mut editor {
+            Some(rl) => match rl.readline("orca> ") {
+                Ok(l) => {
+                    let _ = rl.add_history_entry(l.as_str());
+                    l
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                Err(_) => break,
+            },
+            None => match lines.next() {
+                Some(Ok(l)) => l,
+                _ => break,
+            },
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = session.run_line(&line);
+        let written = if args.json {
+            writeln!(out, "{}", session.json(&reply))
+        } else {
+            let mut text = String::new();
+            for c in &reply.changes {
+                text.push_str(&format!("  {c}\n"));
+            }
+            if let Some(e) = &reply.error {
+                text.push_str(&format!("error: {e}\n"));
+            }
+            match &reply.text {
+                Some(t) => text.push_str(&format!("{t}\n")),
+                None if reply.error.is_none() && !reply.quit => text.push_str(&session.view()),
+                None => {}
+            }
+            write!(out, "{text}").and_then(|_| out.flush())
+        };
+        if written.is_err() || reply.quit {
+            break;
+        }
+    }
+    exit::OK
 }

@@ -14,6 +14,8 @@
 //! assert_eq!(s.instance().configuration_paths(), vec!["off"]);
 //! ```
 
+pub mod workflow;
+
 use crate::chart::{Chart, CompileOptions, load_chart_str};
 use crate::interpreter::{Event, Host, Instance, Offer, Why};
 use crate::journal::{Body, Header, JournalWriter, SyncPolicy};

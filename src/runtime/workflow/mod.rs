@@ -204,6 +204,20 @@ pub struct Engine {
     pids: HashMap<u64, u32>,
     /// The logs directory exists.
     logs_ready: bool,
+    /// Simulating (`orca step WORKFLOW`): work that would run waits here for an answer.
+    simulated: Option<std::collections::BTreeMap<OpId, (Purpose, u64)>>,
+}
+
+/// A piece of work a simulated run is waiting for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WouldRun {
+    pub op: OpId,
+    pub path: String,
+    /// `analyze`, ..., `integrate`, or `compensate`.
+    pub what: &'static str,
+    pub attempt: u32,
+    /// The work as written (`Shell("cargo test")`).
+    pub work: String,
 }
 
 impl Engine {
@@ -240,6 +254,7 @@ impl Engine {
             processes: None,
             pids: HashMap::new(),
             logs_ready: false,
+            simulated: None,
         };
         e.adopt_new_ops(0);
         e
@@ -349,6 +364,78 @@ impl Engine {
                 self.ops[d].dependents.push(id);
             }
         }
+    }
+
+    /// Makes this a simulation: nothing runs; work waits in [`Engine::would_run`] until
+    /// [`Engine::answer`] says how it ended. Drive it with [`Engine::begin`], `answer` and
+    /// [`Engine::cancel_op`] instead of [`Engine::run`].
+    pub fn simulate(&mut self) {
+        self.simulated = Some(Default::default());
+    }
+
+    /// Starts a simulated run (or continues a replayed one): delivers what is due.
+    pub fn begin(&mut self) {
+        self.reconcile();
+        self.pump();
+    }
+
+    /// The work a simulation waits for, in operation order.
+    pub fn would_run(&self) -> Vec<WouldRun> {
+        let Some(sim) = &self.simulated else {
+            return Vec::new();
+        };
+        sim.iter()
+            .map(|(&op, &(purpose, _))| {
+                let (what, attempt, work) = match purpose {
+                    Purpose::Phase(p, a) => (p.as_str(), a, self.phase_work(op, p)),
+                    Purpose::Compensate => ("compensate", 1, self.plan.ops[op].compensate.as_ref()),
+                };
+                WouldRun {
+                    op,
+                    path: self.plan.display_path(op).to_string(),
+                    what,
+                    attempt,
+                    work: work
+                        .map(crate::lifecycle::graph::work_text)
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// Operations whose work waits for a free slot (the global `max_parallel`).
+    pub fn queued(&self) -> Vec<OpId> {
+        self.waiting_work
+            .iter()
+            .filter(|&&(op, _, token)| self.ops[op].token == token)
+            .map(|&(op, _, _)| op)
+            .collect()
+    }
+
+    /// A simulated piece of work ends: `ok OP` or `fail OP`.
+    pub fn answer(&mut self, op: OpId, result: WorkResult) -> Result<(), String> {
+        let Some(sim) = &mut self.simulated else {
+            return Err("not a simulation".into());
+        };
+        let Some((_, token)) = sim.remove(&op) else {
+            return Err(format!(
+                "`{}` is not running anything (it is {})",
+                self.plan.display_path(op),
+                self.state(op)
+            ));
+        };
+        self.in_flight.remove(&token);
+        self.running_work -= 1;
+        self.ops[op].work = None;
+        self.work_finished(op, result);
+        self.pump();
+        Ok(())
+    }
+
+    /// Cancels one operation (and what it contains), as a signal cancels the root.
+    pub fn cancel_op(&mut self, op: OpId) {
+        self.queue.push_back((op, Event::Cancel));
+        self.pump();
     }
 
     /// Rebuilds every operation from recorded events without running anything. Successes
@@ -947,6 +1034,11 @@ impl Engine {
                     self.enqueue_work(op, Purpose::Phase(phase, attempt));
                 }
             }
+            Command::ScheduleRetry { .. } if self.simulated.is_some() => {
+                // No clock in a simulation: the next attempt is due at once.
+                self.fresh_token(op);
+                self.queue.push_back((op, Event::RetryDue));
+            }
             Command::ScheduleRetry { attempt, .. } => {
                 let delay = self.backoff(op, attempt);
                 let token = self.fresh_token(op);
@@ -1110,6 +1202,14 @@ impl Engine {
     }
 
     fn spawn_work(&mut self, op: OpId, purpose: Purpose, token: u64) {
+        if let Some(sim) = &mut self.simulated {
+            let (cancel_tx, _) = oneshot::channel();
+            self.ops[op].work = Some(cancel_tx);
+            self.running_work += 1;
+            self.in_flight.insert(token);
+            sim.insert(op, (purpose, token));
+            return;
+        }
         let plan_op = &self.plan.ops[op];
         let (work, phase_name, attempt) = match purpose {
             Purpose::Phase(phase, attempt) => {
@@ -1263,6 +1363,11 @@ impl Engine {
 
     /// Stops an operation's running or queued work; its result, if it comes, is stale.
     fn stop_work(&mut self, op: OpId) {
+        if let Some((_, token)) = self.simulated.as_mut().and_then(|s| s.remove(&op)) {
+            // Nothing runs: the slot is free at once.
+            self.in_flight.remove(&token);
+            self.running_work -= 1;
+        }
         if let Some(cancel) = self.ops[op].work.take() {
             let _ = cancel.send(());
             // The work still counts against the slots until its process is gone; its
