@@ -278,9 +278,9 @@ fn workflow(args: &Args) -> u8 {
         std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && !args.json;
     let mut out = std::io::stdout().lock();
     if !args.json {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "{}(simulation: nothing runs; answer with `ok OP [JSON]`, `fail OP [MESSAGE]`, `cancel OP`; `help`)\n",
+            "{}(simulation: nothing runs; answer with `ok OP [JSON]`, `fail OP [MESSAGE]`, `cancel OP`; `help`)",
             session.view()
         );
         let _ = out.flush();

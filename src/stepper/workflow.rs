@@ -159,14 +159,18 @@ impl WorkflowSession {
                 },
             )),
             "cancel" => self.give(Answer::Cancel(op.to_string())),
-            "back" | "forward" => match rest
-                .parse::<usize>()
-                .or_else(|_| if rest.is_empty() { Ok(1) } else { Err(()) })
-            {
-                Ok(n) if cmd == "back" => self.back(n),
-                Ok(n) => self.forward(n),
-                Err(()) => Err(format!("`{cmd} {rest}`: give a number of steps")),
-            },
+            "back" | "forward" => {
+                let n = if rest.is_empty() {
+                    Ok(1)
+                } else {
+                    rest.parse::<usize>()
+                };
+                match n {
+                    Ok(n) if cmd == "back" => self.back(n),
+                    Ok(n) => self.forward(n),
+                    Err(_) => Err(format!("`{cmd} {rest}`: give a number of steps")),
+                }
+            }
             "reset" => {
                 self.answers.clear();
                 self.undone.clear();
