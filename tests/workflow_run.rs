@@ -571,3 +571,70 @@ fn output_into_a_closed_pipe_ends_quietly() {
         text(&o)
     );
 }
+
+#[test]
+fn replay_rebuilds_any_moment_and_verify_finds_the_first_divergence() {
+    let dir = scratch("replay");
+    let wf = r#"Workflow(id: "w", tasks: {
+        "a": (run: Shell("echo a >> m/log; test $(wc -l < m/log) -ge 2"), retry: (max_attempts: 2, initial: "10ms")),
+        "b": (after: ["a"], run: Shell("true")),
+    })"#;
+    let o = run_wf(&dir, wf, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = orca(&dir, &["replay", "run/journal.jsonl", "--verify"]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    // The moment `a` first failed: it waits to retry, `b` has not started.
+    let j = std::fs::read_to_string(dir.join("run/journal.jsonl")).unwrap();
+    let seq = j
+        .lines()
+        .find(|l| l.contains("\"PhaseFailed\""))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["seq"].as_u64().unwrap())
+        .unwrap();
+    let at = orca(
+        &dir,
+        &[
+            "replay",
+            "run/journal.jsonl",
+            "--to",
+            &seq.to_string(),
+            "--json",
+        ],
+    );
+    let at: serde_json::Value = serde_json::from_slice(&at.stdout).unwrap();
+    let state = |op: &str| {
+        at["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["op"] == op)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("a"), "Retrying");
+    assert_eq!(state("b"), "Pending");
+    // Against a definition without retries the failure leads elsewhere: exit 1, naming it.
+    std::fs::write(
+        dir.join("strict.ron"),
+        wf.replace("max_attempts: 2", "max_attempts: 1"),
+    )
+    .unwrap();
+    let v = orca(
+        &dir,
+        &[
+            "replay",
+            "run/journal.jsonl",
+            "--verify",
+            "--machine",
+            "strict.ron",
+        ],
+    );
+    assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    assert!(
+        text(&v).contains(&format!(
+            "record {seq}: `a` PhaseFailed led to Retrying when recorded, but to Failed now"
+        )),
+        "{}",
+        text(&v)
+    );
+}

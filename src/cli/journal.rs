@@ -22,7 +22,8 @@ pub struct ReplayArgs {
     /// (exit 1).
     #[arg(long)]
     verify: bool,
-    /// Replay with this machine file instead of the definition embedded in the journal.
+    /// Replay with this machine (or workflow) file instead of the definition embedded in
+    /// the journal.
     #[arg(long, value_name = "FILE")]
     machine: Option<PathBuf>,
     /// JSON on stdout: one object per step, or one object for --to and --verify.
@@ -59,6 +60,17 @@ fn read(path: &Path) -> Result<Journal, u8> {
 
 /// `orca replay`.
 pub fn replay(args: ReplayArgs) -> u8 {
+    let kind = crate::journal::Records::open(&args.journal, crate::journal::Detail::Full)
+        .map(|r| r.header.kind.clone());
+    if matches!(kind.as_deref(), Ok("workflow")) {
+        return super::workflow::replay(
+            &args.journal,
+            args.to,
+            args.verify,
+            args.machine.as_deref(),
+            args.json,
+        );
+    }
     if let (Some(n), false) = (args.to, args.verify) {
         return replay_to(&args, n);
     }

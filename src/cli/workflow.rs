@@ -616,6 +616,136 @@ pub fn status(args: StatusArgs) -> u8 {
         return exit::OK;
     }
     println!("run {} ({}): {status}", log.header.instance, log.file);
+    print_tree(&engine);
+    exit::OK
+}
+
+/// `orca replay` of a workflow journal: the operation tree after record N (or at the end),
+/// rebuilt by replaying the records through the lifecycle; `--verify` checks that every
+/// record leads to the state it recorded, and reports the first that does not (exit 1).
+pub fn replay(
+    journal: &Path,
+    to: Option<u64>,
+    verify: bool,
+    file: Option<&Path>,
+    json: bool,
+) -> u8 {
+    let j = match crate::journal::Journal::read_file(journal) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("{}: error: {e}", journal.display());
+            return exit::USAGE;
+        }
+    };
+    for w in &j.warnings {
+        eprintln!("{}: warning: {w}", journal.display());
+    }
+    // The workflow in effect: a `resume --force` records the file it forced, and the resume
+    // replayed every record through that one, so a replay does too.
+    let forced = j.records.iter().rev().find_map(|r| match &r.body {
+        crate::journal::Body::Define(d) => Some((d.file.clone(), d.source.clone())),
+        _ => None,
+    });
+    let (name, source) = match file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => (f.display().to_string(), t),
+            Err(e) => {
+                eprintln!("orca: cannot read {}: {e}", f.display());
+                return exit::USAGE;
+            }
+        },
+        None => forced.unwrap_or_else(|| (j.header.file.clone(), j.header.source.clone())),
+    };
+    let base = crate::lifecycle::plan::base_dir(Path::new(&name)).to_path_buf();
+    let plan = match crate::model::load_workflow::load_workflow_str(&name, &source)
+        .and_then(|w| Plan::compile(&w, &base))
+    {
+        Ok((p, _)) => p,
+        Err(d) => {
+            eprintln!("orca: the workflow does not load: {d}");
+            return exit::USAGE;
+        }
+    };
+    let mut engine = Engine::new(
+        plan,
+        EngineOptions {
+            run_id: j.header.instance.clone(),
+            run_dir: journal
+                .parent()
+                .map_or(PathBuf::from("."), Path::to_path_buf),
+            max_parallel: None,
+            compensate_on_cancel: false,
+        },
+    );
+    let mut last = 0;
+    let mut status = "interrupted".to_string();
+    for rec in &j.records {
+        if to.is_some_and(|n| rec.seq > n) {
+            break;
+        }
+        last = rec.seq;
+        let entry = match &rec.body {
+            crate::journal::Body::Op(o) => crate::runtime::workflow::Entry::Op(o.clone()),
+            crate::journal::Body::Rerun(r) => crate::runtime::workflow::Entry::Rerun {
+                from: r.from.clone(),
+            },
+            crate::journal::Body::End(e) => {
+                status = e.ending.clone();
+                continue;
+            }
+            _ => continue,
+        };
+        if let Err(e) = engine.replay_entry(&entry) {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"verified": false, "seq": rec.seq, "divergence": e})
+                );
+            } else {
+                println!("record {}: {e}", rec.seq);
+            }
+            eprintln!(
+                "{}: the replay diverges at record {}",
+                journal.display(),
+                rec.seq
+            );
+            return exit::FAILED;
+        }
+    }
+    if verify {
+        if json {
+            println!("{}", serde_json::json!({"verified": true, "records": last}));
+        } else {
+            println!("verified: {last} records replay to the states they recorded");
+        }
+        return exit::OK;
+    }
+    let plan = engine.plan();
+    if json {
+        let ops: Vec<_> = (0..plan.ops.len())
+            .map(|i| {
+                serde_json::json!({
+                    "op": plan.display_path(i),
+                    "state": engine.state(i),
+                    "phase": engine.phase(i).as_str(),
+                    "attempt": engine.attempt(i),
+                    "output": engine.output(i),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"seq": last, "status": status, "operations": ops})
+        );
+        return exit::OK;
+    }
+    println!("after record {last}:");
+    print_tree(&engine);
+    exit::OK
+}
+
+fn print_tree(engine: &Engine) {
+    let plan = engine.plan();
     let mut stack = vec![(0usize, 0usize)];
     while let Some((op, depth)) = stack.pop() {
         let attempt = engine.attempt(op);
@@ -635,5 +765,4 @@ pub fn status(args: StatusArgs) -> u8 {
             stack.push((c, depth + 1));
         }
     }
-    exit::OK
 }

@@ -204,6 +204,8 @@ pub struct Engine {
     pids: HashMap<u64, u32>,
     /// The logs directory exists.
     logs_ready: bool,
+    /// Operations by path (`deploy.canary`, the root by ""), for replaying records.
+    by_path: HashMap<String, OpId>,
     /// Simulating (`orca step WORKFLOW`): work that would run waits here for an answer.
     simulated: Option<std::collections::BTreeMap<OpId, (Purpose, u64)>>,
 }
@@ -255,6 +257,7 @@ impl Engine {
             pids: HashMap::new(),
             logs_ready: false,
             simulated: None,
+            by_path: HashMap::new(),
         };
         e.adopt_new_ops(0);
         e
@@ -360,6 +363,7 @@ impl Engine {
             });
         }
         for id in from..self.plan.ops.len() {
+            self.by_path.insert(self.plan.ops[id].path.clone(), id);
             for &d in &self.plan.ops[id].after.clone() {
                 self.ops[d].dependents.push(id);
             }
@@ -441,64 +445,64 @@ impl Engine {
     /// Rebuilds every operation from recorded events without running anything. Successes
     /// become answers for [`Engine::run`]; whatever was in flight runs again.
     pub fn replay<I: IntoIterator<Item = Entry>>(&mut self, records: I) -> Result<u64, String> {
-        self.replaying = true;
-        let mut by_path: HashMap<String, OpId> = self
-            .plan
-            .ops
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.path.clone(), i))
-            .collect();
         let mut n = 0;
         for entry in records {
             n += 1;
-            let rec = match entry {
-                Entry::Op(rec) => rec,
-                Entry::Rerun { from } => {
-                    let mut ids = Vec::new();
-                    for f in &from {
-                        match self.plan.find(f) {
-                            Some(id) => ids.push(id),
-                            None => {
-                                self.replaying = false;
-                                return Err(format!(
-                                    "record {n}: a rerun from `{f}`, which the workflow does not have"
-                                ));
-                            }
+            self.replay_entry(&entry)
+                .map_err(|e| format!("record {n}: {e}"))?;
+        }
+        Ok(n)
+    }
+
+    /// Replays one recorded entry (see [`Engine::replay`]). An error says how the
+    /// workflow as it is now disagrees with the record.
+    pub fn replay_entry(&mut self, entry: &Entry) -> Result<(), String> {
+        self.replaying = true;
+        let result = self.replay_one(entry);
+        self.replaying = false;
+        result
+    }
+
+    fn replay_one(&mut self, entry: &Entry) -> Result<(), String> {
+        let rec = match entry {
+            Entry::Op(rec) => rec,
+            Entry::Rerun { from } => {
+                let mut ids = Vec::new();
+                for f in from {
+                    match self.plan.find(f) {
+                        Some(id) => ids.push(id),
+                        None => {
+                            return Err(format!(
+                                "a rerun from `{f}`, which the workflow does not have"
+                            ));
                         }
                     }
-                    self.reset(&ids);
-                    continue;
                 }
-            };
-            let Some(&op) = by_path.get(&rec.op) else {
-                self.replaying = false;
-                return Err(format!(
-                    "record {n}: the journal names operation `{}`, which the workflow does not have",
-                    rec.op
-                ));
-            };
-            let before = self.plan.ops.len();
-            self.deliver(op, rec.event.clone());
-            if self.plan.ops.len() > before {
-                for id in before..self.plan.ops.len() {
-                    by_path.insert(self.plan.ops[id].path.clone(), id);
-                }
+                self.reset(&ids);
+                return Ok(());
             }
-            let got = self.state(op);
-            if got != rec.state {
-                self.replaying = false;
-                return Err(format!(
-                    "record {n}: `{}` {} led to {} when recorded, but to {} now",
-                    self.plan.display_path(op),
-                    rec.event.name(),
-                    rec.state,
-                    got
-                ));
-            }
+        };
+        let Some(&op) = self.by_path.get(&rec.op) else {
+            return Err(format!(
+                "the journal names operation `{}`, which the workflow does not have",
+                rec.op
+            ));
+        };
+        self.deliver(op, rec.event.clone());
+        if let Some(f) = self.failure.take() {
+            return Err(f);
         }
-        self.replaying = false;
-        Ok(n)
+        let got = self.state(op);
+        if got != rec.state {
+            return Err(format!(
+                "`{}` {} led to {} when recorded, but to {} now",
+                self.plan.display_path(op),
+                rec.event.name(),
+                rec.state,
+                got
+            ));
+        }
+        Ok(())
     }
 
     /// Makes operations that did not succeed run again (a failed or cancelled run being
