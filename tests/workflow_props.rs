@@ -348,8 +348,8 @@ fn sigkill_at_random_moments_then_resume_never_reruns_a_journaled_phase() {
                 }
             }
             previous = Some((journaled_successes(&journal), now));
-            // Killed before its journal existed: the run never started; start it again.
-            resumed = !journal.is_empty();
+            // Killed before its journal had a header: the run never started; start it again.
+            resumed = journal.contains('\n');
             if let Some(s) = status {
                 let mut err = String::new();
                 if let Some(mut e) = child.stderr.take() {

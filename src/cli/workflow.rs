@@ -92,6 +92,12 @@ pub fn run(args: RunArgs) -> u8 {
         return exit::USAGE;
     }
     let journal_path = run_dir.join(JOURNAL);
+    // A runner killed before its header was written leaves a journal without one: the run
+    // never started, and starting it again replaces that file.
+    let headerless = std::fs::read(&journal_path).is_ok_and(|b| !b.contains(&b'\n'));
+    if headerless {
+        let _ = std::fs::remove_file(&journal_path);
+    }
     let header = Header::for_workflow(args.file, &source, &run_id);
     let writer = match JournalWriter::create(&journal_path, header, args.sync) {
         Ok(w) => w,
@@ -372,6 +378,12 @@ pub fn resume(args: ResumeArgs) -> u8 {
         Ok(l) => l,
         Err(e) => {
             eprintln!("orca: cannot resume {}: {e}", args.run);
+            if std::fs::read(&journal_path).is_ok_and(|b| !b.contains(&b'\n')) {
+                eprintln!(
+                    "  the run was stopped before it started; start it again with `orca run WORKFLOW --run-dir {}`",
+                    run_dir.display()
+                );
+            }
             return exit::USAGE;
         }
     };

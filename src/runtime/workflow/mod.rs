@@ -1344,7 +1344,8 @@ impl Engine {
         }
         let exists = |p: u32| {
             // SAFETY: signal 0 only asks whether the process group exists.
-            unsafe { libc::kill(-(p as i32), 0) == 0 }
+            let signalable = unsafe { libc::kill(-(p as i32), 0) == 0 };
+            signalable && group_has_living_member(p)
         };
         live.retain(|&p| exists(p));
         if !live.is_empty() {
@@ -1467,6 +1468,32 @@ impl Engine {
             self.stop_work(id);
         }
     }
+}
+
+/// Whether a process group has a member that is not a zombie. A killed runner's commands are
+/// reparented, and their zombies wait for a reaper that may be slow: they still count as the
+/// group's members for `kill(-pgid, 0)`, but nothing is left to stop.
+fn group_has_living_member(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true; // no /proc: trust kill(2)
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .any(|stat| {
+            // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next();
+            let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+            pgrp == Some(pgid) && state != Some("Z")
+        })
 }
 
 /// `dir/name`, or `dir/name-r2`, `-r3`, ... when an earlier run of this run directory (before a
