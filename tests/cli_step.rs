@@ -390,14 +390,14 @@ fn a_workflow_is_simulated_and_answered_by_hand() {
     let (v, out) = run_step(
         &wf,
         &[],
-        "ok b\nfail a disk full\nok b\nok a {\"n\": 1}\nback 2\nforward 2\nok nosuch\nfail c\n",
+        "ok b\nfail a disk full\nok b\ntick\nok a {\"n\": 1}\nback 2\nforward 2\nok nosuch\nfail c\n",
     );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(v.len(), 8);
+    assert_eq!(v.len(), 9);
     // One slot: `a` runs and `b` waits, so answering for `b` is an error that changes nothing.
     assert!(
         v[0]["error"]
@@ -412,25 +412,31 @@ fn a_workflow_is_simulated_and_answered_by_hand() {
     );
     assert_eq!(v[0]["would_run"][0]["op"], "a");
     assert_eq!(v[0]["would_run"][0]["work"], "touch never-a");
-    // A retryable failure with an attempt left: `a` will run again, after `b`, which was
-    // waiting for the slot first.
+    // A retryable failure with an attempt left: `a` waits out its backoff on the virtual
+    // clock while `b`, which was waiting for the slot, runs.
     assert!(v[1]["changes"].as_array().unwrap().iter().any(|c| {
         c.as_str()
             .unwrap()
             .contains("Retrying (execute: disk full)")
     }));
     assert_eq!(v[1]["would_run"][0]["op"], "b");
-    assert_eq!(v[2]["would_run"][0]["op"], "a");
-    assert_eq!(v[2]["would_run"][0]["attempt"], 2);
-    assert_eq!(op_state(&v[3], "a"), "Succeeded");
-    assert_eq!(v[3]["would_run"][0]["op"], "c");
-    // back 2 returns to the moment after the first answer; forward 2 comes back exactly.
-    assert_eq!(v[4]["step"], 1);
-    assert_eq!(v[4]["would_run"][0]["op"], "b");
-    assert_eq!(v[5]["operations"], v[3]["operations"]);
-    assert_eq!(v[5]["would_run"], v[3]["would_run"]);
+    assert_eq!(v[1]["timers"][0]["op"], "a");
+    assert_eq!(v[1]["timers"][0]["kind"], "retry");
+    assert_eq!(v[2]["would_run"].as_array().unwrap().len(), 0);
+    assert_eq!(v[2]["done"], false, "a timer is pending");
+    // `tick` goes to the retry: attempt 2 of `a`.
+    assert_eq!(v[3]["now_ms"], v[1]["timers"][0]["due_ms"]);
+    assert_eq!(v[3]["would_run"][0]["op"], "a");
+    assert_eq!(v[3]["would_run"][0]["attempt"], 2);
+    assert_eq!(op_state(&v[4], "a"), "Succeeded");
+    assert_eq!(v[4]["would_run"][0]["op"], "c");
+    // back 2 returns to the moment before the tick; forward 2 comes back exactly.
+    assert_eq!(v[5]["step"], 2);
+    assert_eq!(op_state(&v[5], "a"), "Retrying");
+    assert_eq!(v[6]["operations"], v[4]["operations"]);
+    assert_eq!(v[6]["would_run"], v[4]["would_run"]);
     assert!(
-        v[6]["error"]
+        v[7]["error"]
             .as_str()
             .unwrap()
             .contains("no operation `nosuch`")
@@ -441,8 +447,34 @@ fn a_workflow_is_simulated_and_answered_by_hand() {
     }
     // `c` fails (one attempt), so the root fails and `a`, which succeeded, is compensated:
     // its compensation would run.
-    assert_eq!(op_state(&v[7], "sim"), "Failed");
-    assert_eq!(op_state(&v[7], "a"), "Compensating");
-    assert_eq!(v[7]["would_run"][0]["phase"], "compensate");
-    assert_eq!(v[7]["would_run"][0]["op"], "a");
+    assert_eq!(op_state(&v[8], "sim"), "Failed");
+    assert_eq!(op_state(&v[8], "a"), "Compensating");
+    assert_eq!(v[8]["would_run"][0]["phase"], "compensate");
+    assert_eq!(v[8]["would_run"][0]["op"], "a");
+}
+
+#[test]
+fn a_simulated_phase_times_out_on_the_virtual_clock() {
+    let wf = temp(
+        "simtimeout.ron",
+        r#"Workflow(id: "t", tasks: { "slow": (run: Shell("sleep 100"), timeout: "1m") })"#,
+    );
+    let (v, _) = run_step(&wf, &[], "tick 30s\ntick\ntick\n");
+    assert_eq!(op_state(&v[0], "slow"), "Executing");
+    assert_eq!(v[0]["timers"][0]["kind"], "timeout");
+    assert_eq!(v[1]["now_ms"], 60000);
+    assert_eq!(op_state(&v[1], "slow"), "Failed");
+    assert!(
+        v[1]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().contains("timed out after 1m"))
+    );
+    assert!(
+        v[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no timer is pending")
+    );
 }

@@ -79,3 +79,42 @@ fn tab_completes_and_history_is_recalled_and_kept() {
     p.exp_eof().unwrap();
     let _ = std::fs::remove_file(&history);
 }
+
+#[test]
+fn a_workflow_simulation_completes_operation_paths() {
+    let dir = std::env::temp_dir().join(format!("orca-step-wf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wf = dir.join("w.ron");
+    std::fs::write(
+        &wf,
+        r#"Workflow(id: "w", tasks: { "fetch-data": (run: Shell("false")), "other": (after: ["fetch-data"], run: Shell("false")) })"#,
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orca"));
+    cmd.args(["step"])
+        .arg(&wf)
+        .env("ORCA_HISTORY", dir.join("history"))
+        .env("TERM", "xterm");
+    let mut p = match spawn_command(cmd, Some(10_000)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("SKIPPED: no pseudo-terminal here ({e})");
+            return;
+        }
+    };
+    p.exp_string("would run fetch-data").unwrap();
+    p.exp_string("orca>").unwrap();
+    p.send("ok fe").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.send_line("").unwrap();
+    // (The pty reader sees bytes, so only ASCII is matched.)
+    p.exp_string("orca>\u{1b}[0m ok fetch-data")
+        .expect("ok fe<Tab> completed to the operation fetch-data");
+    p.exp_string("fetch-data Succeeded")
+        .expect("the answer was taken");
+    p.exp_string("would run other").unwrap();
+    p.send_line("quit").unwrap();
+    p.exp_eof().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -285,21 +285,32 @@ fn workflow(args: &Args) -> u8 {
         );
         let _ = out.flush();
     }
+    let history = history_file();
     let mut editor = if interactive {
-        rustyline::DefaultEditor::new().ok()
+        let config = rustyline::Config::builder()
+            .auto_add_history(true)
+            .history_ignore_dups(true)
+            .map(|b| b.completion_type(rustyline::CompletionType::List).build());
+        let editor = config.and_then(rustyline::Editor::<OpHelper, _>::with_config);
+        editor.ok().map(|mut rl| {
+            rl.set_helper(Some(OpHelper {
+                ops: session.operation_names(),
+            }));
+            if let Some(h) = &history {
+                let _ = rl.load_history(h);
+            }
+            rl
+        })
     } else {
         None
     };
     let mut lines = std::io::stdin().lock().lines();
     loop {
         let line = match &mut editor {
-            Some(rl) => match rl.readline("orca> ") {
-                Ok(l) => {
-                    let _ = rl.add_history_entry(l.as_str());
-                    l
-                }
-                Err(rustyline::error::ReadlineError::Interrupted) => continue,
-                Err(_) => break,
+            Some(rl) => match rl.readline(&format!("{BOLD}{GREEN}orca>{RESET} ")) {
+                Ok(l) => l,
+                Err(rustyline::error::ReadlineError::Interrupted) => continue, // cancels the line
+                Err(_) => break,                                               // Ctrl-D quits
             },
             None => match lines.next() {
                 Some(Ok(l)) => l,
@@ -330,6 +341,58 @@ fn workflow(args: &Args) -> u8 {
         if written.is_err() || reply.quit {
             break;
         }
+        if let (Some(rl), Some(h)) = (&mut editor, &history) {
+            // Operation paths grow when a decompose answer adds subtasks.
+            if let Some(helper) = rl.helper_mut() {
+                helper.ops = session.operation_names();
+            }
+            if let Some(dir) = h.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = rl.save_history(h);
+        }
     }
     exit::OK
 }
+
+/// Completion in a workflow simulation: commands, then operation paths.
+struct OpHelper {
+    ops: Vec<String>,
+}
+
+impl rustyline::completion::Completer for OpHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let before = &line[..pos];
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let previous: Vec<&str> = before[..start].split_whitespace().collect();
+        let pool: Vec<&str> = match previous.as_slice() {
+            [] => crate::stepper::workflow::WORKFLOW_COMMANDS
+                .iter()
+                .map(|(c, _)| *c)
+                .collect(),
+            ["ok" | "fail" | "cancel"] => self.ops.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let found = pool
+            .into_iter()
+            .filter(|c| c.starts_with(word))
+            .map(String::from)
+            .collect();
+        Ok((start, found))
+    }
+}
+
+impl rustyline::hint::Hinter for OpHelper {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for OpHelper {}
+impl rustyline::validate::Validator for OpHelper {}
+impl rustyline::Helper for OpHelper {}

@@ -36,6 +36,10 @@ pub const WORKFLOW_COMMANDS: &[(&str, &str)] = &[
         "cancel OP          cancel OP and what it contains",
     ),
     (
+        "tick",
+        "tick [DURATION]    advance the virtual clock (retry backoffs, timeouts), or to the next timer",
+    ),
+    (
         "tree",
         "tree               the operations with their states",
     ),
@@ -52,6 +56,7 @@ enum Answer {
     Ok(String, Json),
     Fail(String, String),
     Cancel(String),
+    Tick(Option<u64>),
 }
 
 /// What one command did.
@@ -159,6 +164,14 @@ impl WorkflowSession {
                 },
             )),
             "cancel" => self.give(Answer::Cancel(op.to_string())),
+            "tick" => {
+                let by = if rest.is_empty() {
+                    Ok(None)
+                } else {
+                    rest.parse::<crate::model::DurationMs>().map(|d| Some(d.0))
+                };
+                by.and_then(|by| self.give(Answer::Tick(by)))
+            }
             "back" | "forward" => {
                 let n = if rest.is_empty() {
                     Ok(1)
@@ -196,7 +209,7 @@ impl WorkflowSession {
                 Ok(())
             }
             other => Err(format!(
-                "unknown command `{other}` (a workflow is stepped with ok, fail, cancel, tree, back, forward, reset, help, quit)"
+                "unknown command `{other}` (a workflow is stepped with ok, fail, cancel, tick, tree, back, forward, reset, help, quit)"
             )),
         };
         reply.error = result.err();
@@ -256,6 +269,7 @@ impl WorkflowSession {
                 self.engine.cancel_op(id);
                 Ok(())
             }
+            Answer::Tick(by) => self.engine.sim_tick(*by).map(|_| ()),
         }
     }
 
@@ -324,11 +338,13 @@ impl WorkflowSession {
     pub fn view(&self) -> String {
         let mut out = self.tree();
         let would = self.would_run();
-        if would.is_empty() {
+        if would.is_empty() && self.engine.sim_timers().is_empty() {
             out.push_str(&format!(
                 "nothing would run: the workflow is {}\n",
                 self.engine.state(0)
             ));
+        } else if would.is_empty() {
+            out.push_str("nothing would run until a timer is due\n");
         }
         for w in would {
             let attempt = if w.attempt > 1 {
@@ -345,6 +361,20 @@ impl WorkflowSession {
             out.push_str(&format!(
                 "waiting for a slot: {}\n",
                 self.engine.plan().display_path(op)
+            ));
+        }
+        let now = self.engine.sim_now();
+        for (due, op, timeout) in self.engine.sim_timers() {
+            let path = self.engine.plan().display_path(op);
+            let what = if timeout {
+                format!("{path} times out")
+            } else {
+                format!("{path} retries (attempt {})", self.engine.attempt(op) + 1)
+            };
+            out.push_str(&format!(
+                "timer: {what} at {} (in {}; `tick` to get there)\n",
+                crate::model::DurationMs(due),
+                crate::model::DurationMs(due - now)
             ));
         }
         out
@@ -375,7 +405,13 @@ impl WorkflowSession {
             "operations": ops,
             "would_run": would,
             "changes": reply.changes,
-            "done": self.would_run().is_empty(),
+            "now_ms": self.engine.sim_now(),
+            "timers": self.engine.sim_timers().iter().map(|&(due, op, timeout)| serde_json::json!({
+                "op": plan.display_path(op),
+                "due_ms": due,
+                "kind": if timeout { "timeout" } else { "retry" },
+            })).collect::<Vec<_>>(),
+            "done": self.would_run().is_empty() && self.engine.sim_timers().is_empty(),
             "error": reply.error,
         })
     }

@@ -206,8 +206,20 @@ pub struct Engine {
     logs_ready: bool,
     /// Operations by path (`deploy.canary`, the root by ""), for replaying records.
     by_path: HashMap<String, OpId>,
+    /// A simulation's virtual clock and timers (retry backoffs, phase timeouts).
+    sim_now: u64,
+    sim_timers: Vec<SimTimer>,
     /// Simulating (`orca step WORKFLOW`): work that would run waits here for an answer.
     simulated: Option<std::collections::BTreeMap<OpId, (Purpose, u64)>>,
+}
+
+/// A timer of a simulation; stale when the operation's token moved on.
+#[derive(Debug, Clone, Copy)]
+struct SimTimer {
+    due: u64,
+    op: OpId,
+    token: u64,
+    timeout: bool,
 }
 
 /// A piece of work a simulated run is waiting for.
@@ -257,6 +269,8 @@ impl Engine {
             pids: HashMap::new(),
             logs_ready: false,
             simulated: None,
+            sim_now: 0,
+            sim_timers: Vec::new(),
             by_path: HashMap::new(),
         };
         e.adopt_new_ops(0);
@@ -375,6 +389,73 @@ impl Engine {
     /// [`Engine::cancel_op`] instead of [`Engine::run`].
     pub fn simulate(&mut self) {
         self.simulated = Some(Default::default());
+        // Jitter from a fixed seed: going back in a session replays the same delays.
+        self.rng = 0x9e37_79b9_7f4a_7c15;
+    }
+
+    /// A simulation's virtual time, in ms since it began.
+    pub fn sim_now(&self) -> u64 {
+        self.sim_now
+    }
+
+    /// A simulation's pending timers, soonest first: `(due ms, operation, is a timeout)`.
+    pub fn sim_timers(&self) -> Vec<(u64, OpId, bool)> {
+        let mut t: Vec<(u64, OpId, bool)> = self
+            .sim_timers
+            .iter()
+            .filter(|t| self.timer_live(t))
+            .map(|t| (t.due, t.op, t.timeout))
+            .collect();
+        t.sort();
+        t
+    }
+
+    /// A retry timer lives while its operation waits in Retrying; a timeout while the work
+    /// it was armed for still runs.
+    fn timer_live(&self, t: &SimTimer) -> bool {
+        self.ops[t.op].token == t.token
+            && if t.timeout {
+                self.ops[t.op].work.is_some()
+            } else {
+                self.state(t.op) == "Retrying"
+            }
+    }
+
+    /// Advances a simulation's clock by `by` ms, or to its next timer: retries come due,
+    /// running work times out. Returns the new time.
+    pub fn sim_tick(&mut self, by: Option<u64>) -> Result<u64, String> {
+        let target = match by {
+            Some(ms) => self.sim_now.saturating_add(ms),
+            None => self
+                .sim_timers()
+                .first()
+                .map(|t| t.0)
+                .ok_or("no timer is pending: nothing to tick to")?,
+        };
+        loop {
+            // The next live timer due by the target, in time order (then as armed).
+            let timers = std::mem::take(&mut self.sim_timers);
+            self.sim_timers = timers.into_iter().filter(|t| self.timer_live(t)).collect();
+            let Some(i) = (0..self.sim_timers.len())
+                .filter(|&i| self.sim_timers[i].due <= target)
+                .min_by_key(|&i| (self.sim_timers[i].due, i))
+            else {
+                break;
+            };
+            let t = self.sim_timers.remove(i);
+            self.sim_now = t.due;
+            if t.timeout {
+                self.handle(Msg::Timeout {
+                    op: t.op,
+                    token: t.token,
+                });
+            } else {
+                self.queue.push_back((t.op, Event::RetryDue));
+            }
+            self.pump();
+        }
+        self.sim_now = target;
+        Ok(target)
     }
 
     /// Starts a simulated run (or continues a replayed one): delivers what is due.
@@ -1038,10 +1119,16 @@ impl Engine {
                     self.enqueue_work(op, Purpose::Phase(phase, attempt));
                 }
             }
-            Command::ScheduleRetry { .. } if self.simulated.is_some() => {
-                // No clock in a simulation: the next attempt is due at once.
-                self.fresh_token(op);
-                self.queue.push_back((op, Event::RetryDue));
+            Command::ScheduleRetry { attempt, .. } if self.simulated.is_some() => {
+                // A simulation's clock is virtual: the backoff waits for `tick`.
+                let delay = self.backoff(op, attempt).as_millis() as u64;
+                let token = self.fresh_token(op);
+                self.sim_timers.push(SimTimer {
+                    due: self.sim_now + delay,
+                    op,
+                    token,
+                    timeout: false,
+                });
             }
             Command::ScheduleRetry { attempt, .. } => {
                 let delay = self.backoff(op, attempt);
@@ -1212,6 +1299,14 @@ impl Engine {
             self.running_work += 1;
             self.in_flight.insert(token);
             sim.insert(op, (purpose, token));
+            if let (Purpose::Phase(..), Some(ms)) = (purpose, self.plan.ops[op].timeout_ms) {
+                self.sim_timers.push(SimTimer {
+                    due: self.sim_now + ms,
+                    op,
+                    token,
+                    timeout: true,
+                });
+            }
             return;
         }
         let plan_op = &self.plan.ops[op];
