@@ -478,3 +478,31 @@ fn a_simulated_phase_times_out_on_the_virtual_clock() {
             .contains("no timer is pending")
     );
 }
+
+#[test]
+fn tree_with_a_path_shows_every_state_under_it_with_the_active_ones_marked() {
+    let order = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines/order.ron");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .arg("step")
+        .arg(&order)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"tree cart\ntree shipped\ntree shiped\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("* cart"), "{text}");
+    assert!(
+        text.contains("  paid.shipped"),
+        "a unique name finds its path: {text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no state `shiped`; did you mean"), "{err}");
+}

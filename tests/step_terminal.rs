@@ -58,6 +58,16 @@ fn tab_completes_and_history_is_recalled_and_kept() {
     p.send_line("tree").unwrap();
     p.exp_string("awaiting_payment").unwrap();
     p.exp_string("orca>").unwrap();
+    // State paths complete after `tree`.
+    p.send("tree shi").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("orca>\u{1b}[0m tree paid.shipped")
+        .expect("tree shi<Tab> completed to the state's path");
+    p.exp_string("  paid.shipped")
+        .expect("the subtree of paid.shipped");
+    p.exp_string("orca>").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().expect("Ctrl-D quits");
 
@@ -70,8 +80,10 @@ fn tab_completes_and_history_is_recalled_and_kept() {
 
     // The next session starts with that history.
     let mut p = stepper(&history).expect("a pty, as before");
-    p.send_control('p').unwrap();
-    p.send_control('p').unwrap();
+    // Back over `tree paid.shipped` and `tree` to `CHECKOUT`.
+    for _ in 0..3 {
+        p.send_control('p').unwrap();
+    }
     p.send_line("").unwrap();
     p.exp_string("step 1 at")
         .expect("the last session's CHECKOUT recalled");

@@ -81,6 +81,7 @@ fn close(session: &mut Session, code: u8) -> u8 {
 struct StepHelper {
     events: Vec<String>,
     context: Vec<String>,
+    states: Vec<String>,
 }
 
 impl rustyline::completion::Completer for StepHelper {
@@ -104,11 +105,17 @@ impl rustyline::completion::Completer for StepHelper {
                 .collect(),
             ["send" | "why"] => self.events.iter().map(String::as_str).collect(),
             ["set"] => self.context.iter().map(String::as_str).collect(),
+            ["tree"] => self.states.iter().map(String::as_str).collect(),
             _ => Vec::new(),
         };
+        // A state path also completes from its last name (`shi` → `fulfilment.shipped`).
         let mut found: Vec<String> = pool
             .into_iter()
-            .filter(|c| c.starts_with(word))
+            .filter(|c| {
+                c.starts_with(word)
+                    || previous == ["tree"]
+                        && c.rsplit('.').next().is_some_and(|l| l.starts_with(word))
+            })
             .map(String::from)
             .collect();
         found.dedup();
@@ -159,6 +166,7 @@ fn terminal(session: &mut Session) -> u8 {
     rl.set_helper(Some(StepHelper {
         events: session.event_names(),
         context,
+        states: session.state_paths(),
     }));
     let history = history_file();
     if let Some(h) = &history {

@@ -43,7 +43,9 @@ pub enum Command {
     },
     Events,
     Context,
-    Tree,
+    /// `tree` (the active configuration) or `tree PATH` (every state under PATH, the active
+    /// ones marked).
+    Tree(Option<String>),
     Timers,
     History,
     Set {
@@ -85,7 +87,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("context", "context            the context"),
     (
         "tree",
-        "tree               the active configuration as a tree",
+        "tree [PATH]        the active configuration, or every state under PATH (* = active)",
     ),
     ("timers", "timers             pending delayed events"),
     ("history", "history            the steps of this session"),
@@ -156,7 +158,7 @@ impl Command {
             }
             "events" => Command::Events,
             "context" => Command::Context,
-            "tree" => Command::Tree,
+            "tree" => Command::Tree((!rest.is_empty()).then(|| rest.to_string())),
             "timers" => Command::Timers,
             "history" => Command::History,
             "set" => {
@@ -570,7 +572,11 @@ impl Session {
                     serde_json::to_string_pretty(self.instance().context()).unwrap_or_default(),
                 );
             }
-            Command::Tree => reply.text = Some(self.tree()),
+            Command::Tree(None) => reply.text = Some(self.tree()),
+            Command::Tree(Some(path)) => match self.subtree(&path) {
+                Ok(t) => reply.text = Some(t),
+                Err(e) => reply.error = Some(e),
+            },
             Command::Timers => {
                 reply.text = Some(self.timers_text());
                 reply.extra = Some(("timers", self.timers_json()));
@@ -692,6 +698,64 @@ impl Session {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Every state under `path` (the path itself included), indented, `*` on the active ones.
+    pub fn subtree(&self, path: &str) -> Result<String, String> {
+        let inst = self.instance();
+        let chart = inst.chart();
+        // A full path, or a name unique in the machine (as targets resolve).
+        let top = chart.find(path).or_else(|| {
+            let mut named = chart.states.iter().filter(|s| s.name == path);
+            match (named.next(), named.next()) {
+                (Some(s), None) => Some(s.id),
+                _ => None,
+            }
+        });
+        let Some(top) = top else {
+            let paths = self.state_paths();
+            let by_path =
+                crate::model::diagnostic::did_you_mean(path, paths.iter().map(String::as_str));
+            // Or by the last name: `shiped` → `paid.shipped`.
+            let by_name = || {
+                let names: Vec<&str> = paths.iter().filter_map(|p| p.rsplit('.').next()).collect();
+                let m = crate::model::diagnostic::did_you_mean(path, names.iter().copied())?;
+                paths
+                    .iter()
+                    .find(|p| p.rsplit('.').next() == Some(m))
+                    .cloned()
+            };
+            return Err(match by_path.map(str::to_string).or_else(by_name) {
+                Some(m) => format!("no state `{path}`; did you mean `{m}`?"),
+                None => format!("no state `{path}`"),
+            });
+        };
+        let base = chart.state(top).depth;
+        Ok(chart
+            .states
+            .iter()
+            .filter(|s| s.id == top || chart.is_descendant(s.id, top))
+            .map(|s| {
+                let mark = if inst.is_active(s.id) { "*" } else { " " };
+                format!(
+                    "{mark} {}{}",
+                    "  ".repeat((s.depth - base) as usize),
+                    s.display_path()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// Every state's path, for completion and hints.
+    pub fn state_paths(&self) -> Vec<String> {
+        self.instance()
+            .chart()
+            .states
+            .iter()
+            .filter(|s| !s.id.is_root())
+            .map(|s| s.path.clone())
+            .collect()
     }
 
     fn timers_json(&self) -> Json {
