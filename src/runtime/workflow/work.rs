@@ -334,22 +334,30 @@ async fn keep<R: tokio::io::AsyncRead + Unpin>(
     mut r: R,
     mut flood: Option<oneshot::Sender<()>>,
 ) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = vec![0u8; 16 << 10];
+    // Read straight into the kept bytes' spare room: no zeroed buffer, no copy. Most
+    // commands print little, so the room starts small and doubles.
+    let mut kept: Vec<u8> = Vec::new();
     let mut dropped = false;
+    let mut scratch: Vec<u8> = Vec::new();
     loop {
-        match r.read(&mut buf).await {
+        let read = if kept.len() < MAX_OUTPUT {
+            kept.reserve(kept.len().clamp(1024, 1 << 20));
+            r.read_buf(&mut kept).await
+        } else {
+            scratch.clear();
+            scratch.reserve(16 << 10);
+            r.read_buf(&mut scratch).await
+        };
+        match read {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if kept.len() + n > MAX_OUTPUT {
-                    if let Some(f) = flood.take() {
-                        let _ = f.send(());
-                    }
-                    dropped = true;
-                } else {
-                    kept.extend_from_slice(&buf[..n]);
+            Ok(_) if kept.len() > MAX_OUTPUT || !scratch.is_empty() => {
+                kept.truncate(MAX_OUTPUT);
+                dropped = true;
+                if let Some(f) = flood.take() {
+                    let _ = f.send(());
                 }
             }
+            Ok(_) => {}
         }
     }
     if dropped {
@@ -362,4 +370,31 @@ async fn keep<R: tokio::io::AsyncRead + Unpin>(
         );
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(len: usize) -> (Vec<u8>, bool) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let data = vec![b'x'; len];
+        let (tx, mut rx) = oneshot::channel();
+        let out = rt.block_on(keep(&data[..], Some(tx)));
+        (out, rx.try_recv().is_ok())
+    }
+
+    #[test]
+    fn output_up_to_the_cap_is_kept_whole_and_beyond_it_floods() {
+        let (out, flooded) = kept(5000);
+        assert_eq!((out.len(), flooded), (5000, false));
+        let (out, flooded) = kept(MAX_OUTPUT);
+        assert_eq!((out.len(), flooded), (MAX_OUTPUT, false));
+        let (out, flooded) = kept(MAX_OUTPUT + 1);
+        assert!(flooded);
+        assert!(out.starts_with(&vec![b'x'; MAX_OUTPUT]));
+        assert!(String::from_utf8_lossy(&out[MAX_OUTPUT..]).contains("was dropped"));
+    }
 }
