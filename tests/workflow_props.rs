@@ -9,26 +9,12 @@
 //!
 //! `PROPTEST_CASES` (default 24) and `ORCA_CRASH_RUNS` (default 20) scale them.
 
+mod common;
+use common::workflows::{orca, scratch};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orca-wfp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("m")).unwrap();
-    dir
-}
-
-fn orca(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("orca runs")
-}
+use std::path::Path;
+use std::process::Command;
 
 #[derive(Debug, Clone)]
 struct Task {

@@ -2,24 +2,10 @@
 //! workflows.md with small shell scripts. Marker files prove what ran, how often and in which
 //! order.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::workflows::{orca, scratch};
+use std::path::Path;
 use std::process::{Command, Output};
-
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orca-wf-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("m")).unwrap();
-    dir
-}
-
-fn orca(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("orca runs")
-}
 
 /// Writes `w.ron` and runs it with its run directory at `run`.
 fn run_wf(dir: &Path, text: &str, extra: &[&str]) -> Output {
@@ -27,6 +13,17 @@ fn run_wf(dir: &Path, text: &str, extra: &[&str]) -> Output {
     let mut args = vec!["run", "w.ron", "--run-dir", "run"];
     args.extend_from_slice(extra);
     orca(dir, &args)
+}
+
+/// One operation's object in `status --json` or `replay --json` output.
+fn operation(v: &serde_json::Value, op: &str) -> serde_json::Value {
+    v["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["op"] == op)
+        .unwrap_or_else(|| panic!("no operation {op} in {v}"))
+        .clone()
 }
 
 fn lines(dir: &Path, marker: &str) -> Vec<String> {
@@ -188,15 +185,7 @@ fn fail_fast_cancels_running_siblings_and_starts_no_more() {
     assert!(lines(&dir, "later").is_empty() && lines(&dir, "queued").is_empty());
     let st = orca(&dir, &["status", "run", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-    let state = |op: &str| {
-        v["operations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["op"] == op)
-            .unwrap()["state"]
-            .clone()
-    };
+    let state = |op: &str| operation(&v, op)["state"].clone();
     assert_eq!(state("long"), "Cancelled");
     assert_eq!(state("queued"), "Cancelled");
     assert_eq!(state("w"), "Failed");
@@ -365,13 +354,7 @@ fn machine_work_succeeds_on_a_final_state_and_fails_on_a_failure_tag() {
     );
     let st = orca(&dir, &["status", "run", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-    let good = v["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["op"] == "good")
-        .unwrap()
-        .clone();
+    let good = operation(&v, "good");
     assert_eq!(good["state"], "Succeeded");
     assert_eq!(good["output"], serde_json::json!({"n": 1, "k": "given"}));
 }
@@ -602,15 +585,7 @@ fn replay_rebuilds_any_moment_and_verify_finds_the_first_divergence() {
         ],
     );
     let at: serde_json::Value = serde_json::from_slice(&at.stdout).unwrap();
-    let state = |op: &str| {
-        at["operations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["op"] == op)
-            .unwrap()["state"]
-            .clone()
-    };
+    let state = |op: &str| operation(&at, op)["state"].clone();
     assert_eq!(state("a"), "Retrying");
     assert_eq!(state("b"), "Pending");
     // Against a definition without retries the failure leads elsewhere: exit 1, naming it.

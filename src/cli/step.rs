@@ -76,15 +76,16 @@ fn close(session: &mut Session, code: u8) -> u8 {
     }
 }
 
-/// Completion for the prompt: commands, then event names, context names or nothing,
-/// depending on the command being typed.
-struct StepHelper {
-    events: Vec<String>,
-    context: Vec<String>,
-    states: Vec<String>,
+/// Completion for the prompt: commands (and, for machines, event names) first; after a
+/// command, what it takes (event names, context names, state or operation paths). A dotted
+/// path also completes from its last name (`shi` → `paid.shipped`).
+struct Completions {
+    first: Vec<String>,
+    /// Candidates after each of these command words.
+    after: Vec<(&'static [&'static str], Vec<String>)>,
 }
 
-impl rustyline::completion::Completer for StepHelper {
+impl rustyline::completion::Completer for Completions {
     type Candidate = String;
 
     fn complete(
@@ -97,38 +98,34 @@ impl rustyline::completion::Completer for StepHelper {
         let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
         let word = &before[start..];
         let previous: Vec<&str> = before[..start].split_whitespace().collect();
-        let pool: Vec<&str> = match previous.as_slice() {
-            [] => COMMANDS
+        let pool: &[String] = match previous.as_slice() {
+            [] => &self.first,
+            [cmd] => self
+                .after
                 .iter()
-                .map(|(c, _)| *c)
-                .chain(self.events.iter().map(String::as_str))
-                .collect(),
-            ["send" | "why"] => self.events.iter().map(String::as_str).collect(),
-            ["set"] => self.context.iter().map(String::as_str).collect(),
-            ["tree"] => self.states.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
+                .find(|(cmds, _)| cmds.contains(cmd))
+                .map_or(&[], |(_, c)| c.as_slice()),
+            _ => &[],
         };
-        // A state path also completes from its last name (`shi` → `fulfilment.shipped`).
         let mut found: Vec<String> = pool
-            .into_iter()
+            .iter()
             .filter(|c| {
                 c.starts_with(word)
-                    || previous == ["tree"]
-                        && c.rsplit('.').next().is_some_and(|l| l.starts_with(word))
+                    || c.contains('.') && c.rsplit('.').next().is_some_and(|l| l.starts_with(word))
             })
-            .map(String::from)
+            .cloned()
             .collect();
         found.dedup();
         Ok((start, found))
     }
 }
 
-impl rustyline::hint::Hinter for StepHelper {
+impl rustyline::hint::Hinter for Completions {
     type Hint = String;
 }
-impl rustyline::highlight::Highlighter for StepHelper {}
-impl rustyline::validate::Validator for StepHelper {}
-impl rustyline::Helper for StepHelper {}
+impl rustyline::highlight::Highlighter for Completions {}
+impl rustyline::validate::Validator for Completions {}
+impl rustyline::Helper for Completions {}
 
 /// Where the prompt's history is kept between sessions: `$ORCA_HISTORY`, else
 /// `$XDG_STATE_HOME/orca/step_history`, else `~/.local/state/orca/step_history`.
@@ -154,7 +151,7 @@ fn terminal(session: &mut Session) -> u8 {
         .auto_add_history(true)
         .history_ignore_dups(true)
         .map(|b| b.completion_type(rustyline::CompletionType::List).build());
-    let editor = config.and_then(rustyline::Editor::<StepHelper, _>::with_config);
+    let editor = config.and_then(rustyline::Editor::<Completions, _>::with_config);
     let mut rl = match editor {
         Ok(rl) => rl,
         Err(e) => {
@@ -163,10 +160,18 @@ fn terminal(session: &mut Session) -> u8 {
         }
     };
     let context: Vec<String> = session.instance().context().keys().cloned().collect();
-    rl.set_helper(Some(StepHelper {
-        events: session.event_names(),
-        context,
-        states: session.state_paths(),
+    let events = session.event_names();
+    rl.set_helper(Some(Completions {
+        first: COMMANDS
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .chain(events.iter().cloned())
+            .collect(),
+        after: vec![
+            (&["send", "why"], events),
+            (&["set"], context),
+            (&["tree"], session.state_paths()),
+        ],
     }));
     let history = history_file();
     if let Some(h) = &history {
@@ -299,10 +304,14 @@ fn workflow(args: &Args) -> u8 {
             .auto_add_history(true)
             .history_ignore_dups(true)
             .map(|b| b.completion_type(rustyline::CompletionType::List).build());
-        let editor = config.and_then(rustyline::Editor::<OpHelper, _>::with_config);
+        let editor = config.and_then(rustyline::Editor::<Completions, _>::with_config);
         editor.ok().map(|mut rl| {
-            rl.set_helper(Some(OpHelper {
-                ops: session.operation_names(),
+            rl.set_helper(Some(Completions {
+                first: crate::stepper::workflow::WORKFLOW_COMMANDS
+                    .iter()
+                    .map(|(c, _)| c.to_string())
+                    .collect(),
+                after: vec![(&["ok", "fail", "cancel"], session.operation_names())],
             }));
             if let Some(h) = &history {
                 let _ = rl.load_history(h);
@@ -352,7 +361,7 @@ fn workflow(args: &Args) -> u8 {
         if let (Some(rl), Some(h)) = (&mut editor, &history) {
             // Operation paths grow when a decompose answer adds subtasks.
             if let Some(helper) = rl.helper_mut() {
-                helper.ops = session.operation_names();
+                helper.after[0].1 = session.operation_names();
             }
             if let Some(dir) = h.parent() {
                 let _ = std::fs::create_dir_all(dir);
@@ -362,45 +371,3 @@ fn workflow(args: &Args) -> u8 {
     }
     exit::OK
 }
-
-/// Completion in a workflow simulation: commands, then operation paths.
-struct OpHelper {
-    ops: Vec<String>,
-}
-
-impl rustyline::completion::Completer for OpHelper {
-    type Candidate = String;
-
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        _ctx: &rustyline::Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<String>)> {
-        let before = &line[..pos];
-        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-        let word = &before[start..];
-        let previous: Vec<&str> = before[..start].split_whitespace().collect();
-        let pool: Vec<&str> = match previous.as_slice() {
-            [] => crate::stepper::workflow::WORKFLOW_COMMANDS
-                .iter()
-                .map(|(c, _)| *c)
-                .collect(),
-            ["ok" | "fail" | "cancel"] => self.ops.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
-        };
-        let found = pool
-            .into_iter()
-            .filter(|c| c.starts_with(word))
-            .map(String::from)
-            .collect();
-        Ok((start, found))
-    }
-}
-
-impl rustyline::hint::Hinter for OpHelper {
-    type Hint = String;
-}
-impl rustyline::highlight::Highlighter for OpHelper {}
-impl rustyline::validate::Validator for OpHelper {}
-impl rustyline::Helper for OpHelper {}

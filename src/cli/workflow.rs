@@ -608,19 +608,8 @@ pub fn status(args: StatusArgs) -> u8 {
         .end
         .as_ref()
         .map_or("interrupted", |e| e.ending.as_str());
-    let plan = engine.plan();
     if args.json {
-        let ops: Vec<_> = (0..plan.ops.len())
-            .map(|i| {
-                serde_json::json!({
-                    "op": plan.display_path(i),
-                    "state": engine.state(i),
-                    "phase": engine.phase(i).as_str(),
-                    "attempt": engine.attempt(i),
-                    "output": engine.output(i),
-                })
-            })
-            .collect();
+        let ops = operations_json(&engine);
         println!(
             "{}",
             serde_json::json!({"run": log.header.instance, "workflow": log.file, "status": status, "operations": ops})
@@ -732,19 +721,8 @@ pub fn replay(
         }
         return exit::OK;
     }
-    let plan = engine.plan();
     if json {
-        let ops: Vec<_> = (0..plan.ops.len())
-            .map(|i| {
-                serde_json::json!({
-                    "op": plan.display_path(i),
-                    "state": engine.state(i),
-                    "phase": engine.phase(i).as_str(),
-                    "attempt": engine.attempt(i),
-                    "output": engine.output(i),
-                })
-            })
-            .collect();
+        let ops = operations_json(&engine);
         println!(
             "{}",
             serde_json::json!({"seq": last, "status": status, "operations": ops})
@@ -777,4 +755,20 @@ fn print_tree(engine: &Engine) {
             stack.push((c, depth + 1));
         }
     }
+}
+
+/// Every operation's state, phase, attempt and output, for `status --json` and `replay --json`.
+fn operations_json(engine: &Engine) -> Vec<serde_json::Value> {
+    let plan = engine.plan();
+    (0..plan.ops.len())
+        .map(|i| {
+            serde_json::json!({
+                "op": plan.display_path(i),
+                "state": engine.state(i),
+                "phase": engine.phase(i).as_str(),
+                "attempt": engine.attempt(i),
+                "output": engine.output(i),
+            })
+        })
+        .collect()
 }

@@ -145,34 +145,41 @@ async fn run(
     let err = tokio::spawn(read_capped(child.stderr.take().expect("piped")));
     let status = tokio::select! {
         s = child.wait() => s.ok(),
-        _ = &mut cancel => {
-            signal_group(pid, libc::SIGTERM);
-            match tokio::time::timeout(GRACE, child.wait()).await {
-                Ok(s) => s.ok(),
-                Err(_) => {
-                    signal_group(pid, libc::SIGKILL);
-                    child.wait().await.ok()
-                }
-            }
-        }
+        _ = &mut cancel => stop_group(&mut child, pid).await,
     };
     use std::os::unix::process::ExitStatusExt;
     let status = status.map_or(-1, |s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
-    // Descendants that kept the pipes open must not hold us forever.
-    let stdout = tokio::time::timeout(GRACE, out)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let stderr = tokio::time::timeout(GRACE, err)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let stdout = joined(out).await;
+    let stderr = joined(err).await;
     Finished {
         status,
         stdout,
         stderr,
         spawn_error: None,
     }
+}
+
+/// Stops a command's process group: SIGTERM, then SIGKILL after [`GRACE`]; its exit status.
+pub(crate) async fn stop_group(
+    child: &mut tokio::process::Child,
+    pid: u32,
+) -> Option<std::process::ExitStatus> {
+    signal_group(pid, libc::SIGTERM);
+    match tokio::time::timeout(GRACE, child.wait()).await {
+        Ok(s) => s.ok(),
+        Err(_) => {
+            signal_group(pid, libc::SIGKILL);
+            child.wait().await.ok()
+        }
+    }
+}
+
+/// What a reader task read, waiting at most [`GRACE`]: descendants that kept the pipes open
+/// must not hold the caller forever.
+pub(crate) async fn joined<T: Default>(task: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(GRACE, task)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
 }

@@ -1,7 +1,7 @@
 //! Doing one phase's work: a shell line, a program, a statechart or a nested workflow, with
 //! its stdin document, environment, logs, output cap and cancellation.
 
-use super::super::process::{GRACE, signal_group};
+use super::super::process::{joined, stop_group};
 use super::super::{Clock, Ending, RunOptions, Runner};
 use crate::chart::load_chart_file;
 use crate::interpreter::{Host, Instance};
@@ -210,21 +210,12 @@ async fn run_process(
     let mut cancelled = false;
     let status = tokio::select! {
         s = child.wait() => s.ok(),
-        _ = &mut cancel => { cancelled = true; stop(&mut child, pid).await }
-        Ok(()) = &mut flood_rx => { flooded = true; stop(&mut child, pid).await }
+        _ = &mut cancel => { cancelled = true; stop_group(&mut child, pid).await }
+        Ok(()) = &mut flood_rx => { flooded = true; stop_group(&mut child, pid).await }
     };
     use std::os::unix::process::ExitStatusExt;
-    // Descendants that kept the pipes open must not hold us forever.
-    let stdout = tokio::time::timeout(GRACE, out)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let stderr = tokio::time::timeout(GRACE, err)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let stdout = joined(out).await;
+    let stderr = joined(err).await;
     for (path, bytes) in [(&out_path, &stdout), (&err_path, &stderr)] {
         if !bytes.is_empty()
             && let Err(e) = std::fs::write(path, bytes)
@@ -281,17 +272,6 @@ async fn run_process(
 
 fn last_line(s: &str) -> &str {
     s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s)
-}
-
-async fn stop(child: &mut tokio::process::Child, pid: u32) -> Option<std::process::ExitStatus> {
-    signal_group(pid, libc::SIGTERM);
-    match tokio::time::timeout(GRACE, child.wait()).await {
-        Ok(s) => s.ok(),
-        Err(_) => {
-            signal_group(pid, libc::SIGKILL);
-            child.wait().await.ok()
-        }
-    }
 }
 
 /// `STEM.ext`: the stem holds dots (`deploy.canary.execute-1`), so no `with_extension`.
