@@ -201,9 +201,13 @@ pub struct Engine {
     /// `processes` in the run directory: `+PGID` when a command starts, `-PGID` when it is
     /// gone, so a resumed run can stop what a killed runner left running.
     processes: Option<std::fs::File>,
+    process_notes: String,
     pids: HashMap<u64, u32>,
     /// The logs directory exists.
     logs_ready: bool,
+    /// It was made by this engine: no earlier attempt's logs can be in the way.
+    logs_fresh: bool,
+    run_dir_abs: Option<PathBuf>,
     /// Operations by path (`deploy.canary`, the root by ""), for replaying records.
     by_path: HashMap<String, OpId>,
     /// A simulation's virtual clock and timers (retry backoffs, phase timeouts).
@@ -266,8 +270,11 @@ impl Engine {
             rng: seed,
             failure: None,
             processes: None,
+            process_notes: String::new(),
             pids: HashMap::new(),
             logs_ready: false,
+            logs_fresh: false,
+            run_dir_abs: None,
             simulated: None,
             sim_now: 0,
             sim_timers: Vec::new(),
@@ -704,6 +711,7 @@ impl Engine {
             if let Some(o) = &mut self.observer {
                 o.idle();
             }
+            self.flush_process_notes();
             let Some(msg) = self.rx.recv().await else {
                 break;
             };
@@ -714,6 +722,7 @@ impl Engine {
             }
             self.pump();
         }
+        self.flush_process_notes();
         signals.abort();
         // The root's outcome decides: a failure that came before a Ctrl-C stays a failure.
         let ending = match self.life(0).outcome() {
@@ -1328,6 +1337,7 @@ impl Engine {
         let made = if self.logs_ready {
             Ok(())
         } else {
+            self.logs_fresh = !dir.exists();
             std::fs::create_dir_all(&dir)
         };
         self.logs_ready = made.is_ok();
@@ -1378,18 +1388,27 @@ impl Engine {
         env.push(("ORCA_PHASE".into(), phase_name.into()));
         env.push(("ORCA_ATTEMPT".into(), attempt.to_string()));
         // Absolute, so that a command with its own `cwd` still finds it.
-        let run_dir =
-            std::path::absolute(&self.opts.run_dir).unwrap_or_else(|_| self.opts.run_dir.clone());
+        let run_dir = self
+            .run_dir_abs
+            .get_or_insert_with(|| {
+                std::path::absolute(&self.opts.run_dir)
+                    .unwrap_or_else(|_| self.opts.run_dir.clone())
+            })
+            .clone();
         env.push(("ORCA_RUN_DIR".into(), run_dir.display().to_string()));
         let job = Job {
             work,
             stdin,
             env,
             cwd: plan_op.cwd.clone(),
-            log_stem: free_stem(
-                &dir,
-                &format!("{}.{phase_name}-{attempt}", self.log_name(op)),
-            ),
+            log_stem: {
+                let name = format!("{}.{phase_name}-{attempt}", self.log_name(op));
+                if self.logs_fresh {
+                    dir.join(name)
+                } else {
+                    free_stem(&dir, &name)
+                }
+            },
             base_dir: self.plan.base_dir.clone(),
         };
         let tx = self.tx.clone();
@@ -1413,10 +1432,21 @@ impl Engine {
     }
 
     fn note_process(&mut self, sign: char, pid: u32) {
+        use std::fmt::Write;
+        if self.processes.is_some() {
+            let _ = writeln!(self.process_notes, "{sign}{pid}");
+        }
+    }
+
+    /// Writes the process notes gathered since the last wait, in one `write`: a runner
+    /// killed while it waits has them on the file.
+    fn flush_process_notes(&mut self) {
         use std::io::Write;
-        if let Some(f) = &mut self.processes {
-            // One write, unbuffered: it must be on the file when this process is killed.
-            let _ = f.write_all(format!("{sign}{pid}\n").as_bytes());
+        if let Some(f) = &mut self.processes
+            && !self.process_notes.is_empty()
+        {
+            let _ = f.write_all(self.process_notes.as_bytes());
+            self.process_notes.clear();
         }
     }
 
