@@ -14,7 +14,7 @@ use common::workflows::{orca, scratch};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 #[derive(Debug, Clone)]
 struct Task {
@@ -365,4 +365,159 @@ fn sigkill_at_random_moments_then_resume_never_reruns_a_journaled_phase() {
         assert!(st.values().all(|s| s == "Succeeded"), "run {n}: {st:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// `orca resume run` in `dir`, failing the test if it does not end within 30 s.
+fn resume_within_deadline(dir: &Path, what: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["resume", "run"])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > 30 {
+            let _ = child.kill();
+            panic!("{what}: the resume hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Resumes every cut of `journal` from `first_cut` lines on (the header alone, ..., all but
+/// its last record) in a
+/// fresh directory prepared by `setup`: each ends, with `exit`, in the final states of the
+/// whole journal, and `check` sees what its commands left.
+fn every_cut_of(
+    tag: &str,
+    journal: &str,
+    first_cut: usize,
+    wf: &str,
+    setup: &dyn Fn(&Path),
+    exit: i32,
+    check: &dyn Fn(usize, &Path),
+) {
+    let whole = scratch(&format!("{tag}-cut-whole"));
+    std::fs::write(whole.join("w.ron"), wf).unwrap();
+    std::fs::create_dir_all(whole.join("run")).unwrap();
+    std::fs::write(whole.join("run/journal.jsonl"), journal).unwrap();
+    let expected = states(&whole);
+    let lines: Vec<&str> = journal.lines().collect();
+    for keep in first_cut.max(1)..lines.len() {
+        let dir = scratch(&format!("{tag}-cut"));
+        std::fs::write(dir.join("w.ron"), wf).unwrap();
+        setup(&dir);
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        let cut: String = lines[..keep].iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join("run/journal.jsonl"), &cut).unwrap();
+        let o = resume_within_deadline(&dir, &format!("cut at {keep}"));
+        assert_eq!(
+            o.status.code(),
+            Some(exit),
+            "cut at {keep}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(states(&dir), expected, "cut at {keep}");
+        check(keep, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&whole);
+}
+
+#[test]
+fn a_resume_cut_anywhere_after_reruns_ends_like_the_whole_journal() {
+    // A failed run, a resume that reruns what failed, and one that reruns `b` (--from) and
+    // `p`, whose decompose runs again: the journal holds rerun records, and parents that
+    // hear their kept children again.
+    let wf = r#"Workflow(id: "r", on_child_failure: Continue, tasks: {
+        "a": (run: Shell("true")),
+        "b": (after: ["a"], run: Shell("test -e ok")),
+        "c": (after: ["b"], run: Shell("true")),
+        "p": (decompose: Shell("echo '{\"x\": {\"run\": {\"Shell\": \"true\"}}}'"), tasks: { "e": (run: Shell("true")) }),
+    })"#;
+    let whole = scratch("rerun-whole");
+    std::fs::write(whole.join("w.ron"), wf).unwrap();
+    assert_eq!(
+        orca(&whole, &["run", "w.ron", "--run-dir", "run"])
+            .status
+            .code(),
+        Some(1)
+    );
+    std::fs::write(whole.join("ok"), "").unwrap();
+    let o = orca(&whole, &["resume", "run"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = orca(&whole, &["resume", "run", "--from", "b", "--from", "p"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A resume of a run that succeeded runs nothing.
+    let o = orca(&whole, &["resume", "run"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("succeeded already"));
+    let journal = std::fs::read_to_string(whole.join("run/journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"rerun\"").count(), 2);
+    // Cuts inside the first run end as that run did (the test above); from the first rerun
+    // on, every resume succeeded, so every cut must end succeeded.
+    let first_rerun = journal
+        .lines()
+        .position(|l| l.contains("\"rerun\""))
+        .unwrap();
+    every_cut_of(
+        "rerun",
+        &journal,
+        first_rerun + 1,
+        wf,
+        &|dir| std::fs::write(dir.join("ok"), "").unwrap(),
+        0,
+        &|_, _| {},
+    );
+}
+
+#[test]
+fn a_resume_cut_anywhere_in_a_rollback_compensates_the_rest_in_order() {
+    let wf = r#"Workflow(id: "s", tasks: {
+        "a": (run: Shell("true"), compensate: Shell("echo undo-a >> m/undo")),
+        "b": (after: ["a"], run: Shell("true"), compensate: Shell("echo undo-b >> m/undo")),
+        "g": (after: ["b"], tasks: { "h": (run: Shell("true"), compensate: Shell("echo undo-h >> m/undo")) }),
+        "c": (after: ["g"], run: Shell("exit 1")),
+    })"#;
+    let whole = scratch("rollback-whole");
+    std::fs::write(whole.join("w.ron"), wf).unwrap();
+    assert_eq!(
+        orca(&whole, &["run", "w.ron", "--run-dir", "run"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let undo = std::fs::read_to_string(whole.join("m/undo")).unwrap();
+    assert_eq!(undo, "undo-h\nundo-b\nundo-a\n", "reverse completion order");
+    let journal = std::fs::read_to_string(whole.join("run/journal.jsonl")).unwrap();
+    every_cut_of("rollback", &journal, 1, wf, &|_| {}, 1, &|keep, dir| {
+        // What the resume compensated keeps the order: a suffix of h, b, a, each once.
+        let undo = std::fs::read_to_string(dir.join("m/undo")).unwrap_or_default();
+        let done: Vec<&str> = undo.lines().collect();
+        let all = ["undo-h", "undo-b", "undo-a"];
+        assert!(
+            all.ends_with(&done)
+                || all.len() >= done.len() && done.iter().all(|d| all.contains(d)) && {
+                    let idx: Vec<usize> = done
+                        .iter()
+                        .map(|d| all.iter().position(|a| a == d).unwrap())
+                        .collect();
+                    idx.windows(2).all(|w| w[0] < w[1])
+                },
+            "cut at {keep}: compensations {done:?}"
+        );
+    });
 }

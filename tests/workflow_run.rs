@@ -613,3 +613,44 @@ fn replay_rebuilds_any_moment_and_verify_finds_the_first_divergence() {
         text(&v)
     );
 }
+
+#[test]
+fn a_run_in_progress_cannot_be_resumed_beside_itself() {
+    let dir = scratch("locked");
+    std::fs::write(
+        dir.join("w.ron"),
+        r#"Workflow(id: "w", tasks: { "a": (run: Shell("echo go >> m/log; sleep 1")), "b": (after: ["a"], run: Shell("true")) })"#,
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["run", "w.ron", "--run-dir", "run"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while lines(&dir, "log").is_empty() && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = orca(&dir, &["resume", "run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("in use by another orca process"),
+        "{}",
+        text(&o)
+    );
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "the running run was left alone"
+    );
+    let v = orca(&dir, &["replay", "run/journal.jsonl", "--verify"]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "one writer, one journal: {}",
+        text(&v)
+    );
+}

@@ -38,6 +38,27 @@ pub struct RunArgs<'a> {
     pub sync: SyncPolicy,
 }
 
+/// Holds the run directory for this process: a second `run` or `resume` of the same run
+/// while this one is alive is refused instead of interleaving two writers in one journal.
+fn lock_run(run_dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = run_dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; the lock goes with it.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "run {} is in use by another orca process (still running?)",
+            run_dir.display()
+        ));
+    }
+    Ok(f)
+}
+
 fn load_plan(file: &Path) -> Result<(Plan, String), u8> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     match Plan::load(file) {
@@ -91,6 +112,13 @@ pub fn run(args: RunArgs) -> u8 {
         );
         return exit::USAGE;
     }
+    let _lock = match lock_run(&run_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("orca: {e}");
+            return exit::USAGE;
+        }
+    };
     let journal_path = run_dir.join(JOURNAL);
     // A runner killed before its header was written leaves a journal without one: the run
     // never started, and starting it again replaces that file.
@@ -374,6 +402,13 @@ fn run_dir_of(run: &str) -> PathBuf {
 pub fn resume(args: ResumeArgs) -> u8 {
     let run_dir = run_dir_of(&args.run);
     let journal_path = run_dir.join(JOURNAL);
+    let _lock = match journal_path.exists().then(|| lock_run(&run_dir)) {
+        Some(Err(e)) => {
+            eprintln!("orca: cannot resume {}: {e}", args.run);
+            return exit::USAGE;
+        }
+        lock => lock,
+    };
     let log = match WorkflowLog::read(&journal_path) {
         Ok(l) => l,
         Err(e) => {
@@ -419,16 +454,6 @@ pub fn resume(args: ResumeArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let mut from = Vec::new();
-    for f in &args.from {
-        match plan.find(f) {
-            Some(op) => from.push(op),
-            None => {
-                eprintln!("orca: --from {f}: the workflow has no such operation");
-                return exit::USAGE;
-            }
-        }
-    }
     let opts = EngineOptions {
         run_id: log.header.instance.clone(),
         run_dir: run_dir.clone(),
@@ -439,6 +464,28 @@ pub fn resume(args: ResumeArgs) -> u8 {
     if let Err(e) = engine.replay(log.records) {
         eprintln!("orca: cannot resume {}: {e}", args.run);
         return exit::USAGE;
+    }
+    // After the replay, so that subtasks a decompose added can be named too.
+    let mut from = Vec::new();
+    for f in &args.from {
+        match engine.plan().find(f) {
+            Some(op) => from.push(op),
+            None => {
+                eprintln!("orca: --from {f}: the run has no such operation");
+                return exit::USAGE;
+            }
+        }
+    }
+    let ended = log.end.as_ref().map(|e| e.ending.as_str());
+    if ended == Some("succeeded") && from.is_empty() {
+        // Nothing did not succeed: every phase's success is journaled.
+        if !args.json {
+            println!(
+                "run {} succeeded already; nothing to resume (--from OP reruns OP)",
+                log.header.instance
+            );
+        }
+        return exit::OK;
     }
     // A run that ended (failed, cancelled) reruns what did not succeed; an interrupted one
     // just goes on from where it stopped.
@@ -467,7 +514,7 @@ pub fn resume(args: ResumeArgs) -> u8 {
         }
     }
     let mut journal = journal;
-    if log.end.is_some() || !from.is_empty() {
+    if ended.is_some() || !from.is_empty() {
         use crate::runtime::workflow::WorkflowRecorder;
         let paths: Vec<String> = from
             .iter()

@@ -87,6 +87,8 @@ pub struct WorkflowLog {
     pub file: String,
     pub source: String,
     pub records: Vec<Entry>,
+    /// How the run ended, when the last thing in the journal is an end record (a resume
+    /// that was interrupted leaves records after an earlier end).
     pub end: Option<End>,
     pub warnings: Vec<String>,
 }
@@ -108,8 +110,15 @@ impl WorkflowLog {
         let mut source = j.header.source.clone();
         for r in j.records {
             match r.body {
-                Body::Op(o) => records.push(Entry::Op(o)),
-                Body::Rerun(r) => records.push(Entry::Rerun { from: r.from }),
+                // Records after an end record come from a resume: the run goes on.
+                Body::Op(o) => {
+                    end = None;
+                    records.push(Entry::Op(o));
+                }
+                Body::Rerun(r) => {
+                    end = None;
+                    records.push(Entry::Rerun { from: r.from });
+                }
                 Body::End(e) => end = Some(e),
                 Body::Header(_) => {}
                 Body::Define(d) => {

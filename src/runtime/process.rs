@@ -145,7 +145,7 @@ async fn run(
     let err = tokio::spawn(read_capped(child.stderr.take().expect("piped")));
     let status = tokio::select! {
         s = child.wait() => s.ok(),
-        _ = &mut cancel => stop_group(&mut child, pid).await,
+        _ = &mut cancel => stop_group(&mut child, pid, GRACE).await,
     };
     use std::os::unix::process::ExitStatusExt;
     let status = status.map_or(-1, |s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
@@ -159,13 +159,14 @@ async fn run(
     }
 }
 
-/// Stops a command's process group: SIGTERM, then SIGKILL after [`GRACE`]; its exit status.
+/// Stops a command's process group: SIGTERM, then SIGKILL after `grace`; its exit status.
 pub(crate) async fn stop_group(
     child: &mut tokio::process::Child,
     pid: u32,
+    grace: Duration,
 ) -> Option<std::process::ExitStatus> {
     signal_group(pid, libc::SIGTERM);
-    match tokio::time::timeout(GRACE, child.wait()).await {
+    match tokio::time::timeout(grace, child.wait()).await {
         Ok(s) => s.ok(),
         Err(_) => {
             signal_group(pid, libc::SIGKILL);

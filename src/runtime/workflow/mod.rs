@@ -138,6 +138,9 @@ struct OpRun {
     settled_once: bool,
     /// A succeeded child of a parent that runs again: it reports when the parent asks.
     report_again: bool,
+    /// The subtasks its decompose added, as recorded (kept across reruns: the plan keeps
+    /// them, and a decompose that runs again must print the same).
+    decomposed: Option<Json>,
 }
 
 /// Messages from work, timers and signals to the event loop.
@@ -189,6 +192,7 @@ pub struct Engine {
     /// Operations still to compensate, next first.
     to_compensate: VecDeque<OpId>,
     compensating: bool,
+    compensation_begun: bool,
     /// Parents whose ready children may now start.
     dirty: BTreeSet<OpId>,
     replaying: bool,
@@ -261,6 +265,7 @@ impl Engine {
             completed: Vec::new(),
             to_compensate: VecDeque::new(),
             compensating: false,
+            compensation_begun: false,
             dirty: BTreeSet::new(),
             replaying: false,
             cancelled: false,
@@ -759,6 +764,10 @@ impl Engine {
             self.queue.push_back((0, Event::Start));
             return;
         }
+        // A compensation that was under way finishes before the next one starts.
+        if (0..self.ops.len()).any(|id| self.state(id) == "Compensating") {
+            self.compensating = true;
+        }
         for id in 0..self.ops.len() {
             let life = self.life(id);
             let state = life.state_name();
@@ -783,12 +792,22 @@ impl Engine {
                 self.settled(id, outcome);
             }
             if matches!(state, "Failed" | "Cancelled") {
-                // Its running children were being cancelled.
+                // Its running children were being cancelled (a compensation is not).
                 for &c in &self.plan.ops[id].children.clone() {
-                    if self.life(c).outcome().is_none() {
+                    if self.life(c).outcome().is_none() && self.state(c) != "Compensating" {
                         self.queue.push_back((c, Event::Cancel));
                     }
                 }
+            }
+            // A child that succeeded before a rerun of its parent, whose report the parent
+            // was about to hear again when the run stopped.
+            if self.ops[id].report_again
+                && let Some(parent) = self.plan.ops[id].parent
+                && self.ops[parent].children_started
+                && let Some(outcome) = self.life(id).outcome()
+            {
+                self.ops[id].report_again = false;
+                self.report(id, outcome);
             }
         }
         let root = self.life(0).outcome();
@@ -909,6 +928,17 @@ impl Engine {
         let defs = crate::model::load_workflow::parse_subtasks(text)
             .map_err(|e| format!("decompose printed invalid subtasks: {e}"))?;
         let json = serde_json::to_value(&defs).map_err(|e| e.to_string())?;
+        // Run again (a resumed run): its subtasks are in the plan already.
+        if let Some(before) = &self.ops[op].decomposed {
+            return if *before == json {
+                Ok((self.dynamic_children(op), json))
+            } else {
+                Err(format!(
+                    "decompose printed other subtasks than when it ran before in this run ({}); a run's operations cannot change, start a new run",
+                    defs.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            };
+        }
         let n = self.add_subtasks(op, defs)?;
         Ok((n, json))
     }
@@ -947,6 +977,9 @@ impl Engine {
 
     /// One event to one operation: decide, record, then act.
     fn deliver(&mut self, op: OpId, event: Event) {
+        // A span per operation's event: what it runs under `phase` spans, what it decides here.
+        let span = tracing::debug_span!("operation", op = %self.plan.display_path(op), event = event.name());
+        let _entered = span.enter();
         let from = self.state(op);
         let was_waiting = self.life(op).waiting();
         // A success counts only for the phase being worked on; a late one is ignored.
@@ -977,6 +1010,9 @@ impl Engine {
         {
             self.ops[op].outputs.insert(p.as_str(), output.clone());
             self.ops[op].recorded.insert(*p, output.clone());
+            if *p == Phase::Decompose && *subtasks > 0 {
+                self.ops[op].decomposed = Some(output.clone());
+            }
             if self.replaying && *p == Phase::Decompose && *subtasks > 0 {
                 self.replay_subtasks(op, output);
             }
@@ -986,6 +1022,7 @@ impl Engine {
                 && let Some(c) = self.child_named(op, child)
             {
                 self.ops[c].reported = true;
+                self.ops[c].report_again = false;
             }
             for c in commands {
                 self.bookkeeping(op, &c);
@@ -1243,9 +1280,10 @@ impl Engine {
 
     /// Compensates succeeded operations one at a time, latest success first.
     fn begin_compensation(&mut self) {
-        if self.compensating {
+        if self.compensation_begun {
             return;
         }
+        self.compensation_begun = true;
         self.to_compensate = self
             .completed
             .iter()
@@ -1253,7 +1291,10 @@ impl Engine {
             .copied()
             .filter(|&c| self.compensable(c))
             .collect();
-        self.compensation_step_done();
+        // One at a time: a compensation still under way (a resumed run) goes first.
+        if !self.compensating {
+            self.compensation_step_done();
+        }
     }
 
     fn compensation_step_done(&mut self) {

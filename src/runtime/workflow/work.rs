@@ -1,7 +1,7 @@
 //! Doing one phase's work: a shell line, a program, a statechart or a nested workflow, with
 //! its stdin document, environment, logs, output cap and cancellation.
 
-use super::super::process::{joined, stop_group};
+use super::super::process::{GRACE, joined, stop_group};
 use super::super::{Clock, Ending, RunOptions, Runner};
 use crate::chart::load_chart_file;
 use crate::interpreter::{Host, Instance};
@@ -10,6 +10,7 @@ use crate::model::workflow::Work;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -56,9 +57,9 @@ pub async fn perform(
     match &job.work {
         Work::Shell(line) => {
             let argv = vec!["sh".to_string(), "-c".to_string(), line.clone()];
-            run_process(&job, argv, true, cancel, spawned).await
+            run_process(&job, argv, true, cancel, spawned, GRACE).await
         }
-        Work::Command(argv) => run_process(&job, argv.clone(), false, cancel, spawned).await,
+        Work::Command(argv) => run_process(&job, argv.clone(), false, cancel, spawned, GRACE).await,
         Work::Workflow(file) => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
@@ -79,7 +80,17 @@ pub async fn perform(
                 run_dir.display().to_string(),
                 "--output".into(),
             ];
-            run_process(&job, argv, false, cancel, spawned).await
+            // A nested orca stops its own commands (SIGTERM, then SIGKILL after GRACE)
+            // when it gets SIGTERM: give it the time to, before it is killed itself.
+            run_process(
+                &job,
+                argv,
+                false,
+                cancel,
+                spawned,
+                GRACE * 2 + Duration::from_secs(1),
+            )
+            .await
         }
         Work::Machine(file) => {
             let path = job.base_dir.join(file);
@@ -157,6 +168,7 @@ async fn run_process(
     shell: bool,
     mut cancel: oneshot::Receiver<()>,
     spawned: impl FnOnce(u32),
+    grace: Duration,
 ) -> WorkResult {
     let Some((program, args)) = argv.split_first() else {
         return WorkResult::Failed {
@@ -210,8 +222,8 @@ async fn run_process(
     let mut cancelled = false;
     let status = tokio::select! {
         s = child.wait() => s.ok(),
-        _ = &mut cancel => { cancelled = true; stop_group(&mut child, pid).await }
-        Ok(()) = &mut flood_rx => { flooded = true; stop_group(&mut child, pid).await }
+        _ = &mut cancel => { cancelled = true; stop_group(&mut child, pid, grace).await }
+        Ok(()) = &mut flood_rx => { flooded = true; stop_group(&mut child, pid, grace).await }
     };
     use std::os::unix::process::ExitStatusExt;
     let stdout = joined(out).await;
