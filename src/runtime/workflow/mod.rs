@@ -842,6 +842,9 @@ impl Engine {
                         None => "timed out".into(),
                     });
                     self.queue.push_back((op, Event::TimedOut));
+                    // Stopped now, not when TimedOut is delivered: a result that comes in
+                    // the same batch is stale and must not act (a decompose adding subtasks).
+                    self.stop_work(op);
                 }
             }
             Msg::RetryDue { op, token } => {
