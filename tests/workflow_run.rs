@@ -340,7 +340,13 @@ fn machine_work_succeeds_on_a_final_state_and_fails_on_a_failure_tag() {
         r#"Machine(states: { "a": (always: "broken"), "broken": (kind: Final, tags: ["failure"]) })"#,
     )
     .unwrap();
+    std::fs::write(
+        dir.join("err.ron"),
+        r#"Machine(context: {"n": 0}, states: { "a": (entry: [Assign("n", "n + missing")], after: {"10ms": "done"}), "done": (kind: Final) })"#,
+    )
+    .unwrap();
     let wf = r#"Workflow(id: "w", on_child_failure: Continue, tasks: {
+        "erring": (run: Machine("err.ron")),
         "good": (run: Machine("ok.ron"), input: {"k": "given"}),
         "after-good": (after: ["good"], run: Shell("cat > m/doc")),
         "bad": (run: Machine("bad.ron")),
@@ -349,6 +355,15 @@ fn machine_work_succeeds_on_a_final_state_and_fails_on_a_failure_tag() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("bad failed: execute: the machine ended in `broken`"),
+        "{}",
+        text(&o)
+    );
+    // An error event no transition takes fails the work, although the machine went on to a
+    // final state.
+    assert!(
+        text(&o).contains(
+            "erring failed: execute: `error.execution` reached the machine's root unhandled"
+        ),
         "{}",
         text(&o)
     );

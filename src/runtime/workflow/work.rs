@@ -129,7 +129,41 @@ async fn run_machine(path: PathBuf, doc: Json) -> WorkResult {
             ..RunOptions::default()
         },
     );
+    // An `error.*` event that reaches the machine's root with no transition for it fails the
+    // work (workflows.md), with the message of the error that raised it.
+    let unhandled: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let seen = unhandled.clone();
+    let mut last_error = String::new();
+    runner.set_recorder(Box::new(move |r| {
+        let super::super::Recorded::Step(step) = r else {
+            return;
+        };
+        for out in step.out.iter().filter(|o| o.instance == "#") {
+            for note in &out.notes {
+                match note {
+                    super::super::Note::Error(m) => last_error = m.clone(),
+                    super::super::Note::Ignored(e) if e.starts_with("error.") => {
+                        let mut u = seen.lock().expect("unhandled lock");
+                        if u.is_none() {
+                            *u = Some(if last_error.is_empty() {
+                                format!("`{e}` reached the machine's root unhandled")
+                            } else {
+                                format!("`{e}` reached the machine's root unhandled: {last_error}")
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }));
     let ending = runner.run(Vec::new()).await;
+    if let Some(e) = unhandled.lock().expect("unhandled lock").take() {
+        return WorkResult::Failed {
+            error: e,
+            retryable: false,
+        };
+    }
     let inst = runner.root();
     let finals: Vec<&str> = inst
         .configuration()
