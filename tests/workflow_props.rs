@@ -90,10 +90,14 @@ fn workflow(d: &Dag) -> String {
     s
 }
 
-fn check_log(d: &Dag, log: &[String], exit: Option<i32>) -> Result<(), TestCaseError> {
+fn check_log(
+    d: &Dag,
+    log: &[String],
+    exit: Option<i32>,
+    succeeded: &[usize],
+) -> Result<(), TestCaseError> {
     let mut ended: BTreeMap<usize, bool> = BTreeMap::new();
     let mut running: BTreeSet<usize> = BTreeSet::new();
-    let mut completion: Vec<usize> = Vec::new();
     let mut undone: Vec<usize> = Vec::new();
     let num = |w: &str| w.trim_start_matches('t').parse::<usize>().unwrap();
     for line in log {
@@ -123,17 +127,18 @@ fn check_log(d: &Dag, log: &[String], exit: Option<i32>) -> Result<(), TestCaseE
                 let t = num(t);
                 running.remove(&t);
                 ended.insert(t, *how == "ok");
-                if *how == "ok" {
-                    completion.push(t);
-                }
             }
             ["undo", t] => undone.push(num(t)),
             _ => prop_assert!(false, "unexpected line {}", line),
         }
     }
     let root_failed = exit == Some(1);
+    // Completion order is the order in which orca learned of each success (the journal),
+    // not the order the commands wrote their last line: two commands that end together are
+    // reaped in either order, and one that finishes just as fail-fast cancels it was never
+    // seen to succeed.
     let expected: Vec<usize> = if root_failed {
-        completion
+        succeeded
             .iter()
             .rev()
             .copied()
@@ -142,7 +147,7 @@ fn check_log(d: &Dag, log: &[String], exit: Option<i32>) -> Result<(), TestCaseE
     } else {
         Vec::new()
     };
-    prop_assert_eq!(undone, expected, "compensation: {:?}", log);
+    prop_assert_eq!(undone, expected, "compensation: {:?} {:?}", log, succeeded);
     // The run fails exactly when a non-optional task failed.
     let hard_failure = ended.iter().any(|(&t, &ok)| !ok && !d.tasks[t].optional);
     prop_assert_eq!(root_failed, hard_failure, "exit {:?}: {:?}", exit, log);
@@ -167,9 +172,28 @@ proptest! {
             .map(str::to_string)
             .collect();
         prop_assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
-        check_log(&d, &log, o.status.code())?;
+        check_log(&d, &log, o.status.code(), &succeeded_in_order(&dir))?;
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The tasks (`tN`) in the order the journal records them succeeding.
+fn succeeded_in_order(dir: &Path) -> Vec<usize> {
+    let journal = std::fs::read_to_string(dir.join("run/journal.jsonl")).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in journal.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["op"]["state"] == "Succeeded"
+            && let Some(t) = v["op"]["op"].as_str().and_then(|p| p.strip_prefix('t'))
+            && let Ok(n) = t.parse::<usize>()
+            && !out.contains(&n)
+        {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// Final states by operation, from `orca status --json`.
