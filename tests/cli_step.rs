@@ -18,8 +18,20 @@ fn temp(name: &str, text: &str) -> PathBuf {
 /// Runs `orca step FILE --json [EXTRA...]` with `script` on stdin: one object per line, and
 /// the process output.
 fn run_step(file: &Path, extra: &[&Path], script: &str) -> (Vec<Value>, std::process::Output) {
+    let out = step_output(file, &["--json"], extra, script);
+    let values = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (values, out)
+}
+
+/// Runs `orca step FILE [FLAGS] [EXTRA]` with `script` on stdin.
+fn step_output(file: &Path, flags: &[&str], extra: &[&Path], script: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["step", file.to_str().unwrap(), "--json"])
+        .arg("step")
+        .arg(file)
+        .args(flags)
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -32,12 +44,7 @@ fn run_step(file: &Path, extra: &[&Path], script: &str) -> (Vec<Value>, std::pro
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let values = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (values, out)
+    child.wait_with_output().unwrap()
 }
 
 fn step(file: &Path, script: &str) -> Vec<Value> {
@@ -482,21 +489,7 @@ fn a_simulated_phase_times_out_on_the_virtual_clock() {
 #[test]
 fn tree_with_a_path_shows_every_state_under_it_with_the_active_ones_marked() {
     let order = Path::new(env!("CARGO_MANIFEST_DIR")).join("machines/order.ron");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .arg("step")
-        .arg(&order)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"tree cart\ntree shipped\ntree shiped\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = step_output(&order, &[], &[], "tree cart\ntree shipped\ntree shiped\n");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("* cart"), "{text}");
     assert!(

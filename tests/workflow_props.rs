@@ -13,7 +13,7 @@ mod common;
 use common::workflows::{orca, scratch};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 #[derive(Debug, Clone)]
@@ -256,10 +256,7 @@ const CUT_WORKFLOW: &str = r#"Workflow(id: "c", on_child_failure: Continue, task
 
 #[test]
 fn resuming_from_a_journal_cut_at_any_record_never_reruns_a_success() {
-    let whole = scratch("cut-whole");
-    std::fs::write(whole.join("w.ron"), CUT_WORKFLOW).unwrap();
-    let o = orca(&whole, &["run", "w.ron", "--run-dir", "run"]);
-    assert_eq!(o.status.code(), Some(1));
+    let whole = first_run("cut-whole", CUT_WORKFLOW, 1);
     let expected = states(&whole);
     let journal = std::fs::read_to_string(whole.join("run/journal.jsonl")).unwrap();
     let lines: Vec<&str> = journal.lines().collect();
@@ -412,6 +409,20 @@ fn resume_within_deadline(dir: &Path, what: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A scratch directory where `wf` ran once as `w.ron` (run directory `run`), ending `exit`.
+fn first_run(tag: &str, wf: &str, exit: i32) -> PathBuf {
+    let dir = scratch(tag);
+    std::fs::write(dir.join("w.ron"), wf).unwrap();
+    let o = orca(&dir, &["run", "w.ron", "--run-dir", "run"]);
+    assert_eq!(
+        o.status.code(),
+        Some(exit),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    dir
+}
+
 /// Resumes every cut of `journal` from `first_cut` lines on (the header alone, ..., all but
 /// its last record) in a
 /// fresh directory prepared by `setup`: each ends, with `exit`, in the final states of the
@@ -463,14 +474,7 @@ fn a_resume_cut_anywhere_after_reruns_ends_like_the_whole_journal() {
         "c": (after: ["b"], run: Shell("true")),
         "p": (decompose: Shell("echo '{\"x\": {\"run\": {\"Shell\": \"true\"}}}'"), tasks: { "e": (run: Shell("true")) }),
     })"#;
-    let whole = scratch("rerun-whole");
-    std::fs::write(whole.join("w.ron"), wf).unwrap();
-    assert_eq!(
-        orca(&whole, &["run", "w.ron", "--run-dir", "run"])
-            .status
-            .code(),
-        Some(1)
-    );
+    let whole = first_run("rerun-whole", wf, 1);
     std::fs::write(whole.join("ok"), "").unwrap();
     let o = orca(&whole, &["resume", "run"]);
     assert_eq!(
@@ -516,14 +520,7 @@ fn a_resume_cut_anywhere_in_a_rollback_compensates_the_rest_in_order() {
         "g": (after: ["b"], tasks: { "h": (run: Shell("true"), compensate: Shell("echo undo-h >> m/undo")) }),
         "c": (after: ["g"], run: Shell("exit 1")),
     })"#;
-    let whole = scratch("rollback-whole");
-    std::fs::write(whole.join("w.ron"), wf).unwrap();
-    assert_eq!(
-        orca(&whole, &["run", "w.ron", "--run-dir", "run"])
-            .status
-            .code(),
-        Some(1)
-    );
+    let whole = first_run("rollback-whole", wf, 1);
     let undo = std::fs::read_to_string(whole.join("m/undo")).unwrap();
     assert_eq!(undo, "undo-h\nundo-b\nundo-a\n", "reverse completion order");
     let journal = std::fs::read_to_string(whole.join("run/journal.jsonl")).unwrap();
@@ -532,15 +529,12 @@ fn a_resume_cut_anywhere_in_a_rollback_compensates_the_rest_in_order() {
         let undo = std::fs::read_to_string(dir.join("m/undo")).unwrap_or_default();
         let done: Vec<&str> = undo.lines().collect();
         let all = ["undo-h", "undo-b", "undo-a"];
+        let order: Vec<Option<usize>> = done
+            .iter()
+            .map(|d| all.iter().position(|a| a == d))
+            .collect();
         assert!(
-            all.ends_with(&done)
-                || all.len() >= done.len() && done.iter().all(|d| all.contains(d)) && {
-                    let idx: Vec<usize> = done
-                        .iter()
-                        .map(|d| all.iter().position(|a| a == d).unwrap())
-                        .collect();
-                    idx.windows(2).all(|w| w[0] < w[1])
-                },
+            order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]),
             "cut at {keep}: compensations {done:?}"
         );
     });

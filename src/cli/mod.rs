@@ -68,6 +68,21 @@ enum Command {
     Status(workflow::StatusArgs),
 }
 
+/// The single-threaded tokio runtime runs are driven on; `None` (said on stderr) if it
+/// cannot be made.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("orca: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));

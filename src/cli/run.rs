@@ -199,15 +199,8 @@ pub fn run(args: Args) -> u8 {
         }
         None => None,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("orca: cannot start the runtime: {e}");
-            return exit::FAILED;
-        }
+    let Some(rt) = super::runtime() else {
+        return exit::FAILED;
     };
     let ending = rt.block_on(async {
         tokio::select! {

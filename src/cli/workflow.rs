@@ -262,15 +262,8 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
         }
     };
     engine.set_observer(Box::new(printer));
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("orca: cannot start the runtime: {e}");
-            return exit::FAILED;
-        }
+    let Some(rt) = super::runtime() else {
+        return exit::FAILED;
     };
     let local = tokio::task::LocalSet::new();
     let ending = local.block_on(&rt, engine.run());
