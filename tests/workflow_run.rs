@@ -371,6 +371,10 @@ fn machine_work_succeeds_on_a_final_state_and_fails_on_a_failure_tag() {
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     let good = operation(&v, "good");
     assert_eq!(good["state"], "Succeeded");
+    assert!(
+        good["duration_ms"].is_u64(),
+        "status gives durations: {good}"
+    );
     assert_eq!(good["output"], serde_json::json!({"n": 1, "k": "given"}));
 }
 

@@ -615,22 +615,9 @@ pub fn status(args: StatusArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let w = match crate::model::load_workflow::load_workflow_str(&log.file, &log.source) {
-        Ok(w) => w,
-        Err(d) => {
-            eprintln!("orca: the journal's workflow does not load: {d}");
-            return exit::USAGE;
-        }
-    };
-    let base = Path::new(&log.file)
-        .parent()
-        .map_or(PathBuf::from("."), Path::to_path_buf);
-    let plan = match Plan::compile(&w, &base) {
-        Ok((p, _)) => p,
-        Err(d) => {
-            eprintln!("orca: the journal's workflow does not compile: {d}");
-            return exit::USAGE;
-        }
+    let plan = match plan_of(&log.file, &log.source) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let opts = EngineOptions {
         run_id: log.header.instance.clone(),
@@ -639,7 +626,7 @@ pub fn status(args: StatusArgs) -> u8 {
         compensate_on_cancel: false,
     };
     let mut engine = Engine::new(plan, opts);
-    // Times come from the records' order only; attempts and states are exact.
+
     if let Err(e) = engine.replay(log.records.clone()) {
         eprintln!("orca: {e}");
         return exit::USAGE;
@@ -649,7 +636,12 @@ pub fn status(args: StatusArgs) -> u8 {
         .as_ref()
         .map_or("interrupted", |e| e.ending.as_str());
     if args.json {
-        let ops = operations_json(&engine);
+        let mut ops = operations_json(&engine);
+        for (i, o) in ops.iter_mut().enumerate() {
+            if let Some(&(first, last)) = log.spans.get(&engine.plan().ops[i].path) {
+                o["duration_ms"] = serde_json::json!(last - first);
+            }
+        }
         println!(
             "{}",
             serde_json::json!({"run": log.header.instance, "workflow": log.file, "status": status, "operations": ops})
@@ -657,7 +649,7 @@ pub fn status(args: StatusArgs) -> u8 {
         return exit::OK;
     }
     println!("run {} ({}): {status}", log.header.instance, log.file);
-    print_tree(&engine);
+    print_tree(&engine, Some(&log.spans));
     exit::OK
 }
 
@@ -697,15 +689,9 @@ pub fn replay(
         },
         None => forced.unwrap_or_else(|| (j.header.file.clone(), j.header.source.clone())),
     };
-    let base = crate::lifecycle::plan::base_dir(Path::new(&name)).to_path_buf();
-    let plan = match crate::model::load_workflow::load_workflow_str(&name, &source)
-        .and_then(|w| Plan::compile(&w, &base))
-    {
-        Ok((p, _)) => p,
-        Err(d) => {
-            eprintln!("orca: the workflow does not load: {d}");
-            return exit::USAGE;
-        }
+    let plan = match plan_of(&name, &source) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let mut engine = Engine::new(
         plan,
@@ -770,22 +756,42 @@ pub fn replay(
         return exit::OK;
     }
     println!("after record {last}:");
-    print_tree(&engine);
+    print_tree(&engine, None);
     exit::OK
 }
 
-fn print_tree(engine: &Engine) {
+/// The plan of a workflow text a journal holds; relative paths resolve from `file`'s
+/// directory.
+fn plan_of(file: &str, source: &str) -> Result<Plan, u8> {
+    let base = crate::lifecycle::plan::base_dir(Path::new(file)).to_path_buf();
+    match crate::model::load_workflow::load_workflow_str(file, source)
+        .and_then(|w| Plan::compile(&w, &base))
+    {
+        Ok((p, _)) => Ok(p),
+        Err(d) => {
+            eprintln!("orca: the journal's workflow does not load: {d}");
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// The operation tree with each operation's state and attempt, and its duration when the
+/// journal's times are given.
+fn print_tree(engine: &Engine, spans: Option<&std::collections::HashMap<String, (u64, u64)>>) {
     let plan = engine.plan();
     let mut stack = vec![(0usize, 0usize)];
     while let Some((op, depth)) = stack.pop() {
         let attempt = engine.attempt(op);
-        let extra = if attempt > 1 {
+        let mut extra = if attempt > 1 {
             format!("  attempt {attempt}")
         } else {
             String::new()
         };
+        if let Some(&(first, last)) = spans.and_then(|s| s.get(&plan.ops[op].path)) {
+            extra.push_str(&format!("  {:.1}s", (last - first) as f64 / 1000.0));
+        }
         println!(
-            "{}{:<w$} {}{extra}",
+            "{}{:<w$} {:<12}{extra}",
             "  ".repeat(depth),
             plan.ops[op].name,
             engine.state(op),

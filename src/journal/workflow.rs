@@ -87,6 +87,9 @@ pub struct WorkflowLog {
     pub file: String,
     pub source: String,
     pub records: Vec<Entry>,
+    /// Per operation path (`""` for the root): the wall-clock times (ms) of its first and
+    /// last record, which `orca status` shows as its duration.
+    pub spans: std::collections::HashMap<String, (u64, u64)>,
     /// How the run ended, when the last thing in the journal is an end record (a resume
     /// that was interrupted leaves records after an earlier end).
     pub end: Option<End>,
@@ -106,6 +109,7 @@ impl WorkflowLog {
         }
         let mut records = Vec::new();
         let mut end = None;
+        let mut spans = std::collections::HashMap::new();
         let mut file = j.header.file.clone();
         let mut source = j.header.source.clone();
         for r in j.records {
@@ -113,6 +117,8 @@ impl WorkflowLog {
                 // Records after an end record come from a resume: the run goes on.
                 Body::Op(o) => {
                     end = None;
+                    let span = spans.entry(o.op.clone()).or_insert((r.wall, r.wall));
+                    span.1 = r.wall;
                     records.push(Entry::Op(o));
                 }
                 Body::Rerun(r) => {
@@ -139,6 +145,7 @@ impl WorkflowLog {
             file,
             source,
             records,
+            spans,
             end,
             warnings: j.warnings,
         })
