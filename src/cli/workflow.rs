@@ -269,12 +269,7 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
     let ending = local.block_on(&rt, engine.run());
     engine.finish_observer();
     let end = End {
-        ending: match ending {
-            RunEnding::Succeeded => "succeeded",
-            RunEnding::Failed => "failed",
-            RunEnding::Cancelled => "cancelled",
-        }
-        .into(),
+        ending: ending.as_str().into(),
         message: engine.failure().map(str::to_string),
     };
     let closed = writer
@@ -311,11 +306,7 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
     };
     if view.json {
         let v = serde_json::json!({
-            "summary": match ending {
-                RunEnding::Succeeded => "succeeded",
-                RunEnding::Failed => "failed",
-                RunEnding::Cancelled => "cancelled",
-            },
+            "summary": ending.as_str(),
             "run_dir": run_dir.display().to_string(),
             "output": engine.output(0),
             "failures": failed.iter().map(|&i| serde_json::json!({
@@ -327,11 +318,7 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
         outln!("{v}");
         return;
     }
-    let word = match ending {
-        RunEnding::Succeeded => "succeeded",
-        RunEnding::Failed => "failed",
-        RunEnding::Cancelled => "cancelled",
-    };
+    let word = ending.as_str();
     outln!(
         "{} {word}: {} succeeded, {} failed, {} skipped, {} cancelled, {} compensated ({} operations)",
         plan.id,
@@ -357,7 +344,6 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
     if ending != RunEnding::Succeeded {
         outln!("  resume with: orca resume {}", run_dir.display());
     }
-    let _ = std::io::stdout().is_terminal();
 }
 
 #[derive(clap::Args, Debug)]

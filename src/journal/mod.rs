@@ -58,15 +58,27 @@ impl Header {
     /// A header for a machine run starting now.
     pub fn for_machine(file: &Path, source: &str, clock: &str) -> Header {
         let wall = wall_ms();
+        let instance = format!("{wall:x}-{:x}", std::process::id());
+        Header::new("machine", file, source, &instance, clock)
+    }
+
+    /// A header for a run of `kind` starting now.
+    pub(crate) fn new(
+        kind: &str,
+        file: &Path,
+        source: &str,
+        instance: &str,
+        clock: &str,
+    ) -> Header {
         Header {
             format: FORMAT,
             orca: env!("CARGO_PKG_VERSION").to_string(),
-            kind: "machine".into(),
+            kind: kind.into(),
             file: file.display().to_string(),
             hash: sha256_hex(source.as_bytes()),
             source: source.to_string(),
-            instance: format!("{wall:x}-{:x}", std::process::id()),
-            started: rfc3339(wall),
+            instance: instance.to_string(),
+            started: rfc3339(wall_ms()),
             clock: clock.into(),
             rewinds: false,
         }

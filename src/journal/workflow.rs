@@ -2,28 +2,14 @@
 //! per event delivered to an operation, and an [`Body::End`] when the run ended cleanly.
 
 use super::SyncPolicy;
-use super::{
-    Body, End, FORMAT, Header, Journal, JournalError, JournalWriter, Rerun, rfc3339, sha256_hex,
-    wall_ms,
-};
+use super::{Body, End, Header, Journal, JournalError, JournalWriter, Rerun};
 use crate::runtime::workflow::{Entry, OpRecord, WorkflowRecorder};
 use std::path::Path;
 
 impl Header {
     /// A header for a workflow run starting now; `run_id` names the run.
     pub fn for_workflow(file: &Path, source: &str, run_id: &str) -> Header {
-        Header {
-            format: FORMAT,
-            orca: env!("CARGO_PKG_VERSION").to_string(),
-            kind: "workflow".into(),
-            file: file.display().to_string(),
-            hash: sha256_hex(source.as_bytes()),
-            source: source.to_string(),
-            instance: run_id.to_string(),
-            started: rfc3339(wall_ms()),
-            clock: "real".into(),
-            rewinds: false,
-        }
+        Header::new("workflow", file, source, run_id, "real")
     }
 }
 
@@ -43,12 +29,6 @@ impl WorkflowJournal {
             writer.set_inline(true);
         }
         WorkflowJournal { writer, last: None }
-    }
-
-    /// Writes the end record and closes the journal.
-    pub fn finish(self, end: End) -> Result<(), String> {
-        self.writer.append(Body::End(end))?;
-        self.writer.close()
     }
 
     pub fn writer(&self) -> &JournalWriter {

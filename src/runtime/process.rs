@@ -147,8 +147,7 @@ async fn run(
         s = child.wait() => s.ok(),
         _ = &mut cancel => stop_group(&mut child, pid, GRACE).await,
     };
-    use std::os::unix::process::ExitStatusExt;
-    let status = status.map_or(-1, |s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
+    let status = exit_code(status);
     let stdout = joined(out).await;
     let stderr = joined(err).await;
     Finished {
@@ -157,6 +156,12 @@ async fn run(
         stderr,
         spawn_error: None,
     }
+}
+
+/// An exit status as a number: the code, `-signal` when killed by one, -1 when unknown.
+pub(crate) fn exit_code(status: Option<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.map_or(-1, |s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)))
 }
 
 /// Stops a command's process group: SIGTERM, then SIGKILL after `grace`; its exit status.

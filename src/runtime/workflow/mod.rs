@@ -104,6 +104,17 @@ pub enum RunEnding {
     Cancelled,
 }
 
+impl RunEnding {
+    /// As the journal's end record and the summary say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEnding::Succeeded => "succeeded",
+            RunEnding::Failed => "failed",
+            RunEnding::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// What an operation is doing right now, beyond its lifecycle state.
 #[derive(Default)]
 struct OpRun {
@@ -183,7 +194,6 @@ pub struct Engine {
     queue: VecDeque<(OpId, Event)>,
     /// Work waiting for a global slot, in the order it asked.
     waiting_work: VecDeque<(OpId, Purpose, u64)>,
-    running_work: usize,
     /// Tokens of work whose process may still be running; each holds a global slot.
     in_flight: std::collections::HashSet<u64>,
     global_bound: usize,
@@ -259,7 +269,6 @@ impl Engine {
             observer: None,
             queue: VecDeque::new(),
             waiting_work: VecDeque::new(),
-            running_work: 0,
             in_flight: Default::default(),
             global_bound,
             completed: Vec::new(),
@@ -522,7 +531,6 @@ impl Engine {
             ));
         };
         self.in_flight.remove(&token);
-        self.running_work -= 1;
         self.ops[op].work = None;
         self.work_finished(op, result);
         self.pump();
@@ -751,10 +759,10 @@ impl Engine {
         let root_settled = self.life(0).outcome().is_some() && !self.life(0).is_running();
         root_settled
             && self.queue.is_empty()
-            && self.running_work == 0
+            && self.in_flight.is_empty()
             && !self.compensating
             && self.to_compensate.is_empty()
-            || (self.failure.is_some() && self.running_work == 0)
+            || (self.failure.is_some() && self.in_flight.is_empty())
     }
 
     /// After a replay: whatever was decided but not yet delivered when the run stopped is
@@ -823,9 +831,7 @@ impl Engine {
                 self.note_process('+', pid);
             }
             Msg::Done { op, token, result } => {
-                if self.in_flight.remove(&token) {
-                    self.running_work -= 1;
-                }
+                self.in_flight.remove(&token);
                 if let Some(pid) = self.pids.remove(&token) {
                     self.note_process('-', pid);
                 }
@@ -1323,7 +1329,7 @@ impl Engine {
     /// Starts queued work while global slots are free.
     fn start_waiting_work(&mut self) {
         let mut barrier_done = false;
-        while self.running_work < self.global_bound {
+        while self.in_flight.len() < self.global_bound {
             let Some((op, purpose, token)) = self.waiting_work.pop_front() else {
                 break;
             };
@@ -1349,7 +1355,6 @@ impl Engine {
         if let Some(sim) = &mut self.simulated {
             let (cancel_tx, _) = oneshot::channel();
             self.ops[op].work = Some(cancel_tx);
-            self.running_work += 1;
             self.in_flight.insert(token);
             sim.insert(op, (purpose, token));
             if let (Purpose::Phase(..), Some(ms)) = (purpose, self.plan.ops[op].timeout_ms) {
@@ -1376,7 +1381,6 @@ impl Engine {
         let dir = self.opts.run_dir.join("logs");
         let (cancel_tx, cancel_rx) = oneshot::channel();
         self.ops[op].work = Some(cancel_tx);
-        self.running_work += 1;
         self.in_flight.insert(token);
         let made = if self.logs_ready {
             Ok(())
@@ -1540,7 +1544,6 @@ impl Engine {
         if let Some((_, token)) = self.simulated.as_mut().and_then(|s| s.remove(&op)) {
             // Nothing runs: the slot is free at once.
             self.in_flight.remove(&token);
-            self.running_work -= 1;
         }
         if let Some(cancel) = self.ops[op].work.take() {
             let _ = cancel.send(());

@@ -1,7 +1,7 @@
 //! Doing one phase's work: a shell line, a program, a statechart or a nested workflow, with
 //! its stdin document, environment, logs, output cap and cancellation.
 
-use super::super::process::{GRACE, joined, stop_group};
+use super::super::process::{GRACE, exit_code, joined, stop_group};
 use super::super::{Clock, Ending, RunOptions, Runner};
 use crate::chart::load_chart_file;
 use crate::interpreter::{Host, Instance};
@@ -14,8 +14,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-/// A phase's stdout beyond this is a failure ("floods stdout"), not a memory problem.
-pub const MAX_OUTPUT: usize = 16 << 20;
+/// A phase's stdout beyond this is a failure ("floods stdout"), not a memory problem: the
+/// same bound as an invoked command's capture.
+pub const MAX_OUTPUT: usize = super::super::process::MAX_CAPTURE;
 
 /// Everything a piece of work needs to run.
 #[derive(Debug, Clone)]
@@ -259,7 +260,6 @@ async fn run_process(
         _ = &mut cancel => { cancelled = true; stop_group(&mut child, pid, grace).await }
         Ok(()) = &mut flood_rx => { flooded = true; stop_group(&mut child, pid, grace).await }
     };
-    use std::os::unix::process::ExitStatusExt;
     let stdout = joined(out).await;
     let stderr = joined(err).await;
     for (path, bytes) in [(&out_path, &stdout), (&err_path, &stderr)] {
@@ -284,7 +284,7 @@ async fn run_process(
             retryable: false,
         };
     }
-    let code = status.map_or(-1, |s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
+    let code = exit_code(status);
     if code != 0 {
         let why = if code < 0 {
             format!("killed by signal {}", -code)
