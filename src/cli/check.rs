@@ -3,8 +3,8 @@
 use super::{exit, report};
 use crate::chart::{CompileOptions, compile};
 use crate::lifecycle::plan::{self, Plan};
+use crate::model::Diagnostics;
 use crate::model::load::{self, FileKind};
-use crate::model::{Diagnostic, Diagnostics, SourceFile, Span};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -28,22 +28,10 @@ pub fn run(args: Args) -> u8 {
     let opts = CompileOptions::default();
     for path in &args.files {
         let name = path.display().to_string();
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                unreadable = true;
-                all.push(Diagnostic::error(
-                    "io",
-                    &SourceFile::new(name, ""),
-                    Span::default(),
-                    format!("cannot read file: {e}"),
-                ));
-                continue;
-            }
-        };
-        let file = match load::decode(&name, bytes) {
+        let file = match load::read_source(path) {
             Ok(f) => f,
             Err(d) => {
+                unreadable |= d.iter().any(|d| d.code == "io");
                 all.0.extend(d);
                 continue;
             }

@@ -176,18 +176,30 @@ impl RetryParts {
 }
 
 impl Phases {
+    /// The work of one phase (`run` for Execute).
+    pub fn get(&self, phase: crate::lifecycle::machine::Phase) -> Option<&Work> {
+        use crate::lifecycle::machine::Phase;
+        match phase {
+            Phase::Analyze => self.analyze.as_ref(),
+            Phase::Research => self.research.as_ref(),
+            Phase::Decompose => self.decompose.as_ref(),
+            Phase::Execute => self.run.as_ref(),
+            Phase::Integrate => self.integrate.as_ref(),
+        }
+    }
+
     /// The phases that have work, in lifecycle order, each with its field name (`run` for
     /// the Execute phase's own work).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Work)> {
-        [
-            ("analyze", &self.analyze),
-            ("research", &self.research),
-            ("decompose", &self.decompose),
-            ("run", &self.run),
-            ("integrate", &self.integrate),
-        ]
-        .into_iter()
-        .filter_map(|(name, w)| w.as_ref().map(|w| (name, w)))
+        use crate::lifecycle::machine::Phase;
+        Phase::ALL.into_iter().filter_map(|p| {
+            let field = if p == Phase::Execute {
+                "run"
+            } else {
+                p.as_str()
+            };
+            self.get(p).map(|w| (field, w))
+        })
     }
 }
 
@@ -599,11 +611,10 @@ impl<'a> Walker<'a> {
                 "timeout",
             )
             .or(self.defaults.timeout_ms);
-        // The root's `max_parallel` is the workflow-wide bound, checked by `Plan::compile`.
-        let max_parallel = match parent {
-            Some(_) => self.max_parallel(def.max_parallel, at(&syn, ["max_parallel"]), &display),
-            None => None,
-        };
+        // The root's `max_parallel` is the workflow-wide bound, checked by `Plan::compile`
+        // (`WorkflowDef::root` leaves the root's own None).
+        let max_parallel =
+            self.max_parallel(def.max_parallel, at(&syn, ["max_parallel"]), &display);
         let phases = Phases {
             analyze: def.analyze.clone(),
             research: def.research.clone(),

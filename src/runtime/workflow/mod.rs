@@ -1229,14 +1229,7 @@ impl Engine {
     }
 
     fn phase_work(&self, op: OpId, phase: Phase) -> Option<&Work> {
-        let p = &self.plan.ops[op].phases;
-        match phase {
-            Phase::Analyze => p.analyze.as_ref(),
-            Phase::Research => p.research.as_ref(),
-            Phase::Decompose => p.decompose.as_ref(),
-            Phase::Execute => p.run.as_ref(),
-            Phase::Integrate => p.integrate.as_ref(),
-        }
+        self.plan.ops[op].phases.get(phase)
     }
 
     /// An operation reached a final state: its parent hears it, its dependents learn
