@@ -210,7 +210,6 @@ fn divergence_json(d: &Divergence) -> Json {
     })
 }
 
-/// The transitions a step took, in every instance.
 /// `orca replay --to N`: streams the journal, decoding only the inputs, and rebuilds the
 /// state after record N without recording what the steps do (much faster than the timeline).
 fn replay_to(args: &ReplayArgs, n: u64) -> u8 {

@@ -281,14 +281,7 @@ pub fn rebuild(
         match rec.body {
             Body::Define(ref d) => runner.define(d).map_err(|e| format!("record {seq}: {e}"))?,
             Body::Rewind(ref r) => runner.rewind(seq, r.to)?,
-            Body::Step(s) => match &mut last {
-                Some(l) => {
-                    l.0 = rec.seq;
-                    l.1 = rec.wall;
-                    l.2 = runner.step(seq, s.input);
-                }
-                None => last = Some((rec.seq, rec.wall, runner.step(seq, s.input))),
-            },
+            Body::Step(s) => last = Some((rec.seq, rec.wall, runner.step(seq, s.input))),
             Body::Header(_) | Body::End(_) => {}
             Body::Op(_) | Body::Rerun(_) => return Err(workflow_record(seq)),
         }

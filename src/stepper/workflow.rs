@@ -338,7 +338,8 @@ impl WorkflowSession {
     pub fn view(&self) -> String {
         let mut out = self.tree();
         let would = self.would_run();
-        if would.is_empty() && self.engine.sim_timers().is_empty() {
+        let timers = self.engine.sim_timers();
+        if would.is_empty() && timers.is_empty() {
             out.push_str(&format!(
                 "nothing would run: the workflow is {}\n",
                 self.engine.state(0)
@@ -364,7 +365,7 @@ impl WorkflowSession {
             ));
         }
         let now = self.engine.sim_now();
-        for (due, op, timeout) in self.engine.sim_timers() {
+        for (due, op, timeout) in timers {
             let path = self.engine.plan().display_path(op);
             let what = if timeout {
                 format!("{path} times out")
@@ -393,8 +394,9 @@ impl WorkflowSession {
                 })
             })
             .collect();
-        let would: Vec<Json> = self
-            .would_run()
+        let timers = self.engine.sim_timers();
+        let would_run = self.would_run();
+        let would: Vec<Json> = would_run
             .iter()
             .map(|w| {
                 serde_json::json!({"op": w.path, "phase": w.what, "attempt": w.attempt, "work": w.work})
@@ -406,12 +408,12 @@ impl WorkflowSession {
             "would_run": would,
             "changes": reply.changes,
             "now_ms": self.engine.sim_now(),
-            "timers": self.engine.sim_timers().iter().map(|&(due, op, timeout)| serde_json::json!({
+            "timers": timers.iter().map(|&(due, op, timeout)| serde_json::json!({
                 "op": plan.display_path(op),
                 "due_ms": due,
                 "kind": if timeout { "timeout" } else { "retry" },
             })).collect::<Vec<_>>(),
-            "done": self.would_run().is_empty() && self.engine.sim_timers().is_empty(),
+            "done": would_run.is_empty() && timers.is_empty(),
             "error": reply.error,
         })
     }
