@@ -1,5 +1,6 @@
 //! The fast CEL subset against the `cel` crate: whenever the subset parses an expression,
-//! `cel` must accept it too, and whenever the subset gives a value, `cel` must give the same.
+//! `cel` must accept it too, and whenever the subset gives a value, `cel` must give the same;
+//! whenever an integer kernel gives a value, the subset gives the same.
 
 use indexmap::IndexMap;
 use orca::chart::fast::{self, Env, Val};
@@ -131,6 +132,14 @@ fn check(src: &str) -> Result<(), TestCaseError> {
             .map_err(|e| e.to_string())
             .and_then(|v| from_cel(&v))
     };
+    // The integer kernel, with variables bound to their slots in the context.
+    let mut bound = parsed.expr.clone();
+    fast::bind_slots(&mut bound, &|name| ctx.get_index_of(name));
+    if let Some(k) = orca::chart::kernel::Kernel::of(&bound)
+        && let Some(kv) = k.eval(&ctx)
+    {
+        prop_assert_eq!(Some(kv), fast_value.clone(), "kernel vs fast: `{}`", src);
+    }
     if let Some(v) = fast_value
         && compiled.in_paths.is_empty()
     {

@@ -1,7 +1,8 @@
 //! Property tests over generated machines and event sequences (issue #3):
 //! every configuration is legal; the transitions of every microstep are exactly the optimal
 //! enabled set an independent, naive oracle computes from the configuration before it; the
-//! same inputs always give the same trace; the microstep limit always holds.
+//! same inputs always give the same trace, and the same states with or without a trace
+//! (without one, the interpreter's fast paths run); the microstep limit always holds.
 //!
 //! `PROPTEST_CASES` raises the case count (default 64).
 
@@ -12,7 +13,7 @@ use proptest::prelude::*;
 use std::sync::Arc;
 
 mod common;
-use common::machines::{EVENTS, build, chart_of, gen_state};
+use common::machines::{EVENTS, build, build_with, chart_of, gen_state};
 
 #[derive(Debug, Clone)]
 enum Input {
@@ -228,16 +229,51 @@ fn check_trace(chart: &Chart, before: &[bool], trace: &[Trace]) -> Result<(), St
     Ok(())
 }
 
+/// What a run shows after each input: the trace (when recorded), then the configuration, the
+/// timers and the context.
+#[derive(Debug, PartialEq)]
+struct Transcript {
+    traces: Vec<String>,
+    states: Vec<String>,
+}
+
+fn state_of(inst: &Instance) -> String {
+    // Both views of the configuration: the ordered list and the per-state flags.
+    let flagged: Vec<u32> = (0..inst.chart().states.len() as u32)
+        .filter(|&i| i > 0 && inst.is_active(StateId(i)))
+        .collect();
+    let listed: Vec<u32> = inst.configuration().map(|s| s.0).collect();
+    format!(
+        "{:?} {} {:?} {}",
+        inst.configuration_paths(),
+        if flagged == listed {
+            "consistent"
+        } else {
+            "INCONSISTENT"
+        },
+        inst.timers(),
+        inst.snapshot()
+    )
+}
+
 /// Runs inputs, checking every macrostep; returns a transcript for determinism checks.
-fn drive(chart: &Arc<Chart>, inputs: &[Input]) -> Result<Vec<String>, String> {
+/// Without a trace the interpreter takes its fast paths (plain microsteps), which only the
+/// states of the transcript can show.
+fn drive(chart: &Arc<Chart>, inputs: &[Input], traced: bool) -> Result<Transcript, String> {
     let mut inst = Instance::new(chart.clone());
-    inst.record_trace(true);
-    let mut transcript = Vec::new();
+    inst.record_trace(traced);
+    let mut transcript = Transcript {
+        traces: Vec::new(),
+        states: Vec::new(),
+    };
     let before = active_of(&inst);
     let started = inst.start();
     let trace = inst.take_trace();
-    check_trace(chart, &before, &trace)?;
-    transcript.push(format!("{trace:?}"));
+    if traced {
+        check_trace(chart, &before, &trace)?;
+    }
+    transcript.traces.push(format!("{trace:?}"));
+    transcript.states.push(state_of(&inst));
     if let Err(e) = started {
         check_limit_error(&e)?;
         return Ok(transcript);
@@ -254,19 +290,17 @@ fn drive(chart: &Arc<Chart>, inputs: &[Input]) -> Result<Vec<String>, String> {
             }
         };
         let trace = inst.take_trace();
-        check_trace(chart, &before, &trace)?;
-        transcript.push(format!(
-            "{trace:?} {:?} {:?}",
-            inst.configuration_paths(),
-            inst.timers()
-        ));
+        if traced {
+            check_trace(chart, &before, &trace)?;
+        }
+        transcript.traces.push(format!("{trace:?}"));
+        transcript.states.push(state_of(&inst));
         if let Err(e) = r {
             check_limit_error(&e)?;
             return Ok(transcript);
         }
         assert_legal(chart, &active_of(&inst))?;
     }
-    transcript.push(format!("{}", inst.snapshot()));
     Ok(transcript)
 }
 
@@ -294,13 +328,60 @@ proptest! {
     ) {
         let def = build(&roots);
         if let Some(chart) = chart_of(&def) {
-            let first = drive(&chart, &inputs);
+            let first = drive(&chart, &inputs, true);
             prop_assert!(first.is_ok(), "{}\n{}", first.unwrap_err(), to_ron(&def).unwrap());
+            let first = first.unwrap();
             // The same inputs always give the same trace.
-            let second = drive(&chart, &inputs).unwrap();
-            prop_assert_eq!(first.unwrap(), second);
+            let second = drive(&chart, &inputs, true).unwrap();
+            prop_assert_eq!(&first, &second);
+            // And the same states without a trace, when the fast paths run.
+            let fast = drive(&chart, &inputs, false).unwrap();
+            prop_assert_eq!(&first.states, &fast.states, "{}", to_ron(&def).unwrap());
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Machines with a context counter in guards, actions and `entry` content, and `initial`
+    /// naming a history state: the fast paths (plain microsteps, candidate tables, integer
+    /// kernels) reach the same states as the general algorithm with a trace.
+    #[test]
+    fn fast_paths_reach_the_same_states_as_the_general_algorithm(
+        roots in prop::collection::vec(gen_state(), 1..4),
+        inputs in inputs(),
+    ) {
+        let def = build_with(&roots, true);
+        if let Some(chart) = chart_of(&def) {
+            let traced = drive_states(&chart, &inputs, true);
+            let fast = drive_states(&chart, &inputs, false);
+            prop_assert_eq!(traced, fast, "{}", to_ron(&def).unwrap());
+        }
+    }
+}
+
+/// The states after each input, without the oracle (which knows no counters).
+fn drive_states(chart: &Arc<Chart>, inputs: &[Input], traced: bool) -> Vec<String> {
+    let mut inst = Instance::new(chart.clone());
+    inst.record_trace(traced);
+    let mut out = vec![format!("{:?}", inst.start()), state_of(&inst)];
+    let mut now = 0;
+    for input in inputs {
+        let r = match input {
+            Input::Send(e) => inst.send(Event::external(EVENTS[*e])),
+            Input::Advance(ms) => {
+                now += ms;
+                inst.advance_to(now)
+            }
+        };
+        out.push(format!("{r:?}"));
+        out.push(state_of(&inst));
+        if r.is_err() {
+            break;
+        }
+    }
+    out
 }
 
 #[test]

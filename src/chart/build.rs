@@ -96,9 +96,11 @@ pub fn compile(
         context: loaded.def.context.clone(),
         source: loaded.file.clone(),
         has_eventless: false,
+        event_classes: Default::default(),
     };
     chart.has_eventless = chart.transitions.iter().any(|t| t.is_eventless());
     chart.precompute_entry_sets();
+    chart.precompute_candidates();
     let mut diags = b.diags;
     if diags.has_errors() {
         diags.sort();
@@ -278,6 +280,9 @@ impl<'a> Builder<'a> {
             has_history: false,
             eventless_in_chain: false,
             selection_order: Vec::new(),
+            candidates: Vec::new(),
+            selects_any: false,
+            plain_exit: false,
             last_descendant: id,
             span: self.loaded.span(&path),
             description: None,
@@ -504,7 +509,21 @@ impl<'a> Builder<'a> {
                         .copied()
                         .filter(|c| !self.states[c.index()].is_history())
                         .collect(),
-                    _ => p.initial.into_iter().collect(),
+                    // `initial` may name a history state (this one, or a sibling): then
+                    // that state's explicit default, else the first child that is not one.
+                    _ => match p.initial {
+                        Some(c) if !self.states[c.index()].is_history() => vec![c],
+                        Some(c) if !self.states[c.index()].history_default.is_empty() => {
+                            self.states[c.index()].history_default.clone()
+                        }
+                        _ => p
+                            .children
+                            .iter()
+                            .copied()
+                            .find(|c| !self.states[c.index()].is_history())
+                            .into_iter()
+                            .collect(),
+                    },
                 };
             }
         }
@@ -807,6 +826,7 @@ impl<'a> Builder<'a> {
                 span: self.loaded.span(&tpath),
                 static_domain: None,
                 static_entry: None,
+                plain: false,
             });
             self.states[source.index()].transitions.push(id);
         }
@@ -850,6 +870,7 @@ impl<'a> Builder<'a> {
                 if let Some(f) = &mut c.fast {
                     let ctx = &self.loaded.def.context;
                     super::fast::bind_slots(f, &|name| ctx.get_index_of(name));
+                    c.kernel = super::kernel::Kernel::of(f);
                 }
                 let id = ExprId(self.exprs.len() as u32);
                 self.exprs.push(c);

@@ -12,7 +12,22 @@ pub type History = BTreeMap<StateId, Vec<StateId>>;
 impl Chart {
     /// Stores the domain and entry set of every transition none of whose targets is a
     /// history state: without history values they are fixed by the chart alone.
+    ///
+    /// Also marks the transitions that are [`super::Transition::plain`].
     pub(super) fn precompute_entry_sets(&mut self) {
+        // Children come after their parent in document order: walk backwards.
+        for i in (0..self.states.len()).rev() {
+            let st = &self.states[i];
+            let own = st.exit.is_empty()
+                && st.after.is_empty()
+                && st.invokes.is_empty()
+                && !st.has_history;
+            let below = st
+                .children
+                .iter()
+                .all(|c| self.states[c.index()].plain_exit);
+            self.states[i].plain_exit = own && below;
+        }
         let none = History::new();
         for i in 0..self.transitions.len() {
             let t = &self.transitions[i];
@@ -29,6 +44,29 @@ impl Chart {
             }
             entry.sort();
             entry.dedup();
+            // An `initial` may name a history state: then the entry set depends on history.
+            let through_history = entry.iter().any(|&s| {
+                self.state(s)
+                    .initial
+                    .is_some_and(|c| self.state(c).is_history())
+            });
+            if through_history {
+                continue;
+            }
+            let exits_plain = domain.is_none_or(|d| {
+                self.state(d)
+                    .children
+                    .iter()
+                    .all(|c| self.state(*c).plain_exit)
+            });
+            let enters_plain = entry.iter().all(|&s| {
+                let st = self.state(s);
+                st.entry.is_empty()
+                    && st.after.is_empty()
+                    && st.invokes.is_empty()
+                    && st.kind != Kind::Final
+            });
+            self.transitions[i].plain = exits_plain && enters_plain;
             self.transitions[i].static_domain = domain;
             self.transitions[i].static_entry = Some(entry);
         }

@@ -18,6 +18,8 @@ pub struct CompiledExpr {
     program: OnceLock<Option<Program>>,
     /// The fast form, when the expression lies in the subset of [`fast`].
     pub fast: Option<Fast>,
+    /// The integer kernel of the fast form, once its variables are bound to slots.
+    pub kernel: Option<super::kernel::Kernel>,
     /// State paths named by `In("...")` calls with a literal argument, in the order written.
     pub in_paths: Vec<String>,
     /// The states of `in_paths`, resolved by the chart compiler.
@@ -63,6 +65,7 @@ pub fn compile(source: &str) -> Result<CompiledExpr, ExprError> {
             source: source.to_string(),
             program: OnceLock::new(),
             fast: Some(p.expr),
+            kernel: None,
             in_paths: p.in_paths,
             in_states: Vec::new(),
             variables: p.variables,
@@ -91,6 +94,7 @@ pub fn compile(source: &str) -> Result<CompiledExpr, ExprError> {
         source: source.to_string(),
         program: OnceLock::from(Some(program)),
         fast: None,
+        kernel: None,
         in_paths,
         in_states: Vec::new(),
         variables,

@@ -9,9 +9,12 @@ mod build;
 pub mod descriptor;
 mod entry;
 pub use entry::History;
+mod events;
+pub use events::{EventClass, EventClasses};
 pub mod expr;
 pub mod fast;
 pub mod graph;
+pub mod kernel;
 mod validate;
 
 pub use build::{CompileOptions, compile, load_chart_file, load_chart_str};
@@ -91,6 +94,14 @@ pub struct State {
     /// so on to the root, each state's in document order: the order in which selection looks
     /// for the first enabled one. Empty for other states.
     pub selection_order: Vec<TransitionId>,
+    /// For atomic and final states: per event class, sorted by class, the transitions of
+    /// `selection_order` that match it (see [`State::candidates`]).
+    pub candidates: Vec<(EventClass, Vec<TransitionId>)>,
+    /// Whether `selection_order` has a `*` descriptor, so that selection matches by name.
+    pub selects_any: bool,
+    /// Whether exiting this state and its descendants is only a configuration change: no
+    /// `exit` content, `after` timers, invokes or history to record anywhere below.
+    pub plain_exit: bool,
     /// The last state in document order among this state and its descendants; with ids in
     /// document order, `a` is a descendant of `s` iff `s < a <= s.last_descendant`.
     pub last_descendant: StateId,
@@ -156,6 +167,10 @@ pub struct Transition {
     /// no target is a history state (empty for a targetless one); `None` when a target is a
     /// history state, so that both depend on the history values at run time.
     pub static_entry: Option<Vec<StateId>>,
+    /// Whether taking it alone changes nothing but the configuration besides its own actions:
+    /// a static entry set of states without `entry` content, `after`, invokes or finality,
+    /// and nothing below its domain to run or record on exit.
+    pub plain: bool,
 }
 
 impl Transition {
@@ -278,6 +293,8 @@ pub struct Chart {
     pub source: SourceFile,
     /// Whether any transition is eventless: when none is, a macrostep skips looking for them.
     pub has_eventless: bool,
+    /// Every name a descriptor spells, as an [`EventClass`].
+    pub event_classes: EventClasses,
 }
 
 impl Chart {

@@ -183,11 +183,24 @@ impl Core {
         event: Option<&Event>,
     ) -> Vec<TransitionId> {
         let mut enabled = self.empty_enabled();
+        let class = event.and_then(|e| chart.event_class(&e.name));
         // Index loop: guards may raise errors (the internal queue), never change the configuration.
         for i in 0..self.config.len() {
             let s = self.config[i];
             let st = chart.state(s);
             if !st.is_atomic() || (event.is_none() && !st.eventless_in_chain) {
+                continue;
+            }
+            // The transitions that match this event's class, matched at load.
+            if let Some(candidates) = class.and_then(|c| st.candidates(c)) {
+                for &t in candidates {
+                    if self.guard_holds(chart, chart.transition(t).guard, event) {
+                        if !enabled.contains(&t) {
+                            enabled.push(t);
+                        }
+                        break;
+                    }
+                }
                 continue;
             }
             // The state's transitions, then its ancestors', nearest first (precomputed).
@@ -279,6 +292,12 @@ impl Core {
 
     /// `microstep`: exit, transition content, entry.
     fn microstep(&mut self, chart: &Chart, enabled: &[TransitionId], eventless: bool) {
+        if let [t] = enabled
+            && self.trace.is_none()
+            && chart.transition(*t).plain
+        {
+            return self.plain_microstep(chart, *t);
+        }
         // The microstep's record goes before what its content records (sends, logs, errors).
         let mark = self.trace.as_ref().map_or(0, Vec::len);
         let mut exited = std::mem::take(&mut self.scratch.exit);
@@ -307,6 +326,30 @@ impl Core {
         }
         self.scratch.exit = exited;
         self.scratch.enter = entered;
+    }
+
+    /// The microstep of one [`crate::chart::Transition::plain`] transition: the exit set is
+    /// the active descendants of its domain (a run of the sorted configuration) and nothing
+    /// runs on exit or entry, so exit and entry are edits of the configuration around the
+    /// transition's actions.
+    fn plain_microstep(&mut self, chart: &Chart, t: TransitionId) {
+        let tr = chart.transition(t);
+        tracing::trace!(transition = t.0, "microstep");
+        let (Some(domain), Some(entry)) = (tr.static_domain, &tr.static_entry) else {
+            return self.run_block(chart, &tr.actions);
+        };
+        let last = chart.state(domain).last_descendant;
+        let from = self.config.partition_point(|&s| s <= domain);
+        let to = self.config.partition_point(|&s| s <= last);
+        for &s in &self.config[from..to] {
+            self.active[s.index()] = false;
+        }
+        self.run_block(chart, &tr.actions);
+        for &s in entry {
+            self.active[s.index()] = true;
+        }
+        // The entry set lies below the domain too: it takes the exit set's place in order.
+        self.config.splice(from..to, entry.iter().copied());
     }
 
     /// `computeExitSet`: the active proper descendants of each transition's domain, into

@@ -3,6 +3,7 @@
 use super::eval::{self, Scope};
 use super::{Core, Effect, Event, EventKind, Timer, Trace};
 use crate::chart::fast::{self, Val};
+use crate::chart::kernel::Kernel;
 use crate::chart::{Chart, ExprId, Op, SendTarget, StateId};
 use crate::model::{DurationMs, Json};
 use indexmap::IndexMap;
@@ -146,8 +147,17 @@ impl Core {
                     .collect::<Result<_, _>>()?;
                 let host = self.host.clone();
                 match host.get(name) {
-                    Some(f) => f(&args, &mut self.context)
-                        .map_err(|e| format!("host action `{name}` failed: {e}"))?,
+                    Some(f) => {
+                        let result = f(&args, &mut self.context);
+                        // The action may have removed or reordered names.
+                        self.slots_ok = chart.context.len() <= self.context.len()
+                            && chart
+                                .context
+                                .keys()
+                                .zip(self.context.keys())
+                                .all(|(a, b)| a == b);
+                        result.map_err(|e| format!("host action `{name}` failed: {e}"))?
+                    }
                     None if host.pass_through => self.effects.push(Effect::Call {
                         name: name.clone(),
                         args,
@@ -167,9 +177,9 @@ impl Core {
         value: Json,
     ) -> Result<(), String> {
         let (first, rest) = location.split_first().ok_or("empty location")?;
-        // The compiled slot when the name is still there, else a lookup by name.
+        // The compiled slot while the declared names are in place, else a lookup by name.
         let index = slot
-            .filter(|&i| self.context.get_index(i).is_some_and(|(k, _)| k == first))
+            .filter(|_| self.slots_ok)
             .or_else(|| self.context.get_index_of(first));
         let found = index
             .and_then(|i| self.context.get_index_mut(i))
@@ -272,9 +282,16 @@ impl Core {
 
     fn eval_with(&self, chart: &Chart, e: ExprId, event: Option<&Event>) -> Result<Json, String> {
         let expr = chart.expr(e);
+        if self.slots_ok
+            && let Some(k) = &expr.kernel
+            && let Some(v) = k.eval(&self.context)
+        {
+            return Ok(v);
+        }
         if let Some(f) = &expr.fast {
             let env = FastEnv {
                 context: &self.context,
+                slots_ok: self.slots_ok,
                 event,
                 active: &self.active,
                 in_states: &expr.in_states,
@@ -319,6 +336,12 @@ impl Core {
         e: ExprId,
         event: Option<&Event>,
     ) -> Result<bool, String> {
+        if self.slots_ok
+            && let Some(Kernel::Bool(k)) = &chart.expr(e).kernel
+            && let Some(b) = k.eval(&self.context)
+        {
+            return Ok(b);
+        }
         match self.eval_with(chart, e, event.or(self.current.as_ref()))? {
             Json::Bool(b) => Ok(b),
             other => Err(format!(
@@ -334,6 +357,8 @@ impl Core {
 /// What fast evaluation reads from an instance.
 struct FastEnv<'a> {
     context: &'a IndexMap<String, Json>,
+    /// Whether the chart's declared names sit at their slots (see `Core::slots_ok`).
+    slots_ok: bool,
     event: Option<&'a Event>,
     active: &'a [bool],
     in_states: &'a [StateId],
@@ -341,11 +366,9 @@ struct FastEnv<'a> {
 
 impl<'a> fast::Env<'a> for FastEnv<'a> {
     fn var(&self, name: &str, slot: Option<usize>) -> Option<&'a Json> {
-        // The slot is where the chart declared the name; names are never removed, but a host
-        // action could reorder the map, so the key is checked.
-        match slot.and_then(|i| self.context.get_index(i)) {
-            Some((k, v)) if k == name => Some(v),
-            _ => self.context.get(name),
+        match slot.filter(|_| self.slots_ok) {
+            Some(i) => self.context.get_index(i).map(|(_, v)| v),
+            None => self.context.get(name),
         }
     }
 

@@ -225,6 +225,10 @@ struct Core {
     /// Recorded history, by history state.
     history: BTreeMap<StateId, Vec<StateId>>,
     context: IndexMap<String, Json>,
+    /// Whether the chart's declared context names still sit at the indices the compiler
+    /// gave them (true unless a host action removed or reordered names), so that compiled
+    /// slots are used without comparing names.
+    slots_ok: bool,
     internal: VecDeque<Event>,
     /// Immediate sends to `#self`, processed after the current event.
     external: VecDeque<Event>,
@@ -271,6 +275,7 @@ impl Instance {
             config: Vec::new(),
             history: BTreeMap::new(),
             context,
+            slots_ok: true,
             internal: VecDeque::new(),
             external: VecDeque::new(),
             timers: Vec::new(),

@@ -16,19 +16,25 @@ pub struct Gen {
     children: Vec<Gen>,
     transitions: Vec<GenT>,
     after: Option<(u64, usize)>,
+    /// With counters: `entry: [Assign("n", "n + 1")]`.
+    entry_assign: bool,
+    /// With counters: a compound's `initial` names its history child, if it has one.
+    initial_history: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct GenT {
     event: Option<usize>,  // index into descriptors; None = eventless
     target: Option<usize>, // index into all states (mod count)
-    guard: u8,             // 0 none, 1 true, 2 false, 3 In(x), 4 !In(x)
+    guard: u8, // 0 none, 1 true, 2 false, 3 In(x), 4 !In(x); with counters 5 n < 2, 6 n % 2 == 0
     guard_state: usize,
     internal: bool,
     raise: Option<usize>,
     /// A delayed `Send` to self of an event, with a delay (ms) and a send id; cancelled by
     /// the transition's `Cancel` when `cancel` is set.
     send: Option<(usize, u64, bool)>,
+    /// With counters: `Assign("n", "n + 1")` among the actions.
+    assign: bool,
 }
 
 pub const DESCRIPTORS: [&str; 7] = ["A", "B", "C", "A.x", "*", "A B", "D"];
@@ -37,14 +43,15 @@ pub fn gen_t() -> impl Strategy<Value = GenT> {
     (
         prop::option::weighted(0.85, 0..DESCRIPTORS.len()),
         prop::option::weighted(0.85, any::<usize>()),
-        0u8..5,
+        0u8..7,
         any::<usize>(),
         any::<bool>(),
         prop::option::weighted(0.2, 0..EVENTS.len()),
         prop::option::weighted(0.15, (0..EVENTS.len(), 1u64..2000, any::<bool>())),
+        prop::bool::weighted(0.3),
     )
         .prop_map(
-            |(event, target, guard, guard_state, internal, raise, send)| GenT {
+            |(event, target, guard, guard_state, internal, raise, send, assign)| GenT {
                 event,
                 target,
                 guard,
@@ -52,6 +59,7 @@ pub fn gen_t() -> impl Strategy<Value = GenT> {
                 internal,
                 raise,
                 send,
+                assign,
             },
         )
 }
@@ -61,30 +69,46 @@ pub fn gen_state() -> impl Strategy<Value = Gen> {
         prop_oneof![6 => Just(0u8), 2 => Just(3u8), 1 => Just(4u8), 1 => Just(5u8)],
         prop::collection::vec(gen_t(), 0..3),
         prop::option::weighted(0.15, (1u64..3000, any::<usize>())),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(kind, transitions, after)| Gen {
+        .prop_map(|(kind, transitions, after, entry_assign)| Gen {
             kind,
             children: vec![],
             transitions,
             after,
+            entry_assign,
+            initial_history: false,
         });
     leaf.prop_recursive(3, 24, 4, |inner| {
         (
             prop_oneof![Just(1u8), Just(2u8)],
             prop::collection::vec(inner, 1..4),
             prop::collection::vec(gen_t(), 0..3),
+            prop::bool::weighted(0.2),
+            prop::bool::weighted(0.5),
         )
-            .prop_map(|(kind, children, transitions)| Gen {
-                kind,
-                children,
-                transitions,
-                after: None,
-            })
+            .prop_map(
+                |(kind, children, transitions, entry_assign, initial_history)| Gen {
+                    kind,
+                    children,
+                    transitions,
+                    after: None,
+                    entry_assign,
+                    initial_history,
+                },
+            )
     })
 }
 
 /// Turns a generated tree into a machine definition.
 pub fn build(roots: &[Gen]) -> MachineDef {
+    build_with(roots, false)
+}
+
+/// Turns a generated tree into a machine definition; with `counters`, a context counter `n`
+/// that guards test and actions and `entry` content increment, and compound states whose
+/// `initial` is their history child.
+pub fn build_with(roots: &[Gen], counters: bool) -> MachineDef {
     let mut paths = Vec::new();
     fn collect(g: &Gen, prefix: &str, i: usize, out: &mut Vec<String>) {
         let name = format!("{prefix}s{i}");
@@ -96,7 +120,7 @@ pub fn build(roots: &[Gen]) -> MachineDef {
     for (i, g) in roots.iter().enumerate() {
         collect(g, "", i, &mut paths);
     }
-    fn def(g: &Gen, paths: &[String]) -> StateDef {
+    fn def(g: &Gen, paths: &[String], counters: bool) -> StateDef {
         let kind = match g.kind {
             1 => None,
             2 => Some(StateKind::Parallel),
@@ -114,7 +138,18 @@ pub fn build(roots: &[Gen]) -> MachineDef {
             return s;
         }
         for (j, c) in g.children.iter().enumerate() {
-            s.states.insert(format!("s{j}"), def(c, paths));
+            s.states.insert(format!("s{j}"), def(c, paths, counters));
+        }
+        let assign_n = || Action::Assign("n".into(), "n + 1".into());
+        if counters && g.entry_assign {
+            s.entry.push(assign_n());
+        }
+        if counters
+            && g.kind == 1
+            && g.initial_history
+            && let Some(j) = g.children.iter().position(|c| matches!(c.kind, 4 | 5))
+        {
+            s.initial = Some(format!("s{j}"));
         }
         for t in &g.transitions {
             let target = t
@@ -126,6 +161,8 @@ pub fn build(roots: &[Gen]) -> MachineDef {
                 2 => Some("false".to_string()),
                 3 => Some(format!("In('#{}')", paths[t.guard_state % paths.len()])),
                 4 => Some(format!("!In('#{}')", paths[t.guard_state % paths.len()])),
+                5 if counters => Some("n < 2".to_string()),
+                6 if counters => Some("n % 2 == 0".to_string()),
                 _ => None,
             };
             let mut actions: Vec<Action> = t
@@ -137,6 +174,9 @@ pub fn build(roots: &[Gen]) -> MachineDef {
                     })]
                 })
                 .unwrap_or_default();
+            if counters && t.assign {
+                actions.push(assign_n());
+            }
             if let Some((e, ms, cancel)) = t.send {
                 // A fixed id: a second send replaces nothing, a cancel removes all with it.
                 if cancel {
@@ -185,7 +225,10 @@ pub fn build(roots: &[Gen]) -> MachineDef {
     }
     let mut m = MachineDef::default();
     for (i, g) in roots.iter().enumerate() {
-        m.states.insert(format!("s{i}"), def(g, &paths));
+        m.states.insert(format!("s{i}"), def(g, &paths, counters));
+    }
+    if counters {
+        m.context.insert("n".into(), 0.into());
     }
     m
 }
