@@ -96,9 +96,12 @@ pub fn compile(
         context: loaded.def.context.clone(),
         source: loaded.file.clone(),
         has_eventless: false,
+        has_parallel: false,
         event_classes: Default::default(),
+        class_names: Vec::new(),
     };
     chart.has_eventless = chart.transitions.iter().any(|t| t.is_eventless());
+    chart.has_parallel = chart.states.iter().any(|s| s.kind == Kind::Parallel);
     chart.precompute_entry_sets();
     chart.precompute_candidates();
     let mut diags = b.diags;

@@ -8,6 +8,7 @@
 
 use super::{Chart, Descriptor, TransitionId};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// An event name that some descriptor spells, as an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,7 +20,33 @@ pub type EventClasses = HashMap<Box<str>, EventClass, foldhash::fast::RandomStat
 impl Chart {
     /// The class of an event name, when some descriptor spells it.
     pub fn event_class(&self, name: &str) -> Option<EventClass> {
+        // With a few classes, a scan beats hashing: names from `intern` match by address,
+        // others by length and then bytes.
+        if self.class_names.len() <= 8 {
+            let by_address = |n: &Arc<str>| std::ptr::eq(n.as_ptr(), name.as_ptr());
+            return (self.class_names.iter().position(by_address))
+                .or_else(|| self.class_names.iter().position(|n| **n == *name))
+                .map(|i| EventClass(i as u32));
+        }
         self.event_classes.get(name).copied()
+    }
+
+    /// The chart's shared copy of an event name (a new one for names no descriptor spells):
+    /// events named with it are classified without comparing text.
+    ///
+    /// ```
+    /// # use orca::chart::{CompileOptions, load_chart_str};
+    /// let (chart, _) = load_chart_str("m.ron", r#"Machine(states: { "a": (on: { "GO": "b" }), "b": () })"#,
+    ///     &CompileOptions::default()).unwrap();
+    /// let go = chart.intern("GO");
+    /// assert!(std::sync::Arc::ptr_eq(&go, &chart.intern("GO")));
+    /// let event = orca::interpreter::Event::external(go);
+    /// ```
+    pub fn intern(&self, name: &str) -> Arc<str> {
+        match self.event_class(name) {
+            Some(c) => self.class_names[c.0 as usize].clone(),
+            None => Arc::from(name),
+        }
     }
 
     /// Builds the event classes and every atomic state's candidate table.
@@ -61,6 +88,7 @@ impl Chart {
                 out
             })
             .collect();
+        self.class_names = names.iter().map(|n| Arc::from(*n)).collect();
         let classes: EventClasses = names
             .iter()
             .enumerate()

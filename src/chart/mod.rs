@@ -293,8 +293,12 @@ pub struct Chart {
     pub source: SourceFile,
     /// Whether any transition is eventless: when none is, a macrostep skips looking for them.
     pub has_eventless: bool,
+    /// Whether any state is parallel: when none is, one atomic state is active at a time.
+    pub has_parallel: bool,
     /// Every name a descriptor spells, as an [`EventClass`].
     pub event_classes: EventClasses,
+    /// The name of each event class, shared (see [`Chart::intern`]).
+    pub class_names: Vec<std::sync::Arc<str>>,
 }
 
 impl Chart {

@@ -5,6 +5,7 @@
 //! can be read side by side.
 
 use super::{Core, Effect, Event, EventKind, RunError, Status, Trace};
+use crate::chart::kernel::Kernel;
 use crate::chart::{Chart, Kind, StateId, TransitionId};
 use crate::model::{HistoryDepth, Json};
 use std::borrow::Cow;
@@ -140,6 +141,20 @@ impl Core {
                 });
             }
         }
+        if let Some(chosen) = self.quick_select(chart, &event) {
+            let span = tracing::debug_span!("macrostep", now = self.now);
+            let _g = span.enter();
+            self.current = Some(event);
+            if let Some(t) = chosen {
+                self.microstep(chart, &[t], false);
+            }
+            // Without raised events or states to invoke, the macrostep ends here.
+            if self.internal.is_empty() && self.to_invoke.is_empty() {
+                return Ok(());
+            }
+            drop(_g);
+            return self.macrostep(chart);
+        }
         let enabled = self.select_transitions(chart, Some(&event));
         self.current = Some(event);
         if enabled.is_empty() {
@@ -154,6 +169,38 @@ impl Core {
         }
         self.scratch.enabled = enabled;
         self.macrostep(chart)
+    }
+
+    /// `selectTransitions` for an external event in the commonest case, decided without
+    /// changing anything: a chart without parallel states (so the one active atomic state is
+    /// the last of the configuration) or eventless transitions, nothing traced, forwarded or
+    /// queued, an event name some descriptor spells, and guards that integer kernels decide.
+    /// `Some(None)`: no transition is enabled. `None`: the general selection must decide.
+    fn quick_select(&self, chart: &Chart, event: &Event) -> Option<Option<TransitionId>> {
+        if chart.has_parallel
+            || chart.has_eventless
+            || self.trace.is_some()
+            || !self.invoked.is_empty()
+            || !self.internal.is_empty()
+            || !self.slots_ok
+        {
+            return None;
+        }
+        let class = chart.event_class(&event.name)?;
+        let leaf = chart.state(*self.config.last()?);
+        for &t in leaf.candidates(class)? {
+            let holds = match chart.transition(t).guard {
+                None => true,
+                Some(g) => match &chart.expr(g).kernel {
+                    Some(Kernel::Bool(k)) => k.eval(&self.context)?,
+                    _ => return None,
+                },
+            };
+            if holds {
+                return Some(Some(t));
+            }
+        }
+        Some(None)
     }
 
     /// Processes the immediate sends to `#self`, each as an external event.
@@ -338,9 +385,17 @@ impl Core {
         let (Some(domain), Some(entry)) = (tr.static_domain, &tr.static_entry) else {
             return self.run_block(chart, &tr.actions);
         };
-        let last = chart.state(domain).last_descendant;
-        let from = self.config.partition_point(|&s| s <= domain);
-        let to = self.config.partition_point(|&s| s <= last);
+        // Without parallel states the configuration is the chain from the root, one state
+        // per depth, so the domain's descendants start right after it.
+        let (from, to) = if chart.has_parallel {
+            let last = chart.state(domain).last_descendant;
+            (
+                self.config.partition_point(|&s| s <= domain),
+                self.config.partition_point(|&s| s <= last),
+            )
+        } else {
+            (chart.state(domain).depth as usize + 1, self.config.len())
+        };
         for &s in &self.config[from..to] {
             self.active[s.index()] = false;
         }
@@ -349,7 +404,12 @@ impl Core {
             self.active[s.index()] = true;
         }
         // The entry set lies below the domain too: it takes the exit set's place in order.
-        self.config.splice(from..to, entry.iter().copied());
+        if to == self.config.len() {
+            self.config.truncate(from);
+            self.config.extend_from_slice(entry);
+        } else {
+            self.config.splice(from..to, entry.iter().copied());
+        }
     }
 
     /// `computeExitSet`: the active proper descendants of each transition's domain, into

@@ -48,7 +48,9 @@ impl Core {
                     (None, None) => None,
                 };
                 let mut ev = Event::new(event.clone(), data, EventKind::External);
-                ev.sendid = id.clone();
+                if id.is_some() {
+                    ev.meta_mut().sendid = id.clone();
+                }
                 if let SendTarget::Invoke(inv) = to
                     && !self.invoked.iter().any(|(_, i)| i == inv)
                 {
@@ -311,9 +313,9 @@ impl Core {
                     "name": ev.name,
                     "data": ev.data,
                     "type": ev.kind,
-                    "origin": ev.origin,
-                    "invokeid": ev.invokeid,
-                    "sendid": ev.sendid,
+                    "origin": ev.origin(),
+                    "invokeid": ev.invokeid(),
+                    "sendid": ev.sendid(),
                 })
             })
         } else {
@@ -374,12 +376,7 @@ impl<'a> fast::Env<'a> for FastEnv<'a> {
 
     fn event_field(&self, field: &str) -> Option<Val<'a>> {
         let e = self.event?;
-        let text = |s: &'a Option<String>| {
-            Some(
-                s.as_deref()
-                    .map_or(Val::Null, |s| Val::Str(Cow::Borrowed(s))),
-            )
-        };
+        let text = |s: Option<&'a str>| Some(s.map_or(Val::Null, |s| Val::Str(Cow::Borrowed(s))));
         match field {
             "name" => Some(Val::Str(Cow::Borrowed(&e.name))),
             "data" => Some(Val::of(&e.data)),
@@ -388,9 +385,9 @@ impl<'a> fast::Env<'a> for FastEnv<'a> {
                 EventKind::Internal => "internal",
                 EventKind::Platform => "platform",
             }))),
-            "origin" => text(&e.origin),
-            "invokeid" => text(&e.invokeid),
-            "sendid" => text(&e.sendid),
+            "origin" => text(e.origin()),
+            "invokeid" => text(e.invokeid()),
+            "sendid" => text(e.sendid()),
             _ => None,
         }
     }

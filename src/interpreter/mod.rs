@@ -55,22 +55,92 @@ pub enum EventKind {
 }
 
 /// An event: a name, data, and where it came from. Cheap to clone: the name is shared.
+/// Small (64 bytes), since every event is moved a few times on its way through a macrostep:
+/// the rarely set SCXML fields sit behind one pointer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EventWire", into = "EventWire")]
 pub struct Event {
     pub name: Arc<str>,
-    #[serde(default)]
     pub data: Json,
-    #[serde(default, rename = "type")]
     pub kind: EventKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `origin`, `invokeid` and `sendid`, when any is set.
+    pub meta: Option<Box<EventMeta>>,
+}
+
+/// The SCXML event fields that few events carry (5.10.1).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventMeta {
     pub origin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invokeid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sendid: Option<String>,
 }
 
+/// How an event is written: every field flat, as SCXML names them.
+#[derive(Serialize, Deserialize)]
+struct EventWire {
+    name: Arc<str>,
+    #[serde(default)]
+    data: Json,
+    #[serde(default, rename = "type")]
+    kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invokeid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sendid: Option<String>,
+}
+
+impl From<EventWire> for Event {
+    fn from(w: EventWire) -> Event {
+        let meta = (w.origin.is_some() || w.invokeid.is_some() || w.sendid.is_some()).then(|| {
+            Box::new(EventMeta {
+                origin: w.origin,
+                invokeid: w.invokeid,
+                sendid: w.sendid,
+            })
+        });
+        Event {
+            name: w.name,
+            data: w.data,
+            kind: w.kind,
+            meta,
+        }
+    }
+}
+
+impl From<Event> for EventWire {
+    fn from(e: Event) -> EventWire {
+        let m = e.meta.map(|m| *m).unwrap_or_default();
+        EventWire {
+            name: e.name,
+            data: e.data,
+            kind: e.kind,
+            origin: m.origin,
+            invokeid: m.invokeid,
+            sendid: m.sendid,
+        }
+    }
+}
+
 impl Event {
+    /// `_event.origin`.
+    pub fn origin(&self) -> Option<&str> {
+        self.meta.as_ref()?.origin.as_deref()
+    }
+    /// `_event.invokeid`.
+    pub fn invokeid(&self) -> Option<&str> {
+        self.meta.as_ref()?.invokeid.as_deref()
+    }
+    /// `_event.sendid`.
+    pub fn sendid(&self) -> Option<&str> {
+        self.meta.as_ref()?.sendid.as_deref()
+    }
+    /// The rare fields, to set them.
+    pub fn meta_mut(&mut self) -> &mut EventMeta {
+        self.meta.get_or_insert_default()
+    }
+
     /// An external event without data.
     pub fn external(name: impl Into<Arc<str>>) -> Event {
         Event::new(name, Json::Null, EventKind::External)
@@ -81,9 +151,7 @@ impl Event {
             name: name.into(),
             data,
             kind,
-            origin: None,
-            invokeid: None,
-            sendid: None,
+            meta: None,
         }
     }
     /// The same event with data.

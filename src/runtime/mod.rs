@@ -522,8 +522,9 @@ impl Runner {
             format!("error.invoke.{id}")
         };
         let mut event = Event::new(name, data, EventKind::External);
-        event.invokeid = Some(id.clone());
-        event.origin = Some(id);
+        let meta = event.meta_mut();
+        meta.invokeid = Some(id.clone());
+        meta.origin = Some(id);
         self.deliver(&path[..path.len() - 1], event);
     }
 
@@ -599,8 +600,9 @@ impl Runner {
                     } else {
                         let id = path.last().cloned();
                         let mut event = event;
-                        event.origin = id.clone();
-                        event.invokeid = id;
+                        let meta = event.meta_mut();
+                        meta.origin = id.clone();
+                        meta.invokeid = id;
                         self.deliver(&path[..path.len() - 1], event);
                     }
                 }
@@ -650,8 +652,9 @@ impl Runner {
                 )
             };
             let mut event = Event::new(ev, data, EventKind::External);
-            event.invokeid = Some(id.clone());
-            event.origin = Some(id);
+            let meta = event.meta_mut();
+            meta.invokeid = Some(id.clone());
+            meta.origin = Some(id);
             self.deliver(&path[..path.len() - 1], event);
         }
     }
@@ -692,7 +695,7 @@ impl Runner {
                 serde_json::json!({ "message": message }),
                 EventKind::External,
             );
-            event.invokeid = Some(id.clone());
+            event.meta_mut().invokeid = Some(id.clone());
             this.deliver(parent, event);
         };
         match src {
