@@ -94,8 +94,19 @@ fn main() {
             all.push(m);
         }
         let total = LIVE.load(Ordering::Relaxed) - before;
+        // Where the heap part comes from: creating one instance, then starting it.
+        let at = LIVE.load(Ordering::Relaxed);
+        let mut one = Instance::new(chart.clone());
+        let created = LIVE.load(Ordering::Relaxed) - at;
+        one.start().expect("starts");
+        let started = LIVE.load(Ordering::Relaxed) - at - created;
+        // And after work: an idle instance that has processed events holds no more.
+        for e in PATTERN.iter().cycle().take(1000) {
+            one.send(Event::external(*e)).expect("runs");
+        }
+        let worked = LIVE.load(Ordering::Relaxed) - at - created - started;
         println!(
-            "MEM impl=orca bytes_per_instance={} struct={}",
+            "MEM impl=orca bytes_per_instance={} struct={} heap_new={created} heap_start={started} heap_after_1000_events={worked}",
             total / COUNT,
             std::mem::size_of::<Instance>()
         );

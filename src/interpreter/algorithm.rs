@@ -14,7 +14,7 @@ impl Core {
     /// Enters the root and its default descendants (the initial transition of `<scxml>`).
     pub(super) fn enter_initial(&mut self, chart: &Chart) {
         let mut to_enter = Vec::new();
-        chart.add_descendant_states_to_enter(StateId::ROOT, &self.history, &mut to_enter);
+        chart.add_descendant_states_to_enter(StateId::ROOT, &self.cold().history, &mut to_enter);
         self.enter_states(chart, &mut to_enter);
         self.record(|| Trace::Microstep {
             event: None,
@@ -28,8 +28,15 @@ impl Core {
     pub(super) fn macrostep(&mut self, chart: &Chart) -> Result<(), RunError> {
         let span = tracing::debug_span!("macrostep", now = self.now);
         let _g = span.enter();
+        // Nothing eventless, raised or to invoke: stable already.
+        if !chart.has_eventless
+            && self.cold().internal.is_empty()
+            && self.cold().to_invoke.is_empty()
+        {
+            return Ok(());
+        }
         let mut microsteps = 0usize;
-        let mut recent = std::mem::take(&mut self.scratch.recent);
+        let mut recent = std::mem::take(&mut self.cold_mut().scratch.recent);
         recent.clear();
         let result = loop {
             if let Err(e) = self.run_to_stability(chart, &mut microsteps, &mut recent) {
@@ -38,11 +45,11 @@ impl Core {
             self.start_invokes(chart);
             // Starting invokes can raise `error.execution`; that is handled before the
             // macrostep ends.
-            if self.internal.is_empty() || self.status != Status::Running {
+            if self.cold().internal.is_empty() || self.status != Status::Running {
                 break Ok(());
             }
         };
-        self.scratch.recent = recent;
+        self.cold_mut().scratch.recent = recent;
         result
     }
 
@@ -62,14 +69,14 @@ impl Core {
             let mut eventless = true;
             if enabled.is_empty() {
                 eventless = false;
-                self.scratch.enabled = enabled;
-                let Some(event) = self.internal.pop_front() else {
+                self.cold_mut().scratch.enabled = enabled;
+                let Some(event) = self.cold_mut().internal.pop_front() else {
                     break;
                 };
                 enabled = self.select_transitions(chart, Some(&event));
                 self.current = Some(event);
                 if enabled.is_empty() {
-                    self.scratch.enabled = enabled;
+                    self.cold_mut().scratch.enabled = enabled;
                     let name = self
                         .current
                         .as_ref()
@@ -84,11 +91,11 @@ impl Core {
                 recent.drain(..32);
             }
             recent.extend(&enabled);
-            if *microsteps > self.limits.microsteps {
+            if *microsteps > self.cold().limits.microsteps {
                 return Err(self.fail_loop(chart, recent));
             }
             self.microstep(chart, &enabled, eventless);
-            self.scratch.enabled = enabled;
+            self.cold_mut().scratch.enabled = enabled;
         }
         Ok(())
     }
@@ -112,7 +119,7 @@ impl Core {
             .collect::<Vec<_>>()
             .join(", ");
         let err = RunError::MicrostepLimit {
-            limit: self.limits.microsteps,
+            limit: self.cold().limits.microsteps,
             looping,
         };
         tracing::error!(%err, "instance stopped");
@@ -128,17 +135,19 @@ impl Core {
             });
             return Ok(());
         }
-        for (state, id) in &self.invoked {
-            let auto = chart
-                .state(*state)
-                .invokes
-                .iter()
-                .any(|i| &i.id == id && i.auto_forward);
-            if auto {
-                self.effects.push(Effect::SendToInvoke {
-                    invoke: id.clone(),
-                    event: event.clone(),
-                });
+        if let Some(cold) = &mut self.cold {
+            for (state, id) in &cold.invoked {
+                let auto = chart
+                    .state(*state)
+                    .invokes
+                    .iter()
+                    .any(|i| &i.id == id && i.auto_forward);
+                if auto {
+                    cold.effects.push(Effect::SendToInvoke {
+                        invoke: id.clone(),
+                        event: event.clone(),
+                    });
+                }
             }
         }
         if let Some(chosen) = self.quick_select(chart, &event) {
@@ -149,7 +158,7 @@ impl Core {
                 self.microstep(chart, &[t], false);
             }
             // Without raised events or states to invoke, the macrostep ends here.
-            if self.internal.is_empty() && self.to_invoke.is_empty() {
+            if self.cold().internal.is_empty() && self.cold().to_invoke.is_empty() {
                 return Ok(());
             }
             drop(_g);
@@ -167,7 +176,7 @@ impl Core {
         } else {
             self.microstep(chart, &enabled, false);
         }
-        self.scratch.enabled = enabled;
+        self.cold_mut().scratch.enabled = enabled;
         self.macrostep(chart)
     }
 
@@ -179,9 +188,11 @@ impl Core {
     fn quick_select(&self, chart: &Chart, event: &Event) -> Option<Option<TransitionId>> {
         if chart.has_parallel
             || chart.has_eventless
-            || self.trace.is_some()
-            || !self.invoked.is_empty()
-            || !self.internal.is_empty()
+            || self
+                .cold
+                .as_ref()
+                .is_some_and(|c| c.trace.is_some() || !c.invoked.is_empty())
+            || !self.cold().internal.is_empty()
             || !self.slots_ok
         {
             return None;
@@ -206,12 +217,13 @@ impl Core {
     /// Processes the immediate sends to `#self`, each as an external event.
     pub(super) fn drain_self_sends(&mut self, chart: &Chart) -> Result<(), RunError> {
         let mut n = 0;
-        while let Some(e) = self.external.pop_front() {
+        while let Some(e) = self.cold.as_mut().and_then(|c| c.external.pop_front()) {
             n += 1;
-            if n > self.limits.self_sends {
-                self.external.clear();
+            let limit = self.cold().limits.self_sends;
+            if n > limit {
+                self.cold_mut().external.clear();
                 let err = RunError::MicrostepLimit {
-                    limit: self.limits.self_sends,
+                    limit,
                     looping: format!("`Send` of `{}` to #self, again and again", e.name),
                 };
                 self.status = Status::Failed(err.to_string());
@@ -273,7 +285,7 @@ impl Core {
 
     /// The reused buffer for enabled transitions, emptied.
     fn empty_enabled(&mut self) -> Vec<TransitionId> {
-        let mut enabled = std::mem::take(&mut self.scratch.enabled);
+        let mut enabled = std::mem::take(&mut self.cold_mut().scratch.enabled);
         enabled.clear();
         enabled
     }
@@ -340,39 +352,38 @@ impl Core {
     /// `microstep`: exit, transition content, entry.
     fn microstep(&mut self, chart: &Chart, enabled: &[TransitionId], eventless: bool) {
         if let [t] = enabled
-            && self.trace.is_none()
+            && self.cold().trace.is_none()
             && chart.transition(*t).plain
         {
             return self.plain_microstep(chart, *t);
         }
         // The microstep's record goes before what its content records (sends, logs, errors).
-        let mark = self.trace.as_ref().map_or(0, Vec::len);
-        let mut exited = std::mem::take(&mut self.scratch.exit);
+        let mark = self.cold().trace.as_ref().map_or(0, Vec::len);
+        let mut exited = std::mem::take(&mut self.cold_mut().scratch.exit);
         self.exit_states(chart, enabled, &mut exited);
         for &t in enabled {
             self.run_block(chart, &chart.transition(t).actions);
         }
-        let mut entered = std::mem::take(&mut self.scratch.enter);
+        let mut entered = std::mem::take(&mut self.cold_mut().scratch.enter);
         self.enter_states_for(chart, enabled, &mut entered);
-        let event = || {
-            if eventless {
-                None
-            } else {
-                self.current.as_ref().map(|e| e.name.clone())
-            }
+        let event = if eventless {
+            None
+        } else {
+            self.current.as_ref().map(|e| e.name.clone())
         };
-        tracing::trace!(event = ?event(), transitions = ?enabled, "microstep");
-        if let Some(t) = &mut self.trace {
+        tracing::trace!(event = ?event, transitions = ?enabled, "microstep");
+        if let Some(t) = &mut self.cold_mut().trace {
             let step = Trace::Microstep {
-                event: event(),
+                event,
                 transitions: enabled.to_vec(),
                 exited: exited.clone(),
                 entered: entered.clone(),
             };
             t.insert(mark.min(t.len()), step);
         }
-        self.scratch.exit = exited;
-        self.scratch.enter = entered;
+        let scratch = &mut self.cold_mut().scratch;
+        scratch.exit = exited;
+        scratch.enter = entered;
     }
 
     /// The microstep of one [`crate::chart::Transition::plain`] transition: the exit set is
@@ -462,7 +473,7 @@ impl Core {
         let mut out = Vec::new();
         for &s in &tr.targets {
             if chart.state(s).is_history() {
-                match self.history.get(&s) {
+                match self.cold().history.get(&s) {
                     Some(hv) => out.extend(hv.iter().copied()),
                     None => out.extend(chart.state(s).history_default.iter().copied()),
                 }
@@ -495,7 +506,7 @@ impl Core {
                             HistoryDepth::Shallow => chart.state(x).parent == Some(s),
                         })
                         .collect();
-                    self.history.insert(h, recorded);
+                    self.cold_mut().history.insert(h, recorded);
                 }
             }
         }
@@ -509,11 +520,13 @@ impl Core {
         let state = chart.state(s);
         self.run_block(chart, &state.exit);
         for a in &state.after {
-            self.timers
+            self.cold_mut()
+                .timers
                 .retain(|t| t.sendid.as_deref() != Some(a.send_id.as_str()));
         }
-        let effects = &mut self.effects;
-        self.invoked.retain(|(owner, id)| {
+        let cold = self.cold_mut();
+        let effects = &mut cold.effects;
+        cold.invoked.retain(|(owner, id)| {
             if *owner == s {
                 effects.push(Effect::CancelInvoke { id: id.clone() });
                 false
@@ -521,7 +534,7 @@ impl Core {
                 true
             }
         });
-        self.to_invoke.retain(|&x| x != s);
+        cold.to_invoke.retain(|&x| x != s);
         self.deactivate(s);
     }
 
@@ -543,11 +556,11 @@ impl Core {
         for &t in enabled {
             let tr = chart.transition(t);
             for &s in &tr.targets {
-                chart.add_descendant_states_to_enter(s, &self.history, to_enter);
+                chart.add_descendant_states_to_enter(s, &self.cold().history, to_enter);
             }
             let ancestor = self.transition_domain(chart, t);
             for &s in self.effective_target_states(chart, t).iter() {
-                chart.add_ancestor_states_to_enter(s, ancestor, &self.history, to_enter);
+                chart.add_ancestor_states_to_enter(s, ancestor, &self.cold().history, to_enter);
             }
         }
         self.enter_states(chart, to_enter);
@@ -562,7 +575,7 @@ impl Core {
         for &s in to_enter.iter() {
             self.activate(s);
             if !chart.state(s).invokes.is_empty() {
-                self.to_invoke.push(s);
+                self.cold_mut().to_invoke.push(s);
             }
             let state = chart.state(s);
             self.run_block(chart, &state.entry);
@@ -584,7 +597,7 @@ impl Core {
                     })
                 });
                 if parent == StateId::ROOT {
-                    self.output = Some(data.unwrap_or(Json::Null));
+                    self.cold_mut().output = Some(data.unwrap_or(Json::Null));
                     self.finish(chart);
                     break;
                 }
@@ -616,13 +629,14 @@ impl Core {
         for s in active {
             self.run_block(chart, &chart.state(s).exit);
         }
-        for (_, id) in std::mem::take(&mut self.invoked) {
-            self.effects.push(Effect::CancelInvoke { id });
+        let cold = self.cold_mut();
+        for (_, id) in std::mem::take(&mut cold.invoked) {
+            cold.effects.push(Effect::CancelInvoke { id });
         }
-        self.to_invoke.clear();
-        self.timers.clear();
-        self.internal.clear();
-        self.external.clear();
+        cold.to_invoke.clear();
+        cold.timers.clear();
+        cold.external.clear();
+        self.cold_mut().internal.clear();
         tracing::info!(machine = %chart.id, "done");
     }
 
@@ -644,10 +658,10 @@ impl Core {
 
     /// Starts the invokes of the states entered in this macrostep that are still active.
     fn start_invokes(&mut self, chart: &Chart) {
-        if self.to_invoke.is_empty() {
+        if self.cold().to_invoke.is_empty() {
             return;
         }
-        let states = std::mem::take(&mut self.to_invoke);
+        let states = std::mem::take(&mut self.cold_mut().to_invoke);
         for s in states {
             if !self.active[s.index()] {
                 continue;
@@ -666,8 +680,9 @@ impl Core {
                     },
                     None => None,
                 };
-                self.invoked.push((s, inv.id.clone()));
-                self.effects.push(Effect::Invoke {
+                let cold = self.cold_mut();
+                cold.invoked.push((s, inv.id.clone()));
+                cold.effects.push(Effect::Invoke {
                     id: inv.id.clone(),
                     state: s,
                     src: inv.src.clone(),
@@ -692,7 +707,8 @@ impl Core {
 
     /// Appends to the internal queue.
     pub(super) fn raise(&mut self, name: String, data: Json) {
-        self.internal
+        self.cold_mut()
+            .internal
             .push_back(Event::new(name, data, EventKind::Internal));
     }
 
@@ -703,12 +719,15 @@ impl Core {
             message: message.clone(),
         });
         let data = serde_json::json!({ "message": message });
-        self.internal
-            .push_back(Event::new("error.execution", data, EventKind::Platform));
+        self.cold_mut().internal.push_back(Event::new(
+            "error.execution",
+            data,
+            EventKind::Platform,
+        ));
     }
 
     pub(super) fn record(&mut self, f: impl FnOnce() -> Trace) {
-        if let Some(t) = &mut self.trace {
+        if let Some(t) = self.cold.as_mut().and_then(|c| c.trace.as_mut()) {
             t.push(f());
         }
     }

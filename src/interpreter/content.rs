@@ -52,7 +52,7 @@ impl Core {
                     ev.meta_mut().sendid = id.clone();
                 }
                 if let SendTarget::Invoke(inv) = to
-                    && !self.invoked.iter().any(|(_, i)| i == inv)
+                    && !self.cold().invoked.iter().any(|(_, i)| i == inv)
                 {
                     return Err(format!(
                         "`Send` of `{event}` to `{inv}`: no such invoke is active"
@@ -67,20 +67,24 @@ impl Core {
                             due: None,
                         });
                         match to {
-                            SendTarget::ToSelf => self.external.push_back(ev),
-                            SendTarget::Parent => {
-                                self.effects.push(Effect::SendToParent { event: ev })
+                            SendTarget::ToSelf => self.cold_mut().external.push_back(ev),
+                            SendTarget::Parent => self
+                                .cold_mut()
+                                .effects
+                                .push(Effect::SendToParent { event: ev }),
+                            SendTarget::Invoke(inv) => {
+                                self.cold_mut().effects.push(Effect::SendToInvoke {
+                                    invoke: inv.clone(),
+                                    event: ev,
+                                })
                             }
-                            SendTarget::Invoke(inv) => self.effects.push(Effect::SendToInvoke {
-                                invoke: inv.clone(),
-                                event: ev,
-                            }),
                         }
                     }
                 }
             }
             Op::Cancel(id) => {
-                self.timers
+                self.cold_mut()
+                    .timers
                     .retain(|t| t.sendid.as_deref() != Some(id.as_str()));
                 self.record(|| Trace::Cancelled { sendid: id.clone() });
             }
@@ -95,7 +99,7 @@ impl Core {
             Op::Log { label, expr } => {
                 let value = self.eval(chart, *expr)?;
                 tracing::info!(label = label.as_deref().unwrap_or(""), %value, "log");
-                self.effects.push(Effect::Log {
+                self.cold_mut().effects.push(Effect::Log {
                     label: label.clone(),
                     value,
                 });
@@ -127,11 +131,11 @@ impl Core {
                         ));
                     }
                 };
-                if items.len() > self.limits.foreach_items {
+                if items.len() > self.cold().limits.foreach_items {
                     return Err(format!(
                         "`Foreach` over {} items exceeds the limit of {}",
                         items.len(),
-                        self.limits.foreach_items
+                        self.cold().limits.foreach_items
                     ));
                 }
                 for (i, v) in items.into_iter().enumerate() {
@@ -160,7 +164,7 @@ impl Core {
                                 .all(|(a, b)| a == b);
                         result.map_err(|e| format!("host action `{name}` failed: {e}"))?
                     }
-                    None if host.pass_through => self.effects.push(Effect::Call {
+                    None if host.pass_through => self.cold_mut().effects.push(Effect::Call {
                         name: name.clone(),
                         args,
                     }),
@@ -250,9 +254,10 @@ impl Core {
             target,
         };
         let at = self
+            .cold()
             .timers
             .partition_point(|t| (t.due, t.seq) <= (due, timer.seq));
-        self.timers.insert(at, timer);
+        self.cold_mut().timers.insert(at, timer);
     }
 
     fn eval_delay(&self, chart: &Chart, e: ExprId) -> Result<u64, String> {

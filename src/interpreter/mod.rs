@@ -55,7 +55,7 @@ pub enum EventKind {
 }
 
 /// An event: a name, data, and where it came from. Cheap to clone: the name is shared.
-/// Small (64 bytes), since every event is moved a few times on its way through a macrostep:
+/// Small (104 bytes, 136 before), since every event is moved a few times on its way through a macrostep:
 /// the rarely set SCXML fields sit behind one pointer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "EventWire", into = "EventWire")]
@@ -265,13 +265,18 @@ pub struct Limits {
     pub foreach_items: usize,
 }
 
+impl Limits {
+    /// The default bounds.
+    pub const DEFAULT: Limits = Limits {
+        microsteps: 10_000,
+        self_sends: 100_000,
+        foreach_items: 1_000_000,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            microsteps: 10_000,
-            self_sends: 100_000,
-            foreach_items: 1_000_000,
-        }
+        Limits::DEFAULT
     }
 }
 
@@ -285,28 +290,39 @@ pub struct Instance {
 /// while changing the state.
 struct Core {
     host: Arc<Host>,
-    limits: Limits,
     /// Whether each state is active, by id.
     active: Vec<bool>,
     /// The active states in document order.
     config: Vec<StateId>,
-    /// Recorded history, by history state.
-    history: BTreeMap<StateId, Vec<StateId>>,
     context: IndexMap<String, Json>,
     /// Whether the chart's declared context names still sit at the indices the compiler
     /// gave them (true unless a host action removed or reordered names), so that compiled
     /// slots are used without comparing names.
     slots_ok: bool,
-    internal: VecDeque<Event>,
-    /// Immediate sends to `#self`, processed after the current event.
-    external: VecDeque<Event>,
-    timers: Vec<Timer>,
     now: u64,
     seq: u64,
     status: Status,
-    output: Option<Json>,
     /// The event being processed (`event` in expressions).
     current: Option<Event>,
+    /// Everything else, allocated on first use (see [`Cold`]).
+    cold: Option<Box<Cold>>,
+}
+
+/// The parts of an instance that many machines never use: timers, invokes, effects, history,
+/// self-sends, a trace, the general algorithm's buffers. Kept behind one pointer, allocated
+/// the first time one is needed, so that an instance of a simple machine stays small
+/// (the hier3 instance never allocates it, however many events it processes).
+#[derive(Default)]
+struct Cold {
+    limits: Limits,
+    /// Events raised inside the machine, processed before the next external one.
+    internal: VecDeque<Event>,
+    /// Recorded history, by history state.
+    history: BTreeMap<StateId, Vec<StateId>>,
+    /// Immediate sends to `#self`, processed after the current event.
+    external: VecDeque<Event>,
+    timers: Vec<Timer>,
+    output: Option<Json>,
     effects: Vec<Effect>,
     trace: Option<Vec<Trace>>,
     /// States entered during this macrostep: their invokes start when it ends.
@@ -315,6 +331,35 @@ struct Core {
     invoked: Vec<(StateId, String)>,
     /// Reused buffers, so that a macrostep does not allocate.
     scratch: Scratch,
+}
+
+/// What [`Core::cold`] reads before anything was allocated.
+static EMPTY_COLD: Cold = Cold {
+    limits: Limits::DEFAULT,
+    internal: VecDeque::new(),
+    history: BTreeMap::new(),
+    external: VecDeque::new(),
+    timers: Vec::new(),
+    output: None,
+    effects: Vec::new(),
+    trace: None,
+    to_invoke: Vec::new(),
+    invoked: Vec::new(),
+    scratch: Scratch {
+        enabled: Vec::new(),
+        exit: Vec::new(),
+        enter: Vec::new(),
+        recent: Vec::new(),
+    },
+};
+
+impl Core {
+    fn cold(&self) -> &Cold {
+        self.cold.as_deref().unwrap_or(&EMPTY_COLD)
+    }
+    fn cold_mut(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_default()
+    }
 }
 
 /// Buffers the algorithm reuses from one macrostep to the next.
@@ -329,60 +374,58 @@ struct Scratch {
 impl Instance {
     /// A new instance of `chart`; call [`Instance::start`] to enter the initial states.
     pub fn new(chart: Arc<Chart>) -> Instance {
-        Instance::with_host(chart, Arc::new(Host::default()))
+        // One empty host for every instance that registers none.
+        static NO_HOST: std::sync::LazyLock<Arc<Host>> = std::sync::LazyLock::new(Arc::default);
+        Instance::with_host(chart, NO_HOST.clone())
     }
 
     /// A new instance whose `Call` actions go to `host`.
     pub fn with_host(chart: Arc<Chart>, host: Arc<Host>) -> Instance {
         let n = chart.states.len();
-        let context = chart.context.clone();
+        // Built to size: a clone would keep the chart's spare capacity in every instance.
+        let mut context = IndexMap::with_capacity(chart.context.len());
+        context.extend(chart.context.iter().map(|(k, v)| (k.clone(), v.clone())));
         let core = Core {
             host,
-            limits: Limits::default(),
             active: vec![false; n],
             config: Vec::new(),
-            history: BTreeMap::new(),
             context,
             slots_ok: true,
-            internal: VecDeque::new(),
-            external: VecDeque::new(),
-            timers: Vec::new(),
             now: 0,
             seq: 0,
             status: Status::NotStarted,
-            output: None,
             current: None,
-            effects: Vec::new(),
-            trace: None,
-            to_invoke: Vec::new(),
-            invoked: Vec::new(),
-            scratch: Scratch::default(),
+            cold: None,
         };
         Instance { chart, core }
     }
 
     /// Sets the bounds of this instance.
     pub fn set_limits(&mut self, limits: Limits) {
-        self.core.limits = limits;
+        self.core.cold_mut().limits = limits;
     }
 
     /// Starts keeping [`Trace`] records, read with [`Instance::take_trace`].
     pub fn record_trace(&mut self, on: bool) {
-        self.core.trace = on.then(Vec::new);
+        if on || self.core.cold.is_some() {
+            self.core.cold_mut().trace = on.then(Vec::new);
+        }
     }
 
     /// The trace recorded since the last call.
     pub fn take_trace(&mut self) -> Vec<Trace> {
-        self.core
-            .trace
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        match &mut self.core.cold {
+            Some(c) => c.trace.as_mut().map(std::mem::take).unwrap_or_default(),
+            None => Vec::new(),
+        }
     }
 
     /// The effects issued since the last call, in order.
     pub fn take_effects(&mut self) -> Vec<Effect> {
-        std::mem::take(&mut self.core.effects)
+        match &mut self.core.cold {
+            Some(c) => std::mem::take(&mut c.effects),
+            None => Vec::new(),
+        }
     }
 
     /// Replaces initial context values before start (an invoke's `input`).
@@ -420,10 +463,10 @@ impl Instance {
     /// due by then in order, each with the clock at its due time.
     pub fn advance_to(&mut self, now: u64) -> Result<(), RunError> {
         let core = &mut self.core;
-        while let Some(t) = core.timers.first()
+        while let Some(t) = core.cold().timers.first()
             && t.due <= now
         {
-            let timer = core.timers.remove(0);
+            let timer = core.cold_mut().timers.remove(0);
             core.now = core.now.max(timer.due);
             match timer.target {
                 crate::chart::SendTarget::ToSelf => {
@@ -433,12 +476,15 @@ impl Instance {
                     }
                 }
                 crate::chart::SendTarget::Parent => core
+                    .cold_mut()
                     .effects
                     .push(Effect::SendToParent { event: timer.event }),
-                crate::chart::SendTarget::Invoke(id) => core.effects.push(Effect::SendToInvoke {
-                    invoke: id,
-                    event: timer.event,
-                }),
+                crate::chart::SendTarget::Invoke(id) => {
+                    core.cold_mut().effects.push(Effect::SendToInvoke {
+                        invoke: id,
+                        event: timer.event,
+                    })
+                }
             }
         }
         core.now = core.now.max(now);
@@ -447,12 +493,12 @@ impl Instance {
 
     /// When the next delayed event is due, if any.
     pub fn next_due(&self) -> Option<u64> {
-        self.core.timers.first().map(|t| t.due)
+        self.core.cold().timers.first().map(|t| t.due)
     }
 
     /// The pending delayed events, earliest first.
     pub fn timers(&self) -> &[Timer] {
-        &self.core.timers
+        &self.core.cold().timers
     }
 
     /// The virtual time, in milliseconds since start.
@@ -474,7 +520,7 @@ impl Instance {
 
     /// The machine's output once a top-level final state is reached.
     pub fn output(&self) -> Option<&Json> {
-        self.core.output.as_ref()
+        self.core.cold().output.as_ref()
     }
 
     pub fn context(&self) -> &IndexMap<String, Json> {
@@ -504,7 +550,7 @@ impl Instance {
 
     /// The recorded history values, by history state.
     pub fn history(&self) -> &BTreeMap<StateId, Vec<StateId>> {
-        &self.core.history
+        &self.core.cold().history
     }
 
     /// The configuration object of machines.md.
@@ -513,7 +559,7 @@ impl Instance {
             "configuration": self.configuration_paths(),
             "context": self.core.context,
             "done": self.is_done(),
-            "output": self.core.output.clone().unwrap_or(Json::Null),
+            "output": self.core.cold().output.clone().unwrap_or(Json::Null),
         })
     }
 }
