@@ -97,11 +97,13 @@ pub fn compile(
         source: loaded.file.clone(),
         has_eventless: false,
         has_parallel: false,
+        reads_event: false,
         event_classes: Default::default(),
         class_names: Vec::new(),
     };
     chart.has_eventless = chart.transitions.iter().any(|t| t.is_eventless());
     chart.has_parallel = chart.states.iter().any(|s| s.kind == Kind::Parallel);
+    chart.reads_event = (chart.exprs.iter()).any(|e| e.variables.iter().any(|v| v == "event"));
     chart.precompute_entry_sets();
     chart.precompute_candidates();
     let mut diags = b.diags;

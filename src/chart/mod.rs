@@ -295,6 +295,9 @@ pub struct Chart {
     pub has_eventless: bool,
     /// Whether any state is parallel: when none is, one atomic state is active at a time.
     pub has_parallel: bool,
+    /// Whether any expression reads `event`: when none does, the interpreter need not keep
+    /// the event being processed.
+    pub reads_event: bool,
     /// Every name a descriptor spells, as an [`EventClass`].
     pub event_classes: EventClasses,
     /// The name of each event class, shared (see [`Chart::intern`]).

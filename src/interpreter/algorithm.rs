@@ -128,7 +128,11 @@ impl Core {
     }
 
     /// Processes one external event: `selectTransitions`, a microstep, then the macrostep.
-    pub(super) fn process_external(&mut self, chart: &Chart, event: Event) -> Result<(), RunError> {
+    pub(super) fn process_external(
+        &mut self,
+        chart: &Chart,
+        event: Cow<'_, Event>,
+    ) -> Result<(), RunError> {
         if self.status != Status::Running {
             self.record(|| Trace::Ignored {
                 event: event.name.clone(),
@@ -145,7 +149,7 @@ impl Core {
                 if auto {
                     cold.effects.push(Effect::SendToInvoke {
                         invoke: id.clone(),
-                        event: event.clone(),
+                        event: event.clone().into_owned(),
                     });
                 }
             }
@@ -153,9 +157,15 @@ impl Core {
         if let Some(chosen) = self.quick_select(chart, &event) {
             let span = tracing::debug_span!("macrostep", now = self.now);
             let _g = span.enter();
-            self.current = Some(event);
-            if let Some(t) = chosen {
-                self.microstep(chart, &[t], false);
+            // `event` in expressions is the only reader of the current event: a chart that
+            // never names it does not need it kept (nor the caller's event cloned).
+            if chart.reads_event {
+                self.current = Some(event.into_owned());
+            }
+            match chosen {
+                Some(t) if chart.transition(t).plain => self.plain_microstep(chart, t),
+                Some(t) => self.microstep(chart, &[t], false),
+                None => {}
             }
             // Without raised events or states to invoke, the macrostep ends here.
             if self.cold().internal.is_empty() && self.cold().to_invoke.is_empty() {
@@ -165,7 +175,7 @@ impl Core {
             return self.macrostep(chart);
         }
         let enabled = self.select_transitions(chart, Some(&event));
-        self.current = Some(event);
+        self.current = Some(event.into_owned());
         if enabled.is_empty() {
             let name = self
                 .current
@@ -215,7 +225,15 @@ impl Core {
     }
 
     /// Processes the immediate sends to `#self`, each as an external event.
+    #[inline]
     pub(super) fn drain_self_sends(&mut self, chart: &Chart) -> Result<(), RunError> {
+        if self.cold.as_ref().is_none_or(|c| c.external.is_empty()) {
+            return Ok(());
+        }
+        self.drain_queued_self_sends(chart)
+    }
+
+    fn drain_queued_self_sends(&mut self, chart: &Chart) -> Result<(), RunError> {
         let mut n = 0;
         while let Some(e) = self.cold.as_mut().and_then(|c| c.external.pop_front()) {
             n += 1;
@@ -229,7 +247,7 @@ impl Core {
                 self.status = Status::Failed(err.to_string());
                 return Err(err);
             }
-            self.process_external(chart, e)?;
+            self.process_external(chart, Cow::Owned(e))?;
         }
         Ok(())
     }

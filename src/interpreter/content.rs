@@ -90,6 +90,23 @@ impl Core {
             }
             Op::Assign {
                 location,
+                slot: Some(slot),
+                value,
+            } if location.len() == 1
+                && self.slots_ok
+                && let Some(Kernel::Int(k)) = &chart.expr(*value).kernel
+                && let Some(v) = k.eval(&self.context) =>
+            {
+                // An integer into a declared top-level name: written in place.
+                if let Some((_, cell)) = self.context.get_index_mut(*slot) {
+                    match cell {
+                        Json::Number(n) => *n = v.into(),
+                        other => *other = Json::from(v),
+                    }
+                }
+            }
+            Op::Assign {
+                location,
                 slot,
                 value,
             } => {

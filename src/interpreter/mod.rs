@@ -449,6 +449,31 @@ impl Instance {
 
     /// Processes one external event: its macrostep, then any immediate self-sends it caused.
     pub fn send(&mut self, event: Event) -> Result<(), RunError> {
+        self.send_cow(std::borrow::Cow::Owned(event))
+    }
+
+    /// [`Instance::send`] for an event the caller keeps (to send it again, say): it is
+    /// cloned only if the machine needs to keep it, which spares the shared name's reference
+    /// count two atomic updates per event when it does not.
+    ///
+    /// ```
+    /// # use orca::chart::{CompileOptions, load_chart_str};
+    /// # use orca::interpreter::{Event, Instance};
+    /// # let (chart, _) = load_chart_str("t.ron", r#"Machine(states: {
+    /// #     "a": (on: { "T": "b" }), "b": (on: { "T": "a" }) })"#, &CompileOptions::default()).unwrap();
+    /// let mut m = Instance::new(std::sync::Arc::new(chart));
+    /// m.start().unwrap();
+    /// let toggle = Event::external(m.chart().intern("T"));
+    /// for _ in 0..3 {
+    ///     m.send_ref(&toggle).unwrap();
+    /// }
+    /// assert_eq!(m.configuration_paths(), ["b"]);
+    /// ```
+    pub fn send_ref(&mut self, event: &Event) -> Result<(), RunError> {
+        self.send_cow(std::borrow::Cow::Borrowed(event))
+    }
+
+    fn send_cow(&mut self, event: std::borrow::Cow<'_, Event>) -> Result<(), RunError> {
         let span = tracing::info_span!("instance", machine = %self.chart.id);
         let _g = span.enter();
         let core = &mut self.core;
@@ -471,7 +496,7 @@ impl Instance {
             match timer.target {
                 crate::chart::SendTarget::ToSelf => {
                     if core.status == Status::Running {
-                        core.process_external(&self.chart, timer.event)?;
+                        core.process_external(&self.chart, std::borrow::Cow::Owned(timer.event))?;
                         core.drain_self_sends(&self.chart)?;
                     }
                 }
