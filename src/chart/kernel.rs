@@ -17,6 +17,8 @@ pub enum IntK {
     /// A context value by its slot in the chart's declared context.
     Slot(usize),
     Arith(BinOp, Box<IntK>, Box<IntK>),
+    /// `slot OP constant`, the commonest shape (`count + 1`), without recursion.
+    SlotConst(BinOp, usize, i64),
 }
 
 /// A bool-valued kernel.
@@ -24,6 +26,8 @@ pub enum IntK {
 pub enum BoolK {
     Const(bool),
     Cmp(BinOp, IntK, IntK),
+    /// `slot OP constant` (`retries < 3`), without recursion.
+    CmpSlotConst(BinOp, usize, i64),
     Not(Box<BoolK>),
     And(Box<BoolK>, Box<BoolK>),
     Or(Box<BoolK>, Box<BoolK>),
@@ -65,9 +69,10 @@ fn int_of(e: &Fast) -> Option<IntK> {
         Fast::Int(i) => IntK::Const(*i),
         Fast::Var { slot: Some(s), .. } => IntK::Slot(*s),
         Fast::Neg(a) => IntK::Arith(BinOp::Sub, Box::new(IntK::Const(0)), Box::new(int_of(a)?)),
-        Fast::Bin(op, a, b) if is_arith(*op) => {
-            IntK::Arith(*op, Box::new(int_of(a)?), Box::new(int_of(b)?))
-        }
+        Fast::Bin(op, a, b) if is_arith(*op) => match (int_of(a)?, int_of(b)?) {
+            (IntK::Slot(s), IntK::Const(k)) => IntK::SlotConst(*op, s, k),
+            (a, b) => IntK::Arith(*op, Box::new(a), Box::new(b)),
+        },
         _ => return None,
     })
 }
@@ -75,7 +80,10 @@ fn int_of(e: &Fast) -> Option<IntK> {
 fn bool_of(e: &Fast) -> Option<BoolK> {
     Some(match e {
         Fast::Bool(b) => BoolK::Const(*b),
-        Fast::Bin(op, a, b) if !is_arith(*op) => BoolK::Cmp(*op, int_of(a)?, int_of(b)?),
+        Fast::Bin(op, a, b) if !is_arith(*op) => match (int_of(a)?, int_of(b)?) {
+            (IntK::Slot(s), IntK::Const(k)) => BoolK::CmpSlotConst(*op, s, k),
+            (a, b) => BoolK::Cmp(*op, a, b),
+        },
         Fast::Not(a) => BoolK::Not(Box::new(bool_of(a)?)),
         Fast::And(a, b) => BoolK::And(Box::new(bool_of(a)?), Box::new(bool_of(b)?)),
         Fast::Or(a, b) => BoolK::Or(Box::new(bool_of(a)?), Box::new(bool_of(b)?)),
@@ -88,18 +96,32 @@ impl IntK {
         match self {
             IntK::Const(i) => Some(*i),
             IntK::Slot(s) => ctx.get_index(*s)?.1.as_i64(),
-            IntK::Arith(op, a, b) => {
-                let (x, y) = (a.eval(ctx)?, b.eval(ctx)?);
-                match op {
-                    BinOp::Add => x.checked_add(y),
-                    BinOp::Sub => x.checked_sub(y),
-                    BinOp::Mul => x.checked_mul(y),
-                    BinOp::Div => x.checked_div(y),
-                    BinOp::Rem => x.checked_rem(y),
-                    _ => None,
-                }
-            }
+            IntK::Arith(op, a, b) => arith(*op, a.eval(ctx)?, b.eval(ctx)?),
+            IntK::SlotConst(op, s, k) => arith(*op, ctx.get_index(*s)?.1.as_i64()?, *k),
         }
+    }
+}
+
+fn arith(op: BinOp, x: i64, y: i64) -> Option<i64> {
+    match op {
+        BinOp::Add => x.checked_add(y),
+        BinOp::Sub => x.checked_sub(y),
+        BinOp::Mul => x.checked_mul(y),
+        BinOp::Div => x.checked_div(y),
+        BinOp::Rem => x.checked_rem(y),
+        _ => None,
+    }
+}
+
+fn compare(op: BinOp, x: i64, y: i64) -> Option<bool> {
+    match op {
+        BinOp::Lt => Some(x < y),
+        BinOp::Le => Some(x <= y),
+        BinOp::Gt => Some(x > y),
+        BinOp::Ge => Some(x >= y),
+        BinOp::Eq => Some(x == y),
+        BinOp::Ne => Some(x != y),
+        _ => None,
     }
 }
 
@@ -107,18 +129,8 @@ impl BoolK {
     pub fn eval(&self, ctx: &IndexMap<String, Json>) -> Option<bool> {
         match self {
             BoolK::Const(b) => Some(*b),
-            BoolK::Cmp(op, a, b) => {
-                let (x, y) = (a.eval(ctx)?, b.eval(ctx)?);
-                match op {
-                    BinOp::Lt => Some(x < y),
-                    BinOp::Le => Some(x <= y),
-                    BinOp::Gt => Some(x > y),
-                    BinOp::Ge => Some(x >= y),
-                    BinOp::Eq => Some(x == y),
-                    BinOp::Ne => Some(x != y),
-                    _ => None,
-                }
-            }
+            BoolK::Cmp(op, a, b) => compare(*op, a.eval(ctx)?, b.eval(ctx)?),
+            BoolK::CmpSlotConst(op, s, k) => compare(*op, ctx.get_index(*s)?.1.as_i64()?, *k),
             BoolK::Not(a) => a.eval(ctx).map(|b| !b),
             // Short-circuits as the fast form does; uncertainty anywhere it looks falls back.
             BoolK::And(a, b) => match a.eval(ctx)? {

@@ -128,11 +128,50 @@ impl Core {
     }
 
     /// Processes one external event: `selectTransitions`, a microstep, then the macrostep.
+    #[inline]
     pub(super) fn process_external(
         &mut self,
         chart: &Chart,
         event: Cow<'_, Event>,
     ) -> Result<(), RunError> {
+        if self.status == Status::Running
+            && let Some(chosen) = self.quick_select(chart, &event)
+        {
+            return self.quick_macrostep(chart, event, chosen);
+        }
+        self.process_general(chart, event)
+    }
+
+    /// The macrostep of an external event whose transition [`Core::quick_select`] chose.
+    fn quick_macrostep(
+        &mut self,
+        chart: &Chart,
+        event: Cow<'_, Event>,
+        chosen: Option<TransitionId>,
+    ) -> Result<(), RunError> {
+        let span = tracing::debug_span!("macrostep", now = self.now);
+        let _g = span.enter();
+        // `event` in expressions is the only reader of the current event: a chart that
+        // never names it does not need it kept (nor the caller's event cloned).
+        if chart.reads_event {
+            self.current = Some(event.into_owned());
+        }
+        match chosen {
+            Some(t) if chart.transition(t).plain => self.plain_microstep(chart, t),
+            Some(t) => self.microstep(chart, &[t], false),
+            None => {}
+        }
+        // Without raised events or states to invoke, the macrostep ends here.
+        if self.cold().internal.is_empty() && self.cold().to_invoke.is_empty() {
+            return Ok(());
+        }
+        drop(_g);
+        self.macrostep(chart)
+    }
+
+    /// `process_external` by the general algorithm.
+    #[inline(never)]
+    fn process_general(&mut self, chart: &Chart, event: Cow<'_, Event>) -> Result<(), RunError> {
         if self.status != Status::Running {
             self.record(|| Trace::Ignored {
                 event: event.name.clone(),
@@ -153,26 +192,6 @@ impl Core {
                     });
                 }
             }
-        }
-        if let Some(chosen) = self.quick_select(chart, &event) {
-            let span = tracing::debug_span!("macrostep", now = self.now);
-            let _g = span.enter();
-            // `event` in expressions is the only reader of the current event: a chart that
-            // never names it does not need it kept (nor the caller's event cloned).
-            if chart.reads_event {
-                self.current = Some(event.into_owned());
-            }
-            match chosen {
-                Some(t) if chart.transition(t).plain => self.plain_microstep(chart, t),
-                Some(t) => self.microstep(chart, &[t], false),
-                None => {}
-            }
-            // Without raised events or states to invoke, the macrostep ends here.
-            if self.cold().internal.is_empty() && self.cold().to_invoke.is_empty() {
-                return Ok(());
-            }
-            drop(_g);
-            return self.macrostep(chart);
         }
         let enabled = self.select_transitions(chart, Some(&event));
         self.current = Some(event.into_owned());
