@@ -33,6 +33,24 @@ fn bench(c: &mut Criterion) {
             Some("running.a.a2")
         );
     });
+    // As examples/hier3_bench.rs sends them: names shared with the chart, events kept.
+    let interned: Vec<Event> = PATTERN
+        .iter()
+        .map(|e| Event::external(chart.intern(e)))
+        .collect();
+    g.bench_function("send_ref_10_interned_events", |b| {
+        let mut m = Instance::new(chart.clone());
+        m.start().unwrap();
+        b.iter(|| {
+            for e in &interned {
+                m.send_ref(black_box(e)).unwrap();
+            }
+        });
+        assert_eq!(
+            m.configuration_paths().last().copied(),
+            Some("running.a.a2")
+        );
+    });
     g.bench_function("start_instance", |b| {
         b.iter(|| {
             let mut m = Instance::new(chart.clone());
