@@ -69,12 +69,14 @@ pub fn compile(
         defs: Vec::new(),
         transitions: Vec::new(),
         exprs: Vec::new(),
+        by_name: ChildIndex::default(),
     };
     b.allocate(None, "#", &RootOrState::Root(&loaded.def), Vec::new(), 0);
     if b.states.len() == 1 {
         b.error("no-states", &[], "the machine has no states")
             .hint("add `states: { \"idle\": () }`");
     }
+    b.by_name = child_index(&b.states);
     b.resolve_structure();
     for i in 0..b.states.len() {
         b.compile_state(StateId(i as u32));
@@ -182,6 +184,26 @@ struct Builder<'a> {
     defs: Vec<(RootOrState<'a>, SynPath)>,
     transitions: Vec<Transition>,
     exprs: Vec<CompiledExpr>,
+    /// State name → (parent, state) for every state with that name: target resolution looks
+    /// children up here instead of scanning them (built once the tree is complete).
+    by_name: ChildIndex,
+}
+
+/// State name → (parent, child) pairs.
+type ChildIndex =
+    std::collections::HashMap<Box<str>, Vec<(StateId, StateId)>, foldhash::fast::RandomState>;
+
+fn child_index(states: &[State]) -> ChildIndex {
+    let mut index = ChildIndex::default();
+    for s in states.iter().skip(1) {
+        if let Some(p) = s.parent {
+            index
+                .entry(Box::from(s.name.as_str()))
+                .or_default()
+                .push((p, s.id));
+        }
+    }
+    index
 }
 
 /// A diagnostic being built, so callers can add a hint fluently.
@@ -541,7 +563,7 @@ impl<'a> Builder<'a> {
     /// Resolves a target as machines.md says: lexical scopes outwards, then a unique name,
     /// or `#a.b` from the root. Reports an error at `path` when it fails.
     fn resolve(&mut self, source: StateId, target: &str, path: &[Seg]) -> Option<StateId> {
-        match resolve_target(&self.states, source, target) {
+        match resolve_target(&self.states, &self.by_name, source, target) {
             Ok(s) => Some(s),
             Err(Unresolved::Ambiguous(all)) => {
                 let names: Vec<String> = all
@@ -855,7 +877,7 @@ impl<'a> Builder<'a> {
         match expr::compile(text) {
             Ok(mut c) => {
                 for p in &c.in_paths {
-                    let resolved = resolve_target(&self.states, StateId::ROOT, p);
+                    let resolved = resolve_target(&self.states, &self.by_name, StateId::ROOT, p);
                     if let Ok(s) = resolved {
                         c.in_states.push(s);
                     }
@@ -1121,15 +1143,14 @@ pub(crate) enum Unresolved {
 /// Target resolution over allocated states (see [`Builder::resolve`]).
 pub(crate) fn resolve_target(
     states: &[State],
+    by_name: &ChildIndex,
     source: StateId,
     target: &str,
 ) -> Result<StateId, Unresolved> {
     let child = |p: StateId, n: &str| {
-        states[p.index()]
-            .children
-            .iter()
-            .copied()
-            .find(|c| states[c.index()].name == n)
+        (by_name.get(n)?.iter())
+            .find(|(parent, _)| *parent == p)
+            .map(|(_, c)| *c)
     };
     let walk = |from: StateId, segs: &[&str]| segs.iter().try_fold(from, |s, seg| child(s, seg));
     if let Some(abs) = target.strip_prefix('#') {
