@@ -126,10 +126,13 @@ pub struct Node {
     pub open: u8,
     /// For groups with many keys: key → index of its first entry, so lookups stay O(1) in
     /// machines with thousands of states.
-    pub key_index: Option<Box<std::collections::HashMap<String, usize>>>,
+    pub key_index: Option<Box<KeyIndex>>,
     /// Keys that repeat an earlier key of this group: (index of the first, index of the repeat).
     pub duplicates: Vec<(usize, usize)>,
 }
+
+/// Key → index of its first entry in a group (keys are short and trusted: a fast hash).
+pub type KeyIndex = std::collections::HashMap<String, usize, foldhash::fast::RandomState>;
 
 /// Groups with more keys than this get a [`Node::key_index`].
 const INDEX_KEYS_ABOVE: usize = 8;
@@ -455,7 +458,7 @@ fn parse_value(lx: &mut Lexer, text: &str, depth: usize) -> Option<Node> {
 fn index_keys(node: &mut Node) {
     let keyed = node.entries.iter().filter(|e| e.key.is_some()).count();
     if keyed > INDEX_KEYS_ABOVE {
-        let mut index = std::collections::HashMap::with_capacity(keyed);
+        let mut index = KeyIndex::with_capacity_and_hasher(keyed, Default::default());
         for (i, e) in node.entries.iter().enumerate() {
             if let Some((k, _)) = &e.key {
                 if let Some(&first) = index.get(k) {
