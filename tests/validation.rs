@@ -426,6 +426,18 @@ fn deep_nesting_is_a_clear_error() {
 }
 
 #[test]
+fn an_initial_history_state_does_not_make_up_for_real_children() {
+    let text = r#"Machine(states: {
+  "p": (initial: "h", states: { "h": (kind: History(Shallow)) }, on: { "GO": "q" }),
+  "q": (),
+})"#;
+    assert_has(
+        text,
+        "2:3 error no-initial: a compound state needs a child that is not a history state",
+    );
+}
+
+#[test]
 fn states_made_only_of_history_have_nothing_to_enter() {
     let text = r#"Machine(states: {
   "c": (states: { "h": (kind: History(Shallow)) }, on: { "X": "p" }),

@@ -475,7 +475,9 @@ impl<'a> Builder<'a> {
                         .copied()
                         .find(|c| !self.states[c.index()].is_history()),
                 };
-                if chosen.is_none() && initial.is_none() && !children.is_empty() {
+                let only_history = !children.is_empty()
+                    && children.iter().all(|c| self.states[c.index()].is_history());
+                if only_history && (chosen.is_some() || initial.is_none()) {
                     self.error(
                         "no-initial",
                         &path,

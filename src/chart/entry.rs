@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 pub type History = BTreeMap<StateId, Vec<StateId>>;
 
 impl Chart {
-    /// Stores the domain and entry set of every transition none of whose targets is a
-    /// history state: without history values they are fixed by the chart alone.
+    /// Stores the domain and entry set of every transition whose entry does not go through
+    /// a history state (as a target, or as the `initial` of a state it enters): without
+    /// history values they are fixed by the chart alone.
     ///
     /// Also marks the transitions that are [`super::Transition::plain`].
     pub(super) fn precompute_entry_sets(&mut self) {

@@ -23,7 +23,8 @@ impl Chart {
         // With a few classes, a scan beats hashing: names from `intern` match by address,
         // others by length and then bytes.
         if self.class_names.len() <= 8 {
-            let by_address = |n: &Arc<str>| std::ptr::eq(n.as_ptr(), name.as_ptr());
+            // Fat pointers: the same address and the same length.
+            let by_address = |n: &Arc<str>| std::ptr::eq(&**n, name);
             return (self.class_names.iter().position(by_address))
                 .or_else(|| self.class_names.iter().position(|n| **n == *name))
                 .map(|i| EventClass(i as u32));
@@ -40,6 +41,8 @@ impl Chart {
     ///     &CompileOptions::default()).unwrap();
     /// let go = chart.intern("GO");
     /// assert!(std::sync::Arc::ptr_eq(&go, &chart.intern("GO")));
+    /// // A slice of it is another name, not the same one.
+    /// assert!(chart.event_class(&go[..1]).is_none());
     /// let event = orca::interpreter::Event::external(go);
     /// ```
     pub fn intern(&self, name: &str) -> Arc<str> {

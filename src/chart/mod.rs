@@ -161,11 +161,12 @@ pub struct Transition {
     /// Where it is written.
     pub span: Span,
     /// The transition domain, computed once at load when `static_entry` is (`None` for a
-    /// targetless transition).
+    /// targetless transition, and whenever `static_entry` is `None`).
     pub static_domain: Option<StateId>,
     /// The entry set (sorted) when the transition is taken alone, computed once at load when
-    /// no target is a history state (empty for a targetless one); `None` when a target is a
-    /// history state, so that both depend on the history values at run time.
+    /// entering does not go through a history state (empty for a targetless one); `None`
+    /// when a target is a history state or a state it enters has a history state as its
+    /// `initial`, so that both depend on the history values at run time.
     pub static_entry: Option<Vec<StateId>>,
     /// Whether taking it alone changes nothing but the configuration besides its own actions:
     /// a static entry set of states without `entry` content, `after`, invokes or finality,

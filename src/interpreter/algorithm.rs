@@ -151,13 +151,15 @@ impl Core {
     ) -> Result<(), RunError> {
         let span = tracing::debug_span!("macrostep", now = self.now);
         let _g = span.enter();
-        // `event` in expressions is the only reader of the current event: a chart that
-        // never names it does not need it kept (nor the caller's event cloned).
-        if chart.reads_event {
+        // `event` in expressions reads the current event, and so do the general microstep's
+        // records: a plain microstep in a chart that never names it does not need it kept
+        // (nor the caller's event cloned).
+        let plain = chosen.is_some_and(|t| chart.transition(t).plain);
+        if chart.reads_event || (chosen.is_some() && !plain) {
             self.current = Some(event.into_owned());
         }
         match chosen {
-            Some(t) if chart.transition(t).plain => self.plain_microstep(chart, t),
+            Some(t) if plain => self.plain_microstep(chart, t),
             Some(t) => self.microstep(chart, &[t], false),
             None => {}
         }
@@ -212,7 +214,8 @@ impl Core {
     /// `selectTransitions` for an external event in the commonest case, decided without
     /// changing anything: a chart without parallel states (so the one active atomic state is
     /// the last of the configuration) or eventless transitions, nothing traced, forwarded or
-    /// queued, an event name some descriptor spells, and guards that integer kernels decide.
+    /// queued, context slots in place, an event name some descriptor spells, no `*`
+    /// descriptor in the active state's chain, and guards that integer kernels decide.
     /// `Some(None)`: no transition is enabled. `None`: the general selection must decide.
     fn quick_select(&self, chart: &Chart, event: &Event) -> Option<Option<TransitionId>> {
         if chart.has_parallel

@@ -57,7 +57,7 @@ pub enum EventKind {
 /// An event: a name, data, and where it came from. Cheap to clone: the name is shared.
 /// Small (104 bytes, 136 before), since every event is moved a few times on its way through a macrostep:
 /// the rarely set SCXML fields sit behind one pointer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "EventWire", into = "EventWire")]
 pub struct Event {
     pub name: Arc<str>,
@@ -89,6 +89,18 @@ struct EventWire {
     invokeid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sendid: Option<String>,
+}
+
+/// Field by field, as SCXML sees an event: no `meta` and a `meta` of unset fields are equal.
+impl PartialEq for Event {
+    fn eq(&self, other: &Event) -> bool {
+        self.name == other.name
+            && self.data == other.data
+            && self.kind == other.kind
+            && self.origin() == other.origin()
+            && self.invokeid() == other.invokeid()
+            && self.sendid() == other.sendid()
+    }
 }
 
 impl From<EventWire> for Event {
@@ -302,7 +314,9 @@ struct Core {
     now: u64,
     seq: u64,
     status: Status,
-    /// The event being processed (`event` in expressions).
+    /// The event being processed (`event` in expressions). The quick path does not keep
+    /// it for plain transitions of charts whose expressions never name `event`: there it may
+    /// still hold an earlier event, which nothing reads.
     current: Option<Event>,
     /// Everything else, allocated on first use (see [`Cold`]).
     cold: Option<Box<Cold>>,
@@ -453,8 +467,9 @@ impl Instance {
     }
 
     /// [`Instance::send`] for an event the caller keeps (to send it again, say): it is
-    /// cloned only if the machine needs to keep it, which spares the shared name's reference
-    /// count two atomic updates per event when it does not.
+    /// cloned only if the machine needs to keep it. The quick path for plain transitions of
+    /// charts that never read `event` does not, which spares the shared name's reference count
+    /// two atomic updates per event; the general algorithm always keeps it.
     ///
     /// ```
     /// # use orca::chart::{CompileOptions, load_chart_str};
