@@ -256,7 +256,12 @@ impl Plan {
         }
         if let Some(d) = &w.def.defaults {
             walker.defaults = PlanDefaults {
-                retry: walker.retry_parts(d.retry.as_ref(), at(&[], ["defaults", "retry"]), &id),
+                retry: walker.retry_parts(
+                    d.retry.as_ref(),
+                    at(&[], ["defaults", "retry"]),
+                    &id,
+                    "defaults.retry",
+                ),
                 timeout_ms: walker.timeout(
                     d.timeout.as_ref(),
                     at(&[], ["defaults", "timeout"]),
@@ -601,7 +606,7 @@ impl<'a> Walker<'a> {
             self.check_name(name, &syn, &subject);
         }
         let retry = self
-            .retry_parts(def.retry.as_ref(), at(&syn, ["retry"]), &display)
+            .retry_parts(def.retry.as_ref(), at(&syn, ["retry"]), &display, "retry")
             .over(&self.defaults.retry);
         let timeout_ms = self
             .timeout(
@@ -778,13 +783,16 @@ impl<'a> Walker<'a> {
     }
 
     /// Checks a `retry` as written; fields that are wrong are left unset.
-    fn retry_parts(&mut self, def: Option<&RetryDef>, syn: SynPath, op: &str) -> RetryParts {
+    /// `what` names the field in messages: `retry` or `defaults.retry`.
+    fn retry_parts(
+        &mut self,
+        def: Option<&RetryDef>,
+        syn: SynPath,
+        op: &str,
+        what: &str,
+    ) -> RetryParts {
         let Some(r) = def else {
             return RetryParts::default();
-        };
-        let what = match syn.first() {
-            Some(Seg::Key(k)) if k == "defaults" => "defaults.retry",
-            _ => "retry",
         };
         let mut parts = RetryParts {
             jitter: r.jitter,
@@ -1364,6 +1372,11 @@ mod tests {
                 "`deploy.x`: unknown operation `canery` in `after` (did you mean `canary`?)",
             ),
             (r#"{"x": {"timeout": "-1s"}}"#, "`timeout` is negative"),
+            // A subtask named `defaults` has its own `retry`, not the workflow's defaults.
+            (
+                r#"{"defaults": {"retry": {"initial": "fast"}}}"#,
+                "invalid `retry.initial`",
+            ),
             (
                 r#"{"x": {"tasks": {"a.b": {}}}}"#,
                 "operation name `a.b` contains `.`",
