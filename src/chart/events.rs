@@ -19,6 +19,7 @@ pub type EventClasses = HashMap<Box<str>, EventClass, foldhash::fast::RandomStat
 
 impl Chart {
     /// The class of an event name, when some descriptor spells it.
+    #[inline]
     pub fn event_class(&self, name: &str) -> Option<EventClass> {
         // With a few classes, a scan beats hashing: names from `intern` match by address,
         // others by length and then bytes.
@@ -126,6 +127,7 @@ impl Chart {
 impl super::State {
     /// The transitions of this atomic state's selection order that match events of class
     /// `c`, in selection order; `None` when the state must match by name (a `*` descriptor).
+    #[inline]
     pub fn candidates(&self, c: EventClass) -> Option<&[TransitionId]> {
         if self.selects_any {
             return None;

@@ -247,7 +247,7 @@ impl Core {
     }
 
     /// Processes the immediate sends to `#self`, each as an external event.
-    #[inline]
+    #[inline(always)]
     pub(super) fn drain_self_sends(&mut self, chart: &Chart) -> Result<(), RunError> {
         if self.cold.as_ref().is_none_or(|c| c.external.is_empty()) {
             return Ok(());
@@ -451,14 +451,18 @@ impl Core {
             self.active[s.index()] = false;
         }
         self.run_block(chart, &tr.actions);
-        for &s in entry {
-            self.active[s.index()] = true;
-        }
         // The entry set lies below the domain too: it takes the exit set's place in order.
         if to == self.config.len() {
             self.config.truncate(from);
-            self.config.extend_from_slice(entry);
+            // One or two states, typically: pushed one by one rather than copied.
+            for &s in entry {
+                self.active[s.index()] = true;
+                self.config.push(s);
+            }
         } else {
+            for &s in entry {
+                self.active[s.index()] = true;
+            }
             self.config.splice(from..to, entry.iter().copied());
         }
     }
