@@ -508,7 +508,7 @@ impl<'a> Builder<'a> {
                 let defaults = match target {
                     Some(t) => {
                         let tpath = with(&path, ["target".into()]);
-                        match self.resolve(id, &t, &tpath) {
+                        match self.resolve(id, &t, &|| tpath.clone()) {
                             Some(s)
                                 if self.is_descendant(s, parent)
                                     && !self.states[s.index()].is_history() =>
@@ -564,7 +564,13 @@ impl<'a> Builder<'a> {
 
     /// Resolves a target as machines.md says: lexical scopes outwards, then a unique name,
     /// or `#a.b` from the root. Reports an error at `path` when it fails.
-    fn resolve(&mut self, source: StateId, target: &str, path: &[Seg]) -> Option<StateId> {
+    /// Resolves a target; `path` builds the syntax path for a message, only when one is due.
+    fn resolve(
+        &mut self,
+        source: StateId,
+        target: &str,
+        path: &dyn Fn() -> SynPath,
+    ) -> Option<StateId> {
         match resolve_target(&self.states, &self.by_name, source, target) {
             Ok(s) => Some(s),
             Err(Unresolved::Ambiguous(all)) => {
@@ -578,7 +584,7 @@ impl<'a> Builder<'a> {
                 );
                 self.error(
                     "ambiguous-target",
-                    path,
+                    &path(),
                     format!(
                         "target `{target}` is ambiguous: it names {}",
                         names.join(", ")
@@ -600,8 +606,12 @@ impl<'a> Builder<'a> {
                         "targets are sibling names, paths like `a.b`, or `#a.b` from the root"
                             .into()
                     });
-                self.error("unknown-target", path, format!("unknown target `{target}`"))
-                    .hint(hint);
+                self.error(
+                    "unknown-target",
+                    &path(),
+                    format!("unknown target `{target}`"),
+                )
+                .hint(hint);
                 None
             }
         }
@@ -666,7 +676,7 @@ impl<'a> Builder<'a> {
             let input = inv
                 .input
                 .as_ref()
-                .and_then(|e| self.compile_expr(e, &with(&ipath, ["input".into()])));
+                .and_then(|e| self.compile_expr(e, &|| with(&ipath, ["input".into()])));
             let base = Path::new(&self.loaded.file.name)
                 .parent()
                 .map(Path::to_path_buf)
@@ -705,7 +715,7 @@ impl<'a> Builder<'a> {
         if let RootOrState::State(s) = def
             && let Some(out) = &s.output
         {
-            self.states[i].output = self.compile_expr(out, &with(&path, ["output".into()]));
+            self.states[i].output = self.compile_expr(out, &|| with(&path, ["output".into()]));
         }
     }
 
@@ -797,27 +807,38 @@ impl<'a> Builder<'a> {
         events: &[Descriptor],
         trigger: String,
     ) {
-        let is_list = self.loaded.index.get(path).is_some_and(|n| n.open == b'[');
+        // The group's node is found once; each transition's relative to it.
+        let group = self.loaded.index.get(path);
+        let is_list = group.is_some_and(|n| n.open == b'[');
         for (n, t) in ts.0.iter().enumerate() {
-            let tpath = if is_list {
-                with(path, [Seg::Index(n)])
+            let (tpath, node) = if is_list {
+                let node = group.and_then(|g| g.get(&[Seg::Index(n)]));
+                (with(path, [Seg::Index(n)]), node)
             } else {
-                path.to_vec()
+                (path.to_vec(), group)
             };
-            let target_path = with(&tpath, ["target".into()]);
+            // A bare string is itself the target; a list of targets is indexed. Syntax paths
+            // are only built for messages.
+            let bare = node.is_some_and(|n| n.open == 0);
+            let target_path = || with(&tpath, ["target".into()]);
             let mut targets = Vec::new();
             for (k, target) in t.target.iter().enumerate() {
-                // A bare string is itself the target; a list of targets is indexed.
-                let p = if self.loaded.index.get(&tpath).is_some_and(|n| n.open == 0) {
-                    tpath.clone()
-                } else if t.target.len() > 1 {
-                    with(&target_path, [Seg::Index(k)])
-                } else {
-                    target_path.clone()
+                let p = || {
+                    if bare {
+                        tpath.clone()
+                    } else if t.target.len() > 1 {
+                        with(&target_path(), [Seg::Index(k)])
+                    } else {
+                        target_path()
+                    }
                 };
                 if let Some(s) = self.resolve(source, target, &p) {
                     if self.states[s.index()].id == StateId::ROOT {
-                        self.error("target-root", &p, "the root cannot be a transition target");
+                        self.error(
+                            "target-root",
+                            &p(),
+                            "the root cannot be a transition target",
+                        );
                     } else {
                         targets.push(s);
                     }
@@ -826,7 +847,7 @@ impl<'a> Builder<'a> {
             if targets.len() > 1 && !self.targets_compatible(&targets) {
                 self.error(
                     "conflicting-targets",
-                    &target_path,
+                    &target_path(),
                     "these targets cannot be active together",
                 )
                 .hint("several targets must lie in different regions of a parallel state");
@@ -834,7 +855,7 @@ impl<'a> Builder<'a> {
             let guard = t
                 .guard
                 .as_ref()
-                .and_then(|g| self.compile_expr(g, &with(&tpath, ["guard".into()])));
+                .and_then(|g| self.compile_expr(g, &|| with(&tpath, ["guard".into()])));
             let actions = self.compile_ops(source, &t.actions, &with(&tpath, ["actions".into()]));
             let src = &self.states[source.index()];
             let internal = t.internal
@@ -875,7 +896,8 @@ impl<'a> Builder<'a> {
         true
     }
 
-    fn compile_expr(&mut self, text: &str, path: &[Seg]) -> Option<ExprId> {
+    /// Compiles an expression; `path` builds its syntax path, only for a message.
+    fn compile_expr(&mut self, text: &str, path: &dyn Fn() -> SynPath) -> Option<ExprId> {
         match expr::compile(text) {
             Ok(mut c) => {
                 for p in &c.in_paths {
@@ -890,7 +912,7 @@ impl<'a> Builder<'a> {
                         };
                         self.error(
                             "unknown-state-in-expr",
-                            path,
+                            &path(),
                             format!("`In(\"{p}\")` {what}"),
                         )
                         .hint("`In` takes a state path, e.g. `In(\"door.open\")`");
@@ -906,6 +928,7 @@ impl<'a> Builder<'a> {
                 Some(id)
             }
             Err(e) => {
+                let path = &path();
                 let span = self.span(path);
                 // Point inside the string when the text sits there verbatim on one line.
                 let file = &self.loaded.file;
@@ -960,7 +983,7 @@ impl<'a> Builder<'a> {
                     data: r
                         .data
                         .as_ref()
-                        .and_then(|d| self.compile_expr(d, &field("data"))),
+                        .and_then(|d| self.compile_expr(d, &|| field("data"))),
                 }
             }
             Action::Send(s) => {
@@ -1001,12 +1024,12 @@ impl<'a> Builder<'a> {
                     data: s
                         .data
                         .as_ref()
-                        .and_then(|d| self.compile_expr(d, &field("data"))),
+                        .and_then(|d| self.compile_expr(d, &|| field("data"))),
                     delay,
                     delay_expr: s
                         .delay_expr
                         .as_ref()
-                        .and_then(|d| self.compile_expr(d, &field("delay_expr"))),
+                        .and_then(|d| self.compile_expr(d, &|| field("delay_expr"))),
                     id: s.id.clone(),
                     to,
                 }
@@ -1022,7 +1045,7 @@ impl<'a> Builder<'a> {
                     )
                     .hint("write a context name or a dotted path into it, e.g. `order.total`");
                 }
-                let value = self.compile_expr(value, &[p, &[Seg::Index(1)]].concat())?;
+                let value = self.compile_expr(value, &|| [p, &[Seg::Index(1)]].concat())?;
                 Op::Assign {
                     slot: self.loaded.def.context.get_index_of(&segs[0]),
                     location: segs,
@@ -1031,17 +1054,17 @@ impl<'a> Builder<'a> {
             }
             Action::Log(l) => Op::Log {
                 label: l.label.clone(),
-                expr: self.compile_expr(&l.expr, &field("expr"))?,
+                expr: self.compile_expr(&l.expr, &|| field("expr"))?,
             },
             Action::If(i) => {
                 let mut branches = Vec::new();
-                if let Some(g) = self.compile_expr(&i.guard, &field("guard")) {
+                if let Some(g) = self.compile_expr(&i.guard, &|| field("guard")) {
                     let then = self.compile_ops(state, &i.then, &field("then"));
                     branches.push((g, then));
                 }
                 for (k, b) in i.else_if.iter().enumerate() {
                     let bp = with(p, ["else_if".into(), Seg::Index(k)]);
-                    if let Some(g) = self.compile_expr(&b.guard, &with(&bp, ["guard".into()])) {
+                    if let Some(g) = self.compile_expr(&b.guard, &|| with(&bp, ["guard".into()])) {
                         let then = self.compile_ops(state, &b.then, &with(&bp, ["then".into()]));
                         branches.push((g, then));
                     }
@@ -1065,7 +1088,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 Op::Foreach {
-                    items: self.compile_expr(&f.items, &field("items"))?,
+                    items: self.compile_expr(&f.items, &|| field("items"))?,
                     item: f.item.clone(),
                     index: f.index.clone(),
                     body: self.compile_ops(state, &f.body, &field("do")),
@@ -1091,7 +1114,8 @@ impl<'a> Builder<'a> {
                 }
                 let mut args = Vec::new();
                 for (k, a) in c.args.iter().enumerate() {
-                    if let Some(e) = self.compile_expr(a, &with(p, ["args".into(), Seg::Index(k)]))
+                    if let Some(e) =
+                        self.compile_expr(a, &|| with(p, ["args".into(), Seg::Index(k)]))
                     {
                         args.push(e);
                     }
