@@ -28,6 +28,12 @@ impl Core {
     pub(super) fn macrostep(&mut self, chart: &Chart) -> Result<(), RunError> {
         let span = tracing::debug_span!("macrostep", now = self.now);
         let _g = span.enter();
+        self.run_macrostep(chart)
+    }
+
+    /// The body of [`Core::macrostep`], inside the caller's span.
+    #[inline(always)]
+    fn run_macrostep(&mut self, chart: &Chart) -> Result<(), RunError> {
         // Nothing eventless, raised or to invoke: stable already.
         if !chart.has_eventless
             && self.cold().internal.is_empty()
@@ -35,6 +41,10 @@ impl Core {
         {
             return Ok(());
         }
+        self.run_to_stable(chart)
+    }
+
+    fn run_to_stable(&mut self, chart: &Chart) -> Result<(), RunError> {
         let mut microsteps = 0usize;
         let mut recent = std::mem::take(&mut self.cold_mut().scratch.recent);
         recent.clear();
@@ -163,12 +173,7 @@ impl Core {
             Some(t) => self.microstep(chart, &[t], false),
             None => {}
         }
-        // Without raised events or states to invoke, the macrostep ends here.
-        if self.cold().internal.is_empty() && self.cold().to_invoke.is_empty() {
-            return Ok(());
-        }
-        drop(_g);
-        self.macrostep(chart)
+        self.run_macrostep(chart)
     }
 
     /// `process_external` by the general algorithm.
@@ -290,25 +295,19 @@ impl Core {
             if !st.is_atomic() || (event.is_none() && !st.eventless_in_chain) {
                 continue;
             }
-            // The transitions that match this event's class, matched at load.
-            if let Some(candidates) = class.and_then(|c| st.candidates(c)) {
-                for &t in candidates {
-                    if self.guard_holds(chart, chart.transition(t).guard, event) {
-                        if !enabled.contains(&t) {
-                            enabled.push(t);
-                        }
-                        break;
-                    }
-                }
-                continue;
-            }
-            // The state's transitions, then its ancestors', nearest first (precomputed).
-            for &t in &st.selection_order {
+            // The transitions matched at load for this event's class, or else the state's
+            // transitions then its ancestors', nearest first, matched here.
+            let (order, matched) = match class.and_then(|c| st.candidates(c)) {
+                Some(candidates) => (candidates, true),
+                None => (&st.selection_order[..], false),
+            };
+            for &t in order {
                 let tr = chart.transition(t);
-                let matches = match event {
-                    None => tr.is_eventless(),
-                    Some(e) => tr.events.iter().any(|d| d.matches(&e.name)),
-                };
+                let matches = matched
+                    || match event {
+                        None => tr.is_eventless(),
+                        Some(e) => tr.events.iter().any(|d| d.matches(&e.name)),
+                    };
                 if matches && self.guard_holds(chart, tr.guard, event) {
                     if !enabled.contains(&t) {
                         enabled.push(t);

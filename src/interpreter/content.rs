@@ -360,12 +360,6 @@ impl Core {
         e: ExprId,
         event: Option<&Event>,
     ) -> Result<bool, String> {
-        if self.slots_ok
-            && let Some(Kernel::Bool(k)) = &chart.expr(e).kernel
-            && let Some(b) = k.eval(&self.context)
-        {
-            return Ok(b);
-        }
         match self.eval_with(chart, e, event.or(self.current.as_ref()))? {
             Json::Bool(b) => Ok(b),
             other => Err(format!(
