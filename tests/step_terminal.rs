@@ -24,6 +24,14 @@ fn stepper(history: &Path) -> Option<rexpect::session::PtySession> {
     Some(p)
 }
 
+/// Types `typed`, presses Tab, then Enter.
+fn type_tab_enter(p: &mut rexpect::session::PtySession, typed: &str) {
+    p.send(typed).unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.send_line("").unwrap();
+}
+
 #[test]
 fn tab_completes_and_history_is_recalled_and_kept() {
     let history = std::env::temp_dir().join(format!("orca-step-history-{}", std::process::id()));
@@ -32,10 +40,7 @@ fn tab_completes_and_history_is_recalled_and_kept() {
     let Some(mut p) = stepper(&history) else {
         return;
     };
-    p.send("CHE").unwrap();
-    p.send("\t").unwrap();
-    p.flush().unwrap();
-    p.send_line("").unwrap();
+    type_tab_enter(&mut p, "CHE");
     // (The pty reader sees bytes, so only ASCII is matched.)
     p.exp_string("orca>\u{1b}[0m CHECKOUT")
         .expect("CHE<Tab> completed to CHECKOUT");
@@ -59,10 +64,7 @@ fn tab_completes_and_history_is_recalled_and_kept() {
     p.exp_string("awaiting_payment").unwrap();
     p.exp_string("orca>").unwrap();
     // State paths complete after `tree`.
-    p.send("tree shi").unwrap();
-    p.send("\t").unwrap();
-    p.flush().unwrap();
-    p.send_line("").unwrap();
+    type_tab_enter(&mut p, "tree shi");
     p.exp_string("orca>\u{1b}[0m tree paid.shipped")
         .expect("tree shi<Tab> completed to the state's path");
     p.exp_string("  paid.shipped")
@@ -116,10 +118,7 @@ fn a_workflow_simulation_completes_operation_paths() {
     };
     p.exp_string("would run fetch-data").unwrap();
     p.exp_string("orca>").unwrap();
-    p.send("ok fe").unwrap();
-    p.send("\t").unwrap();
-    p.flush().unwrap();
-    p.send_line("").unwrap();
+    type_tab_enter(&mut p, "ok fe");
     // (The pty reader sees bytes, so only ASCII is matched.)
     p.exp_string("orca>\u{1b}[0m ok fetch-data")
         .expect("ok fe<Tab> completed to the operation fetch-data");

@@ -43,7 +43,8 @@ pub struct LogArgs {
     json: bool,
 }
 
-fn read(path: &Path) -> Result<Journal, u8> {
+/// Reads a journal, printing its warnings; an unreadable one is reported (exit 2).
+pub(super) fn read(path: &Path) -> Result<Journal, u8> {
     match Journal::read_file(path) {
         Ok(j) => {
             for w in &j.warnings {

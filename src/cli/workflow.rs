@@ -649,16 +649,10 @@ pub fn replay(
     file: Option<&Path>,
     json: bool,
 ) -> u8 {
-    let j = match crate::journal::Journal::read_file(journal) {
+    let j = match super::journal::read(journal) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("{}: error: {e}", journal.display());
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
-    for w in &j.warnings {
-        eprintln!("{}: warning: {w}", journal.display());
-    }
     // The workflow in effect: a `resume --force` records the file it forced, and the resume
     // replayed every record through that one, so a replay does too.
     let forced = j.records.iter().rev().find_map(|r| match &r.body {
@@ -750,9 +744,7 @@ pub fn replay(
 /// directory.
 fn plan_of(file: &str, source: &str) -> Result<Plan, u8> {
     let base = crate::lifecycle::plan::base_dir(Path::new(file)).to_path_buf();
-    match crate::model::load_workflow::load_workflow_str(file, source)
-        .and_then(|w| Plan::compile(&w, &base))
-    {
+    match Plan::load_source(crate::model::SourceFile::new(file, source), &base) {
         Ok((p, _)) => Ok(p),
         Err(d) => {
             eprintln!("orca: the journal's workflow does not load: {d}");

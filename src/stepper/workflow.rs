@@ -16,7 +16,7 @@
 
 use crate::lifecycle::plan::Plan;
 use crate::model::Json;
-use crate::model::load_workflow::load_workflow_str;
+use crate::model::SourceFile;
 use crate::runtime::workflow::work::WorkResult;
 use crate::runtime::workflow::{Engine, EngineOptions, WouldRun};
 use std::path::{Path, PathBuf};
@@ -106,8 +106,8 @@ impl WorkflowSession {
 
     /// A session over workflow text; `name` is what diagnostics call it.
     pub fn from_text(name: &str, text: &str, base: &Path) -> Result<WorkflowSession, String> {
-        let loaded = load_workflow_str(name, text).map_err(|d| d.to_string())?;
-        let (plan, _) = Plan::compile(&loaded, base).map_err(|d| d.to_string())?;
+        let (plan, _) =
+            Plan::load_source(SourceFile::new(name, text), base).map_err(|d| d.to_string())?;
         let changes = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let engine = fresh(&plan, &changes);
         Ok(WorkflowSession {
@@ -117,10 +117,6 @@ impl WorkflowSession {
             undone: Vec::new(),
             changes,
         })
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     /// The work the simulation waits for.
@@ -133,11 +129,6 @@ impl WorkflowSession {
         (0..self.engine.plan().ops.len())
             .map(|i| self.engine.plan().display_path(i).to_string())
             .collect()
-    }
-
-    /// How many answers have been given.
-    pub fn step_number(&self) -> usize {
-        self.answers.len()
     }
 
     /// Parses and runs one command line.
