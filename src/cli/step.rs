@@ -358,15 +358,17 @@ fn workflow(args: &Args) -> u8 {
         if written.is_err() || reply.quit {
             break;
         }
-        if let (Some(rl), Some(h)) = (&mut editor, &history) {
+        if let Some(rl) = &mut editor {
             // Operation paths grow when a decompose answer adds subtasks.
             if let Some(helper) = rl.helper_mut() {
                 helper.after[0].1 = session.operation_names();
             }
-            if let Some(dir) = h.parent() {
-                let _ = std::fs::create_dir_all(dir);
+            if let Some(h) = &history {
+                if let Some(dir) = h.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let _ = rl.save_history(h);
             }
-            let _ = rl.save_history(h);
         }
     }
     exit::OK
