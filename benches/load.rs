@@ -5,6 +5,10 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
+// The allocator of the `orca` binary, so that the figure is what `orca check` pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "gen_machine.rs"]
 mod gen_machine;
 use gen_machine::generated_machine;
