@@ -226,7 +226,7 @@ impl<'a> Builder<'a> {
     /// key that introduces it.
     fn span(&self, path: &[Seg]) -> Span {
         match self.loaded.index.get(path) {
-            Some(node) if node.string.is_some() => node.span,
+            Some(node) if node.is_string() => node.span(),
             _ => self.loaded.span(path),
         }
     }
@@ -809,7 +809,7 @@ impl<'a> Builder<'a> {
     ) {
         // The group's node is found once; each transition's relative to it.
         let group = self.loaded.index.get(path);
-        let is_list = group.is_some_and(|n| n.open == b'[');
+        let is_list = group.is_some_and(|n| n.open() == b'[');
         for (n, t) in ts.0.iter().enumerate() {
             let (tpath, node) = if is_list {
                 let node = group.and_then(|g| g.get(&[Seg::Index(n)]));
@@ -819,7 +819,7 @@ impl<'a> Builder<'a> {
             };
             // A bare string is itself the target; a list of targets is indexed. Syntax paths
             // are only built for messages.
-            let bare = node.is_some_and(|n| n.open == 0);
+            let bare = node.is_some_and(|n| n.open() == 0);
             let target_path = || with(&tpath, ["target".into()]);
             let mut targets = Vec::new();
             for (k, target) in t.target.iter().enumerate() {

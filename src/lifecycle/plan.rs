@@ -278,7 +278,7 @@ impl Plan {
             let span = match w.index.get(&p.at) {
                 // A string value (an `after` name, a duration) is pointed at itself; anything
                 // else at the key that introduces it.
-                Some(node) if node.string.is_some() => node.span,
+                Some(node) if node.is_string() => node.span(),
                 _ => w.span(&p.at),
             };
             let mut d = Diagnostic::new(p.severity, p.code, &w.file, span, p.message.clone())

@@ -2,7 +2,7 @@
 
 use super::diagnostic::{Diagnostic, Diagnostics, Subject, did_you_mean};
 use super::machine::MachineDef;
-use super::source::{self, LineCol, Node, Seg, SourceFile, Span, SynPath};
+use super::source::{self, LineCol, Node, Seg, SourceFile, Span, SynPath, Syntax};
 use ron::extensions::Extensions;
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -15,7 +15,7 @@ pub const MAX_FILE_BYTES: usize = 64 << 20;
 pub struct LoadedMachine {
     pub file: SourceFile,
     pub def: MachineDef,
-    pub index: Node,
+    pub index: Syntax,
     /// Problems that did not stop the parse (unknown fields, duplicate keys): the compiler
     /// reports them with its own, so that every problem is shown at once.
     pub diagnostics: Diagnostics,
@@ -201,7 +201,7 @@ fn machine_field_hint(_path: &[Seg], field: &str) -> Option<String> {
     did_you_mean(field, FIELD_NAMES.iter().copied()).map(|m| format!("did you mean `{m}`?"))
 }
 
-fn machine_subject(_file: &SourceFile, _index: &Node, path: &[Seg]) -> Option<(Subject, String)> {
+fn machine_subject(_file: &SourceFile, _index: &Syntax, path: &[Seg]) -> Option<(Subject, String)> {
     state_of(path).map(|s| (Subject::State, s))
 }
 
@@ -227,7 +227,7 @@ pub fn load_machine_source(file: SourceFile) -> Result<LoadedMachine, Diagnostic
 }
 
 /// The state or operation a syntax path into a file (with its span index) is inside.
-pub(crate) type SubjectOf = fn(&SourceFile, &Node, &[Seg]) -> Option<(Subject, String)>;
+pub(crate) type SubjectOf = fn(&SourceFile, &Syntax, &[Seg]) -> Option<(Subject, String)>;
 
 /// The other kind of file, found where one kind was expected.
 pub(crate) struct WrongKind {
@@ -263,7 +263,7 @@ pub(crate) struct Format {
 pub(crate) fn parse_source<T: DeserializeOwned>(
     file: &SourceFile,
     format: &Format,
-) -> Result<(T, Node, Diagnostics), Diagnostics> {
+) -> Result<(T, Syntax, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::default();
     if source::is_blank(&file.text) {
         diags.push(
@@ -274,10 +274,11 @@ pub(crate) fn parse_source<T: DeserializeOwned>(
     }
     let index = source::index(&file.text);
     if let Some(wrong) = &format.wrong_kind
-        && index.name.as_deref() == Some(wrong.name)
+        && index.root().name() == Some(wrong.name)
     {
         diags.push(
-            Diagnostic::error(wrong.code, file, index.span, wrong.message).with_hint(wrong.hint),
+            Diagnostic::error(wrong.code, file, index.root().span(), wrong.message)
+                .with_hint(wrong.hint),
         );
         return Err(diags);
     }
@@ -303,7 +304,7 @@ pub(crate) fn parse_source<T: DeserializeOwned>(
     };
 
     report_unknown_fields(file, &index, &ignored, format, &mut diags);
-    check_duplicate_keys(file, &index, &index, &mut Vec::new(), format, &mut diags);
+    check_duplicate_keys(file, &index, format, &mut diags);
 
     match parsed {
         Ok(def) => Ok((def, index, diags)),
@@ -372,7 +373,7 @@ pub(crate) fn push_parse_error(
 /// One `unknown-field` error for each path serde passed over.
 pub(crate) fn report_unknown_fields(
     file: &SourceFile,
-    index: &Node,
+    index: &Syntax,
     ignored: &[SynPath],
     format: &Format,
     diags: &mut Diagnostics,
@@ -456,15 +457,30 @@ pub fn state_of(path: &[Seg]) -> Option<String> {
 /// them; this reports them with the state or operation they are in.
 pub(crate) fn check_duplicate_keys(
     file: &SourceFile,
-    root: &Node,
-    node: &Node,
+    index: &Syntax,
+    format: &Format,
+    diags: &mut Diagnostics,
+) {
+    // Paths are built only in the (rare) files that repeat a key.
+    if index.has_duplicates() {
+        report_duplicates(file, index, index.root(), &mut Vec::new(), format, diags);
+    }
+}
+
+fn report_duplicates(
+    file: &SourceFile,
+    index: &Syntax,
+    node: Node,
     path: &mut SynPath,
     format: &Format,
     diags: &mut Diagnostics,
 ) {
-    for &(first, dup) in &node.duplicates {
-        let (Some((key, first_at)), Some((_, span))) =
-            (&node.entries[first].key, &node.entries[dup].key)
+    for (first, dup) in node.duplicates() {
+        let (Some(first), Some(dup)) = (node.entry(first), node.entry(dup)) else {
+            continue;
+        };
+        let (Some(key), Some(first_at), Some(span)) =
+            (first.key(), first.key_span(), dup.key_span())
         else {
             continue;
         };
@@ -473,24 +489,24 @@ pub(crate) fn check_duplicate_keys(
         let mut d = Diagnostic::error(
             "duplicate-key",
             file,
-            *span,
+            span,
             format!("duplicate {what} `{key}` (first at {first})"),
         )
         .with_hint("each name may appear once under one parent; merge the two");
-        if let Some((subject, s)) = (format.subject)(file, root, path) {
+        if let Some((subject, s)) = (format.subject)(file, index, path) {
             d = d.with_subject(subject, s);
         }
         diags.push(d);
     }
-    for (i, entry) in node.entries.iter().enumerate() {
-        if entry.value.entries.is_empty() {
+    for (i, entry) in node.entries().enumerate() {
+        if entry.value().is_empty() {
             continue;
         }
-        path.push(match &entry.key {
-            Some((k, _)) => Seg::Key(k.clone()),
+        path.push(match entry.key() {
+            Some(k) => Seg::Key(k.to_string()),
             None => Seg::Index(i),
         });
-        check_duplicate_keys(file, root, &entry.value, path, format, diags);
+        report_duplicates(file, index, entry.value(), path, format, diags);
         path.pop();
     }
 }

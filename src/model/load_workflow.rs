@@ -12,7 +12,7 @@ use super::load::{
     self, Format, WrongKind, check_duplicate_keys, parse_source, push_parse_error, read_source,
     report_unknown_fields, syn_path,
 };
-use super::source::{self, LineCol, Node, Seg, SourceFile, Span, SynPath};
+use super::source::{self, LineCol, Node, Seg, SourceFile, Span, SynPath, Syntax};
 use super::workflow::{OperationDef, WorkflowDef};
 use indexmap::IndexMap;
 use std::path::Path;
@@ -25,7 +25,7 @@ pub struct LoadedWorkflow {
     /// The workflow as written.
     pub def: WorkflowDef,
     /// Where every key and value is in the text.
-    pub index: Node,
+    pub index: Syntax,
     /// Problems that did not stop the parse (unknown fields, duplicate keys): the plan
     /// compiler reports them with its own, so that every problem is shown at once.
     pub diagnostics: Diagnostics,
@@ -152,7 +152,7 @@ fn parse_subtasks_source(
     let found = match &json {
         Ok(v) if !v.is_object() => Some(json_kind(v).to_string()),
         Ok(_) => None,
-        Err(_) if !looks_json && index.open != b'{' => Some(ron_kind(&index)),
+        Err(_) if !looks_json && index.root().open() != b'{' => Some(ron_kind(index.root())),
         Err(_) => None,
     };
     if let Some(found) = found {
@@ -160,7 +160,7 @@ fn parse_subtasks_source(
             Diagnostic::error(
                 "not-a-map",
                 file,
-                index.span,
+                index.root().span(),
                 format!("expected a map of subtasks (name → operation), found {found}"),
             )
             .with_hint(r#"print e.g. {"eu": {"run": {"Shell": "./deploy.sh eu"}}}"#),
@@ -178,14 +178,7 @@ fn parse_subtasks_source(
         serde_ignored::deserialize(&mut de, |p| ignored.push(syn_path(&p)))
             .and_then(|map| de.end().map(|()| map));
     report_unknown_fields(file, &index, &ignored, &SUBTASKS_FORMAT, &mut diags);
-    check_duplicate_keys(
-        file,
-        &index,
-        &index,
-        &mut Vec::new(),
-        &SUBTASKS_FORMAT,
-        &mut diags,
-    );
+    check_duplicate_keys(file, &index, &SUBTASKS_FORMAT, &mut diags);
     match parsed {
         Ok(map) => Ok((map, diags)),
         Err(e) => {
@@ -216,8 +209,8 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-fn ron_kind(index: &Node) -> String {
-    match (&index.name, index.open) {
+fn ron_kind(index: Node) -> String {
+    match (index.name(), index.open()) {
         (Some(name), b'(') => format!("`{name}(...)`"),
         (_, b'[') => "a list".to_string(),
         (_, b'(') => "a struct or tuple".to_string(),
@@ -387,11 +380,11 @@ fn subtasks_duplicate_what(group: &[Seg]) -> &'static str {
 
 /// The operation a syntax path is in; the workflow's root is called by the workflow id (its
 /// `id` as written, else the file stem), as everywhere users read operation paths.
-fn workflow_subject(file: &SourceFile, index: &Node, path: &[Seg]) -> Option<(Subject, String)> {
+fn workflow_subject(file: &SourceFile, index: &Syntax, path: &[Seg]) -> Option<(Subject, String)> {
     let path = operation_of(path).unwrap_or_else(|| {
         index
             .get(&["id".into()])
-            .and_then(|n| n.string.clone())
+            .and_then(|n| n.string())
             .unwrap_or_else(|| load::default_id(&file.name, "workflow"))
     });
     Some((Subject::Operation, path))
@@ -399,7 +392,7 @@ fn workflow_subject(file: &SourceFile, index: &Node, path: &[Seg]) -> Option<(Su
 
 /// The subtask a syntax path into decompose output is in, relative to the decomposing
 /// operation; nothing for the map itself.
-fn subtasks_subject(_: &SourceFile, _: &Node, path: &[Seg]) -> Option<(Subject, String)> {
+fn subtasks_subject(_: &SourceFile, _: &Syntax, path: &[Seg]) -> Option<(Subject, String)> {
     let (_, ops) = walk(Place::Tasks, path);
     (!ops.is_empty()).then(|| (Subject::Operation, ops.join(".")))
 }

@@ -113,74 +113,223 @@ impl From<usize> for Seg {
 /// A path into a file's syntax tree, e.g. `states / closed / on / OPEN / target`.
 pub type SynPath = Vec<Seg>;
 
-/// A value in the syntax tree: where it is, and its keyed or positional children.
+/// The span index of a RON text: every value, where it is, and its keyed or positional
+/// children. One arena for the whole file, with keys as slices of its own copy of the text, so
+/// that building and dropping it costs a few allocations rather than several per value.
 #[derive(Debug, Clone, Default)]
-pub struct Node {
-    pub span: Span,
-    /// For a struct `Name(...)`, the name; for an enum variant `Raise(...)`, the variant.
-    pub name: Option<String>,
-    pub entries: Vec<Entry>,
-    /// For a string atom, its unescaped value (used for map keys).
-    pub string: Option<String>,
-    /// The opening delimiter of a group: `(`, `[` or `{`; 0 for an atom.
-    pub open: u8,
-    /// For groups with many keys: key → index of its first entry, so lookups stay O(1) in
-    /// machines with thousands of states.
-    pub key_index: Option<Box<KeyIndex>>,
-    /// Keys that repeat an earlier key of this group: (index of the first, index of the repeat).
-    pub duplicates: Vec<(usize, usize)>,
+pub struct Syntax {
+    text: Box<str>,
+    nodes: Vec<NodeData>,
+    entries: Vec<EntryData>,
+    /// Keys whose text differs from their source (escapes), unescaped.
+    owned_keys: Vec<String>,
+    /// Per group with many keys: (key hash, entry offset in the group), sorted, so lookups
+    /// stay fast in machines with thousands of states.
+    key_indexes: Vec<Vec<(u64, u32)>>,
+    /// Keys that repeat an earlier key of their group: (group, offset of the first, offset
+    /// of the repeat).
+    duplicates: Vec<(u32, u32, u32)>,
+    root: u32,
 }
 
-/// Key → index of its first entry in a group (keys are short and trusted: a fast hash).
-pub type KeyIndex = std::collections::HashMap<String, usize, foldhash::fast::RandomState>;
+#[derive(Debug, Clone, Copy)]
+struct NodeData {
+    span: Span,
+    /// For a struct `Name(...)`, the name; for an identifier or enum variant, itself.
+    name: Option<Span>,
+    first_entry: u32,
+    len: u32,
+    /// Into `key_indexes`, or `u32::MAX`.
+    key_index: u32,
+    open: u8,
+    is_string: bool,
+}
 
-/// Groups with more keys than this get a [`Node::key_index`].
-const INDEX_KEYS_ABOVE: usize = 8;
+#[derive(Debug, Clone, Copy)]
+enum KeyText {
+    None,
+    /// The key is this slice of the text.
+    Raw(Span),
+    /// The key is `owned_keys[i]`.
+    Owned(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EntryData {
+    key: KeyText,
+    key_span: Span,
+    value: u32,
+}
+
+/// A value in a [`Syntax`] index.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    tree: &'a Syntax,
+    id: u32,
+}
 
 /// A child of a [`Node`]: an optional key (field name or map key) and a value.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub key: Option<(String, Span)>,
-    pub value: Node,
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    tree: &'a Syntax,
+    data: &'a EntryData,
 }
+
+/// Groups with more keys than this get a key index.
+const INDEX_KEYS_ABOVE: usize = 8;
 
 /// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
 pub const MAX_NESTING: usize = 128;
 
-impl Node {
-    /// The child under `key` (first occurrence), or the `i`-th positional child.
-    pub fn child(&self, seg: &Seg) -> Option<&Entry> {
-        match seg {
-            Seg::Key(k) => match &self.key_index {
-                Some(index) => index.get(k).map(|&i| &self.entries[i]),
-                None => self
-                    .entries
-                    .iter()
-                    .find(|e| e.key.as_ref().is_some_and(|(n, _)| n == k)),
-            },
-            Seg::Index(i) => self.entries.get(*i),
+fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(key)
+}
+
+impl Syntax {
+    /// The outermost value.
+    pub fn root(&self) -> Node<'_> {
+        Node {
+            tree: self,
+            id: self.root,
         }
+    }
+
+    /// [`Node::locate`] from the root.
+    pub fn locate(&self, path: &[Seg]) -> (Span, bool) {
+        self.root().locate(path)
+    }
+
+    /// [`Node::get`] from the root.
+    pub fn get(&self, path: &[Seg]) -> Option<Node<'_>> {
+        self.root().get(path)
+    }
+
+    /// Whether some group repeats a key.
+    pub fn has_duplicates(&self) -> bool {
+        !self.duplicates.is_empty()
+    }
+
+    fn key_text(&self, key: KeyText) -> Option<&str> {
+        match key {
+            KeyText::None => None,
+            KeyText::Raw(s) => Some(&self.text[s.start..s.end]),
+            KeyText::Owned(i) => Some(&self.owned_keys[i as usize]),
+        }
+    }
+}
+
+impl<'a> Node<'a> {
+    fn data(&self) -> &'a NodeData {
+        &self.tree.nodes[self.id as usize]
+    }
+
+    /// Where the value is written.
+    pub fn span(&self) -> Span {
+        self.data().span
+    }
+
+    /// The opening delimiter of a group: `(`, `[` or `{`; 0 for an atom.
+    pub fn open(&self) -> u8 {
+        self.data().open
+    }
+
+    /// For a struct `Name(...)`, the name; for an identifier or enum variant, itself.
+    pub fn name(&self) -> Option<&'a str> {
+        self.data().name.map(|s| &self.tree.text[s.start..s.end])
+    }
+
+    /// Whether the value is a string literal.
+    pub fn is_string(&self) -> bool {
+        self.data().is_string
+    }
+
+    /// The unescaped value of a string literal.
+    pub fn string(&self) -> Option<String> {
+        self.is_string()
+            .then(|| unquote(&self.tree.text, self.span()).into_owned())
+    }
+
+    /// The number of children.
+    pub fn len(&self) -> usize {
+        self.data().len as usize
+    }
+
+    /// Whether the value has no children (an atom or an empty group).
+    pub fn is_empty(&self) -> bool {
+        self.data().len == 0
+    }
+
+    /// The `i`-th child.
+    pub fn entry(&self, i: usize) -> Option<Entry<'a>> {
+        let d = self.data();
+        (i < d.len as usize).then(|| Entry {
+            tree: self.tree,
+            data: &self.tree.entries[d.first_entry as usize + i],
+        })
+    }
+
+    /// The children in document order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'a>> + 'a {
+        let d = self.data();
+        let tree = self.tree;
+        tree.entries[d.first_entry as usize..(d.first_entry + d.len) as usize]
+            .iter()
+            .map(move |data| Entry { tree, data })
+    }
+
+    /// Keys of this group that repeat an earlier one: (offset of the first, of the repeat).
+    pub fn duplicates(&self) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let id = self.id;
+        self.tree
+            .duplicates
+            .iter()
+            .filter(move |d| d.0 == id)
+            .map(|&(_, a, b)| (a as usize, b as usize))
+    }
+
+    /// The child under `key` (first occurrence), or the `i`-th positional child.
+    pub fn child(&self, seg: &Seg) -> Option<Entry<'a>> {
+        match seg {
+            Seg::Key(k) => self.keyed(k),
+            Seg::Index(i) => self.entry(*i),
+        }
+    }
+
+    /// The child under `key` (first occurrence).
+    pub fn keyed(&self, key: &str) -> Option<Entry<'a>> {
+        let d = self.data();
+        if d.key_index != u32::MAX {
+            let index = &self.tree.key_indexes[d.key_index as usize];
+            let h = key_hash(key);
+            let from = index.partition_point(|&(x, _)| x < h);
+            return index[from..]
+                .iter()
+                .take_while(|&&(x, _)| x == h)
+                .map(|&(_, i)| self.entry(i as usize).expect("indexed entry"))
+                .find(|e| e.key() == Some(key));
+        }
+        self.entries().find(|e| e.key() == Some(key))
     }
 
     /// Follows `path` as far as it goes; returns the span of the deepest key (or value)
     /// reached and whether the whole path was found.
     pub fn locate(&self, path: &[Seg]) -> (Span, bool) {
-        let mut node = self;
-        let mut best = self.span;
+        let mut node = *self;
+        let mut best = self.span();
         for seg in path {
             // `Some(x)` and newtype variants wrap the value we mean: look through them.
             let mut cur = node;
-            while cur.child(seg).is_none()
-                && cur.entries.len() == 1
-                && cur.entries[0].key.is_none()
-                && !matches!(seg, Seg::Index(0))
-            {
-                cur = &cur.entries[0].value;
+            while cur.child(seg).is_none() && !matches!(seg, Seg::Index(0)) {
+                match cur.wrapped() {
+                    Some(inner) => cur = inner,
+                    None => break,
+                }
             }
             match cur.child(seg) {
                 Some(e) => {
-                    best = e.key.as_ref().map(|(_, s)| *s).unwrap_or(e.value.span);
-                    node = &e.value;
+                    best = e.key_span().unwrap_or(e.value().span());
+                    node = e.value();
                 }
                 None => return (best, false),
             }
@@ -189,17 +338,49 @@ impl Node {
     }
 
     /// The node at `path`, if all of it exists.
-    pub fn get(&self, path: &[Seg]) -> Option<&Node> {
-        let mut node = self;
+    pub fn get(&self, path: &[Seg]) -> Option<Node<'a>> {
+        let mut node = *self;
         for seg in path {
             let mut cur = node;
-            while cur.child(seg).is_none() && cur.entries.len() == 1 && cur.entries[0].key.is_none()
-            {
-                cur = &cur.entries[0].value;
-            }
-            node = &cur.child(seg)?.value;
+            let found = loop {
+                if let Some(e) = cur.child(seg) {
+                    break e;
+                }
+                cur = cur.wrapped()?;
+            };
+            node = found.value();
         }
         Some(node)
+    }
+
+    /// The value inside a one-element positional wrapper (`Some(x)`, a newtype variant).
+    fn wrapped(&self) -> Option<Node<'a>> {
+        let d = self.data();
+        if d.len != 1 {
+            return None;
+        }
+        let e = self.entry(0)?;
+        e.key_span().is_none().then(|| e.value())
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// The field name or map key, unescaped; none for a positional child.
+    pub fn key(&self) -> Option<&'a str> {
+        self.tree.key_text(self.data.key)
+    }
+
+    /// Where the key is written.
+    pub fn key_span(&self) -> Option<Span> {
+        (!matches!(self.data.key, KeyText::None)).then_some(self.data.key_span)
+    }
+
+    /// The value.
+    pub fn value(&self) -> Node<'a> {
+        Node {
+            tree: self.tree,
+            id: self.data.value,
+        }
     }
 }
 
@@ -379,7 +560,7 @@ pub fn first_name(text: &str) -> Option<&str> {
 /// Builds the span index of a RON text that `ron` has already accepted. On text it does not
 /// understand it returns what it has so far; it never panics and never recurses deeper than
 /// [`MAX_NESTING`].
-pub fn index(text: &str) -> Node {
+pub fn index(text: &str) -> Syntax {
     let mut lx = Lexer {
         src: text.as_bytes(),
         pos: 0,
@@ -394,137 +575,222 @@ pub fn index(text: &str) -> Node {
         }
         lx.pos = (lx.pos + 2).min(lx.src.len());
     }
-    parse_value(&mut lx, text, 0).unwrap_or_default()
+    let mut b = TreeBuilder {
+        tree: Syntax {
+            text: text.into(),
+            ..Syntax::default()
+        },
+        pending: Vec::new(),
+    };
+    match b.value(&mut lx, 0) {
+        Some(root) => b.tree.root = root,
+        None => {
+            b.tree.nodes.push(NodeData::atom(Span::default()));
+            b.tree.root = b.tree.nodes.len() as u32 - 1;
+        }
+    }
+    b.tree
 }
 
-fn unquote(text: &str, span: Span) -> String {
+/// A string literal's value: borrowed when it has no escapes (and so is its own text).
+fn unquote(text: &str, span: Span) -> std::borrow::Cow<'_, str> {
     let raw = &text[span.start..span.end];
+    if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') && !raw.contains('\\') {
+        return std::borrow::Cow::Borrowed(&raw[1..raw.len() - 1]);
+    }
     // Plain strings are JSON-compatible for what matters here (keys are simple names).
-    serde_json::from_str::<String>(raw).unwrap_or_else(|_| {
+    std::borrow::Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_else(|_| {
         raw.trim_start_matches('r')
             .trim_matches('#')
             .trim_matches('"')
             .to_string()
-    })
+    }))
 }
 
-fn parse_value(lx: &mut Lexer, text: &str, depth: usize) -> Option<Node> {
-    if depth > MAX_NESTING {
-        return None;
-    }
-    let (tok, span) = lx.next()?;
-    match tok {
-        Tok::Str => Some(Node {
+impl NodeData {
+    fn atom(span: Span) -> Self {
+        NodeData {
             span,
-            string: Some(unquote(text, span)),
-            ..Node::default()
-        }),
-        Tok::Ident => {
-            if let Some((Tok::Open(b'('), _)) = lx.peek() {
+            name: None,
+            first_entry: 0,
+            len: 0,
+            key_index: u32::MAX,
+            open: 0,
+            is_string: false,
+        }
+    }
+}
+
+struct TreeBuilder {
+    tree: Syntax,
+    /// Entries of the groups being read, innermost last; a group's move to the arena, in one
+    /// piece, when it closes.
+    pending: Vec<EntryData>,
+}
+
+impl TreeBuilder {
+    fn push(&mut self, node: NodeData) -> u32 {
+        self.tree.nodes.push(node);
+        self.tree.nodes.len() as u32 - 1
+    }
+
+    fn value(&mut self, lx: &mut Lexer, depth: usize) -> Option<u32> {
+        if depth > MAX_NESTING {
+            return None;
+        }
+        let (tok, span) = lx.next()?;
+        match tok {
+            Tok::Str => Some(self.push(NodeData {
+                is_string: true,
+                ..NodeData::atom(span)
+            })),
+            Tok::Ident => {
+                if let Some((Tok::Open(b'('), _)) = lx.peek() {
+                    lx.next();
+                    let id = self.group(lx, span.start, b'(', depth)?;
+                    self.tree.nodes[id as usize].name = Some(span);
+                    Some(id)
+                } else {
+                    Some(self.push(NodeData {
+                        name: Some(span),
+                        ..NodeData::atom(span)
+                    }))
+                }
+            }
+            Tok::Open(c) => self.group(lx, span.start, c, depth),
+            Tok::Other => Some(self.push(NodeData::atom(span))),
+            _ => None,
+        }
+    }
+
+    /// The text of a key node: a string's value, an identifier, else the raw text.
+    fn key_of(&mut self, id: u32) -> KeyText {
+        let n = self.tree.nodes[id as usize];
+        if n.is_string {
+            match unquote(&self.tree.text, n.span) {
+                std::borrow::Cow::Borrowed(_) => {
+                    KeyText::Raw(Span::new(n.span.start + 1, n.span.end - 1))
+                }
+                std::borrow::Cow::Owned(k) => {
+                    self.tree.owned_keys.push(k);
+                    KeyText::Owned(self.tree.owned_keys.len() as u32 - 1)
+                }
+            }
+        } else if let (Some(name), 0) = (n.name, n.len) {
+            KeyText::Raw(name)
+        } else {
+            KeyText::Raw(n.span)
+        }
+    }
+
+    /// Reads the inside of a group up to its closing delimiter: `key: value` entries (struct
+    /// fields, map keys) or positional values, separated by commas.
+    fn group(&mut self, lx: &mut Lexer, start: usize, open: u8, depth: usize) -> Option<u32> {
+        let close = match open {
+            b'(' => b')',
+            b'[' => b']',
+            _ => b'}',
+        };
+        let base = self.pending.len();
+        loop {
+            match lx.peek()? {
+                (Tok::Close(c), span) if c == close => {
+                    lx.next();
+                    return Some(self.close(base, Span::new(start, span.end), open));
+                }
+                (Tok::Comma, _) => {
+                    lx.next();
+                    continue;
+                }
+                _ => {}
+            }
+            let first = self.value(lx, depth + 1)?;
+            if let Some((Tok::Colon, _)) = lx.peek() {
                 lx.next();
-                let mut node = parse_group(lx, text, b')', depth)?;
-                node.span.start = span.start;
-                node.open = b'(';
-                node.name = Some(text[span.start..span.end].to_string());
-                Some(node)
+                let key = self.key_of(first);
+                let key_span = self.tree.nodes[first as usize].span;
+                // The key's own node is not kept: entries hold the key.
+                if first as usize == self.tree.nodes.len() - 1 {
+                    self.tree.nodes.pop();
+                }
+                let value = self.value(lx, depth + 1)?;
+                self.pending.push(EntryData {
+                    key,
+                    key_span,
+                    value,
+                });
             } else {
-                Some(Node {
-                    span,
-                    name: Some(text[span.start..span.end].to_string()),
-                    ..Node::default()
-                })
+                self.pending.push(EntryData {
+                    key: KeyText::None,
+                    key_span: Span::default(),
+                    value: first,
+                });
             }
         }
-        Tok::Open(c) => {
-            let close = match c {
-                b'(' => b')',
-                b'[' => b']',
-                _ => b'}',
-            };
-            let mut node = parse_group(lx, text, close, depth)?;
-            node.span.start = span.start;
-            node.open = c;
-            Some(node)
-        }
-        Tok::Other => Some(Node {
-            span,
-            ..Node::default()
-        }),
-        _ => None,
     }
-}
 
-/// Finds repeated keys and, for large groups, builds the key index.
-fn index_keys(node: &mut Node) {
-    let keyed = node.entries.iter().filter(|e| e.key.is_some()).count();
-    if keyed > INDEX_KEYS_ABOVE {
-        let mut index = KeyIndex::with_capacity_and_hasher(keyed, Default::default());
-        for (i, e) in node.entries.iter().enumerate() {
-            if let Some((k, _)) = &e.key {
-                if let Some(&first) = index.get(k) {
-                    node.duplicates.push((first, i));
-                } else {
-                    index.insert(k.clone(), i);
+    /// Moves a closed group's entries to the arena, finds repeated keys, and indexes the keys
+    /// of large groups.
+    fn close(&mut self, base: usize, span: Span, open: u8) -> u32 {
+        let first_entry = self.tree.entries.len() as u32;
+        let len = (self.pending.len() - base) as u32;
+        self.tree.entries.extend(self.pending.drain(base..));
+        let id = self.push(NodeData {
+            first_entry,
+            len,
+            open,
+            ..NodeData::atom(span)
+        });
+        let tree = &self.tree;
+        let group = &tree.entries[first_entry as usize..];
+        let mut dups = Vec::new();
+        let mut key_index = None;
+        let keyed = group
+            .iter()
+            .filter(|e| !matches!(e.key, KeyText::None))
+            .count();
+        if keyed > INDEX_KEYS_ABOVE {
+            let mut index: Vec<(u64, u32)> = group
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| Some((key_hash(tree.key_text(e.key)?), i as u32)))
+                .collect();
+            index.sort_unstable();
+            // Equal keys have equal hashes, so repeats sit in one run of the sorted index.
+            let mut run = 0;
+            while run < index.len() {
+                let end = run + index[run..].partition_point(|x| x.0 == index[run].0);
+                for j in run + 1..end {
+                    let key = tree.key_text(group[index[j].1 as usize].key);
+                    if let Some(first) = index[run..j]
+                        .iter()
+                        .find(|x| tree.key_text(group[x.1 as usize].key) == key)
+                    {
+                        dups.push((id, first.1, index[j].1));
+                    }
+                }
+                run = end;
+            }
+            key_index = Some(index);
+        } else if keyed > 1 {
+            for i in 1..group.len() {
+                let Some(k) = tree.key_text(group[i].key) else {
+                    continue;
+                };
+                if let Some(first) = group[..i]
+                    .iter()
+                    .position(|e| tree.key_text(e.key) == Some(k))
+                {
+                    dups.push((id, first as u32, i as u32));
                 }
             }
         }
-        node.key_index = Some(Box::new(index));
-    } else if keyed > 1 {
-        for i in 1..node.entries.len() {
-            let Some((k, _)) = &node.entries[i].key else {
-                continue;
-            };
-            if let Some(first) = node.entries[..i]
-                .iter()
-                .position(|e| e.key.as_ref().is_some_and(|(n, _)| n == k))
-            {
-                node.duplicates.push((first, i));
-            }
+        self.tree.duplicates.extend(dups);
+        if let Some(index) = key_index {
+            self.tree.key_indexes.push(index);
+            self.tree.nodes[id as usize].key_index = self.tree.key_indexes.len() as u32 - 1;
         }
-    }
-}
-
-/// Parses the inside of a group up to `close`: `key: value` entries (struct fields, map keys)
-/// or positional values, separated by commas.
-fn parse_group(lx: &mut Lexer, text: &str, close: u8, depth: usize) -> Option<Node> {
-    let mut node = Node::default();
-    loop {
-        match lx.peek()? {
-            (Tok::Close(c), span) if c == close => {
-                lx.next();
-                node.span.end = span.end;
-                index_keys(&mut node);
-                return Some(node);
-            }
-            (Tok::Comma, _) => {
-                lx.next();
-                continue;
-            }
-            _ => {}
-        }
-        let first = parse_value(lx, text, depth + 1)?;
-        if let Some((Tok::Colon, _)) = lx.peek() {
-            lx.next();
-            let value = parse_value(lx, text, depth + 1)?;
-            let key = first
-                .string
-                .clone()
-                .or_else(|| {
-                    (first.entries.is_empty())
-                        .then(|| first.name.clone())
-                        .flatten()
-                })
-                .unwrap_or_else(|| text[first.span.start..first.span.end].to_string());
-            node.entries.push(Entry {
-                key: Some((key, first.span)),
-                value,
-            });
-        } else {
-            node.entries.push(Entry {
-                key: None,
-                value: first,
-            });
-        }
+        id
     }
 }
 
@@ -620,6 +886,7 @@ mod tests {
 )"#;
         let f = SourceFile::new("t", text);
         let root = index(text);
+        let root = root.root();
         let (span, found) = root.locate(&["states".into(), "a".into(), "on".into(), "GO".into()]);
         assert!(found);
         assert_eq!(f.line_col(span.start), LineCol { line: 3, col: 27 });
@@ -628,6 +895,32 @@ mod tests {
         assert_eq!(&text[span.start..span.end], "expr");
         let (_, found) = root.locate(&["states".into(), "zzz".into()]);
         assert!(!found);
+    }
+
+    #[test]
+    fn keys_are_found_and_repeats_reported_in_small_and_large_groups() {
+        for n in [3, 40] {
+            let mut text = String::from("{");
+            for i in 0..n {
+                text.push_str(&format!("\"k{i}\": {i}, "));
+            }
+            // A repeat, and a key with an escape (found by its unescaped value).
+            text.push_str("\"k1\": 99, \"a\\\"b\": (x: 1), }");
+            let tree = index(&text);
+            let root = tree.root();
+            assert_eq!(root.len(), n + 2);
+            let dups: Vec<_> = root.duplicates().collect();
+            assert_eq!(dups, vec![(1, n)], "{n} keys");
+            let k1 = root.keyed("k1").unwrap();
+            assert_eq!(&text[k1.value().span().start..k1.value().span().end], "1");
+            let last = format!("k{}", n - 1);
+            assert!(root.keyed(&last).is_some());
+            assert!(root.keyed("zz").is_none());
+            let (span, found) = tree.locate(&["a\"b".into(), "x".into()]);
+            assert!(found);
+            assert_eq!(&text[span.start..span.end], "x");
+        }
+        assert!(!index("{\"a\": 1, \"b\": 2}").has_duplicates());
     }
 
     #[test]
