@@ -452,3 +452,31 @@ fn states_made_only_of_history_have_nothing_to_enter() {
         "3:3 error no-regions: a parallel state needs regions: child states that are not history states",
     );
 }
+
+/// Each transition's span is its list element, or the key that introduces it: checked in
+/// every shape (`on` map value, `on` list, `always` list, `after` list), through the shadowed
+/// warning, which points at the transition.
+#[test]
+fn transition_spans_in_every_shape() {
+    let text = r##"Machine(states: {
+  "a": (
+    on: { "GO": ["b", (target: "c")], "GO.x": State(target: "b") },
+    always: [(target: "b"), "c"],
+    after: { "1s": ["b", "c"], "2s": ("b") },
+  ),
+  "b": (on: { "X": "a" }), "c": (on: { "X": "a" }),
+})"##;
+    let all = diags(text);
+    for expected in [
+        "3:23 warning shadowed: this transition (on \"GO\") can never be taken",
+        "3:39 warning shadowed: this transition (on \"GO.x\") can never be taken",
+        "4:29 warning shadowed: this transition (always) can never be taken",
+        "5:26 warning shadowed: this transition (after 1s) can never be taken",
+    ] {
+        assert!(
+            all.iter().any(|d| d == expected),
+            "expected `{expected}` among:\n{}",
+            all.join("\n")
+        );
+    }
+}

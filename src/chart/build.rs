@@ -8,7 +8,7 @@ use super::{
 };
 use crate::model::diagnostic::did_you_mean;
 use crate::model::load::{LoadedMachine, load_machine_file, load_machine_str};
-use crate::model::source::{Seg, Span, SynPath};
+use crate::model::source::{Entry, Node, Seg, Span, SynPath};
 use crate::model::{
     self, Action, Diagnostic, Diagnostics, MachineDef, StateDef, StateKind, Transitions,
 };
@@ -71,7 +71,15 @@ pub fn compile(
         exprs: Vec::new(),
         by_name: ChildIndex::default(),
     };
-    b.allocate(None, "#", &RootOrState::Root(&loaded.def), Vec::new(), 0);
+    let root = Some(loaded.index.root());
+    let span = loaded.index.root().span();
+    b.allocate(
+        None,
+        "#",
+        &RootOrState::Root(&loaded.def),
+        (Vec::new(), root, span),
+        0,
+    );
     if b.states.len() == 1 {
         b.error("no-states", &[], "the machine has no states")
             .hint("add `states: { \"idle\": () }`");
@@ -180,8 +188,8 @@ struct Builder<'a> {
     opts: &'a CompileOptions,
     diags: Diagnostics,
     states: Vec<State>,
-    /// Per state: its definition and its syntax path.
-    defs: Vec<(RootOrState<'a>, SynPath)>,
+    /// Per state: its definition, its syntax path and its node in the span index.
+    defs: Vec<(RootOrState<'a>, SynPath, Option<Node<'a>>)>,
     transitions: Vec<Transition>,
     exprs: Vec<CompiledExpr>,
     /// State name → (parent, state) for every state with that name: target resolution looks
@@ -269,7 +277,7 @@ impl<'a> Builder<'a> {
         parent: Option<StateId>,
         name: &str,
         def: &RootOrState<'a>,
-        path: SynPath,
+        (path, node, span): (SynPath, Option<Node<'a>>, Span),
         depth: u32,
     ) -> StateId {
         let id = StateId(self.states.len() as u32);
@@ -311,7 +319,7 @@ impl<'a> Builder<'a> {
             selects_any: false,
             plain_exit: false,
             last_descendant: id,
-            span: self.loaded.span(&path),
+            span,
             description: None,
             tags: Vec::new(),
             meta: IndexMap::new(),
@@ -324,15 +332,23 @@ impl<'a> Builder<'a> {
             self.check_kind(id, s, &path);
         }
         let children = def.states();
+        // The path moves in once the children have been given theirs.
         self.defs.push((
             match def {
                 RootOrState::Root(m) => RootOrState::Root(m),
                 RootOrState::State(s) => RootOrState::State(s),
             },
-            path.clone(),
+            Vec::new(),
+            node,
         ));
+        let states_node = node.and_then(|n| n.field("states")).map(|e| e.value());
         for (child_name, child) in children {
             let child_path = with(&path, ["states".into(), child_name.as_str().into()]);
+            let entry = states_node.and_then(|n| n.keyed(child_name));
+            let child_span = match entry.and_then(|e| e.key_span()) {
+                Some(span) => span,
+                None => self.loaded.span(&child_path),
+            };
             if let Err(why) = check_name(child_name) {
                 self.error(
                     "invalid-name",
@@ -345,7 +361,7 @@ impl<'a> Builder<'a> {
                 Some(id),
                 child_name,
                 &RootOrState::State(child),
-                child_path,
+                (child_path, entry.map(|e| e.value()), child_span),
                 depth + 1,
             );
             self.states[id.index()].children.push(c);
@@ -355,28 +371,29 @@ impl<'a> Builder<'a> {
         }
         let last = StateId(self.states.len() as u32 - 1);
         self.states[id.index()].last_descendant = last;
+        self.defs[id.index()].1 = path;
         id
     }
 
     fn check_kind(&mut self, id: StateId, s: &StateDef, path: &[Seg]) {
         let has_children = !s.states.is_empty();
-        let kind_path = with(path, ["kind".into()]);
+        let kind_path = || with(path, ["kind".into()]);
         match s.kind {
             Some(StateKind::Final) if has_children => {
-                self.error("final-with-children", &kind_path, "a final state cannot have child states")
+                self.error("final-with-children", &kind_path(), "a final state cannot have child states")
                     .hint("move the children into a compound state whose `always` leads to the final state");
             }
             Some(StateKind::History(_)) if has_children => {
                 self.error(
                     "history-with-children",
-                    &kind_path,
+                    &kind_path(),
                     "a history state cannot have child states",
                 );
             }
             Some(StateKind::Atomic) if has_children => {
                 self.error(
                     "atomic-with-children",
-                    &kind_path,
+                    &kind_path(),
                     "an atomic state cannot have child states",
                 )
                 .hint("remove `kind: Atomic`; a state with children is compound");
@@ -384,14 +401,14 @@ impl<'a> Builder<'a> {
             Some(StateKind::Compound) if !has_children => {
                 self.error(
                     "compound-without-children",
-                    &kind_path,
+                    &kind_path(),
                     "a compound state needs child states",
                 );
             }
             Some(StateKind::Parallel) if !has_children => {
                 self.error(
                     "parallel-without-children",
-                    &kind_path,
+                    &kind_path(),
                     "a parallel state needs child states (its regions)",
                 );
             }
@@ -441,7 +458,8 @@ impl<'a> Builder<'a> {
     fn resolve_structure(&mut self) {
         for i in 0..self.states.len() {
             let id = StateId(i as u32);
-            let (initial, path) = (self.defs[i].0.initial(), self.defs[i].1.clone());
+            let initial = self.defs[i].0.initial();
+            let path = std::mem::take(&mut self.defs[i].1);
             let st = &self.states[i];
             if st.kind == Kind::Compound {
                 let children = st.children.clone();
@@ -526,6 +544,7 @@ impl<'a> Builder<'a> {
                 };
                 self.states[i].history_default = defaults;
             }
+            self.defs[i].1 = path;
         }
         for i in 0..self.states.len() {
             if self.states[i].is_history() && self.states[i].history_default.is_empty() {
@@ -619,38 +638,54 @@ impl<'a> Builder<'a> {
 
     fn compile_state(&mut self, id: StateId) {
         let i = id.index();
-        let path = self.defs[i].1.clone();
-        let def = match &self.defs[i].0 {
-            RootOrState::Root(m) => RootOrState::Root(m),
-            RootOrState::State(s) => RootOrState::State(s),
-        };
         if self.states[i].is_history() {
             return;
         }
-        let entry = self.compile_ops(id, def.entry(), &with(&path, ["entry".into()]));
-        let exit = self.compile_ops(id, def.exit(), &with(&path, ["exit".into()]));
+        // Taken for the while, and put back, rather than copied.
+        let path = std::mem::take(&mut self.defs[i].1);
+        let (def, node) = match &self.defs[i] {
+            (RootOrState::Root(m), _, node) => (RootOrState::Root(m), *node),
+            (RootOrState::State(s), _, node) => (RootOrState::State(s), *node),
+        };
+        let field = |name: &str| node.and_then(|n| n.field(name));
+        let entry = self.compile_ops(id, def.entry(), &|| with(&path, ["entry".into()]));
+        let exit = self.compile_ops(id, def.exit(), &|| with(&path, ["exit".into()]));
         self.states[i].entry = entry;
         self.states[i].exit = exit;
 
+        let on = field("on").map(|e| e.value());
         for (key, ts) in def.on() {
             let events = Descriptor::parse_list(key);
-            let kpath = with(&path, ["on".into(), key.as_str().into()]);
+            let kpath = || with(&path, ["on".into(), key.as_str().into()]);
             if events.is_empty() {
-                self.error("empty-event", &kpath, "an event descriptor cannot be empty")
-                    .hint("for eventless transitions use `always: [...]`");
+                self.error(
+                    "empty-event",
+                    &kpath(),
+                    "an event descriptor cannot be empty",
+                )
+                .hint("for eventless transitions use `always: [...]`");
                 continue;
             }
-            self.compile_transitions(id, ts, &kpath, &events, format!("on \"{key}\""));
+            let group = on.and_then(|n| n.keyed(key));
+            let trigger = format!("on \"{key}\"");
+            self.compile_transitions(id, ts, (&kpath, group), &events, trigger);
         }
-        let apath = with(&path, ["always".into()]);
-        self.compile_transitions(id, def.always(), &apath, &[], "always".to_string());
+        let apath = || with(&path, ["always".into()]);
+        let always = (&apath as &dyn Fn() -> SynPath, field("always"));
+        self.compile_transitions(id, def.always(), always, &[], "always".to_string());
+        let after = field("after").map(|e| e.value());
         for (n, (dur, ts)) in def.after().iter().enumerate() {
-            let kpath = with(&path, ["after".into(), Seg::Index(n)]);
-            let kpath = self.after_key_path(&path, n, &dur.0).unwrap_or(kpath);
+            // The span index keys `after` entries by their text.
+            let keyed = after.and_then(|a| a.keyed(&dur.0));
+            let group = keyed.or_else(|| after.and_then(|a| a.entry(n)));
+            let kpath = || match keyed {
+                Some(_) => with(&path, ["after".into(), dur.0.as_str().into()]),
+                None => with(&path, ["after".into(), Seg::Index(n)]),
+            };
             let delay = match dur.parse() {
                 Ok(d) => d,
                 Err(why) => {
-                    self.error_key("bad-duration", &kpath, why);
+                    self.error_key("bad-duration", &kpath(), why);
                     continue;
                 }
             };
@@ -665,7 +700,7 @@ impl<'a> Builder<'a> {
             self.compile_transitions(
                 id,
                 ts,
-                &kpath,
+                (&kpath, group),
                 &[Descriptor::Exact(event)],
                 format!("after {delay}"),
             );
@@ -717,6 +752,7 @@ impl<'a> Builder<'a> {
         {
             self.states[i].output = self.compile_expr(out, &|| with(&path, ["output".into()]));
         }
+        self.defs[i].1 = path;
     }
 
     /// States are in document order, so a parent's flag is final before its children's.
@@ -780,12 +816,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// `after` keys are durations; the syntax index keys them by their text.
-    fn after_key_path(&self, state_path: &[Seg], _n: usize, text: &str) -> Option<SynPath> {
-        let p = with(state_path, ["after".into(), text.into()]);
-        self.loaded.index.get(&p).map(|_| p)
-    }
-
     fn child_file(&mut self, base: &Path, file: &str, path: &[Seg]) -> PathBuf {
         let p = base.join(file);
         if !p.is_file() {
@@ -799,33 +829,42 @@ impl<'a> Builder<'a> {
         p
     }
 
+    /// Compiles the transitions of one `on` key, of `always` or of one `after` key. `path`
+    /// builds their syntax path for messages; `group` is their entry in the span index.
     fn compile_transitions(
         &mut self,
         source: StateId,
         ts: &Transitions,
-        path: &[Seg],
+        (path, group): (&dyn Fn() -> SynPath, Option<Entry<'a>>),
         events: &[Descriptor],
         trigger: String,
     ) {
-        // The group's node is found once; each transition's relative to it.
-        let group = self.loaded.index.get(path);
-        let is_list = group.is_some_and(|n| n.open() == b'[');
+        let group_node = group.map(|e| e.value());
+        let is_list = group_node.is_some_and(|n| n.open() == b'[');
         for (n, t) in ts.0.iter().enumerate() {
-            let (tpath, node) = if is_list {
-                let node = group.and_then(|g| g.get(&[Seg::Index(n)]));
-                (with(path, [Seg::Index(n)]), node)
-            } else {
-                (path.to_vec(), group)
+            let node = match is_list {
+                true => group_node.and_then(|g| g.entry(n)).map(|e| e.value()),
+                false => group_node,
             };
+            let tpath = || match is_list {
+                true => with(&path(), [Seg::Index(n)]),
+                false => path(),
+            };
+            // Where the transition is: its list element, or the key that introduces it.
+            let span = match is_list {
+                true => node.map(|n| n.span()),
+                false => group.and_then(|e| e.key_span()),
+            };
+            let span = span.unwrap_or_else(|| self.loaded.span(&tpath()));
             // A bare string is itself the target; a list of targets is indexed. Syntax paths
             // are only built for messages.
             let bare = node.is_some_and(|n| n.open() == 0);
-            let target_path = || with(&tpath, ["target".into()]);
+            let target_path = || with(&tpath(), ["target".into()]);
             let mut targets = Vec::new();
             for (k, target) in t.target.iter().enumerate() {
                 let p = || {
                     if bare {
-                        tpath.clone()
+                        tpath()
                     } else if t.target.len() > 1 {
                         with(&target_path(), [Seg::Index(k)])
                     } else {
@@ -855,8 +894,9 @@ impl<'a> Builder<'a> {
             let guard = t
                 .guard
                 .as_ref()
-                .and_then(|g| self.compile_expr(g, &|| with(&tpath, ["guard".into()])));
-            let actions = self.compile_ops(source, &t.actions, &with(&tpath, ["actions".into()]));
+                .and_then(|g| self.compile_expr(g, &|| with(&tpath(), ["guard".into()])));
+            let actions =
+                self.compile_ops(source, &t.actions, &|| with(&tpath(), ["actions".into()]));
             let src = &self.states[source.index()];
             let internal = t.internal
                 && src.kind == Kind::Compound
@@ -873,7 +913,7 @@ impl<'a> Builder<'a> {
                 actions,
                 description: t.description.clone(),
                 trigger: trigger.clone(),
-                span: self.loaded.span(&tpath),
+                span,
                 static_domain: None,
                 static_entry: None,
                 plain: false,
@@ -962,10 +1002,16 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn compile_ops(&mut self, state: StateId, actions: &[Action], path: &[Seg]) -> Vec<Op> {
+    /// Compiles a list of actions; `path` builds its syntax path, only for a message.
+    fn compile_ops(
+        &mut self,
+        state: StateId,
+        actions: &[Action],
+        path: &dyn Fn() -> SynPath,
+    ) -> Vec<Op> {
         let mut ops = Vec::with_capacity(actions.len());
         for (n, a) in actions.iter().enumerate() {
-            let p = with(path, [Seg::Index(n)]);
+            let p = || with(&path(), [Seg::Index(n)]);
             if let Some(op) = self.compile_op(state, a, &p) {
                 ops.push(op);
             }
@@ -973,11 +1019,11 @@ impl<'a> Builder<'a> {
         ops
     }
 
-    fn compile_op(&mut self, state: StateId, a: &Action, p: &[Seg]) -> Option<Op> {
-        let field = |f: &str| with(p, [f.into()]);
+    fn compile_op(&mut self, state: StateId, a: &Action, p: &dyn Fn() -> SynPath) -> Option<Op> {
+        let field = |f: &str| with(&p(), [f.into()]);
         Some(match a {
             Action::Raise(r) => {
-                check_event_name(self, &r.event, &field("event"));
+                check_event_name(self, &r.event, &|| field("event"));
                 Op::Raise {
                     event: r.event.clone(),
                     data: r
@@ -987,7 +1033,7 @@ impl<'a> Builder<'a> {
                 }
             }
             Action::Send(s) => {
-                check_event_name(self, &s.event, &field("event"));
+                check_event_name(self, &s.event, &|| field("event"));
                 let delay = match &s.delay {
                     Some(d) => match d.parse() {
                         Ok(d) => Some(d),
@@ -1040,12 +1086,12 @@ impl<'a> Builder<'a> {
                 if segs.iter().any(|s| !is_identifier(s)) {
                     self.error(
                         "bad-location",
-                        p,
+                        &p(),
                         format!("`{location}` is not a context location"),
                     )
                     .hint("write a context name or a dotted path into it, e.g. `order.total`");
                 }
-                let value = self.compile_expr(value, &|| [p, &[Seg::Index(1)]].concat())?;
+                let value = self.compile_expr(value, &|| with(&p(), [Seg::Index(1)]))?;
                 Op::Assign {
                     slot: self.loaded.def.context.get_index_of(&segs[0]),
                     location: segs,
@@ -1059,17 +1105,19 @@ impl<'a> Builder<'a> {
             Action::If(i) => {
                 let mut branches = Vec::new();
                 if let Some(g) = self.compile_expr(&i.guard, &|| field("guard")) {
-                    let then = self.compile_ops(state, &i.then, &field("then"));
+                    let then = self.compile_ops(state, &i.then, &|| field("then"));
                     branches.push((g, then));
                 }
                 for (k, b) in i.else_if.iter().enumerate() {
-                    let bp = with(p, ["else_if".into(), Seg::Index(k)]);
-                    if let Some(g) = self.compile_expr(&b.guard, &|| with(&bp, ["guard".into()])) {
-                        let then = self.compile_ops(state, &b.then, &with(&bp, ["then".into()]));
+                    let bp = || with(&p(), ["else_if".into(), Seg::Index(k)]);
+                    if let Some(g) = self.compile_expr(&b.guard, &|| with(&bp(), ["guard".into()]))
+                    {
+                        let then =
+                            self.compile_ops(state, &b.then, &|| with(&bp(), ["then".into()]));
                         branches.push((g, then));
                     }
                 }
-                let otherwise = self.compile_ops(state, &i.otherwise, &field("else"));
+                let otherwise = self.compile_ops(state, &i.otherwise, &|| field("else"));
                 Op::If {
                     branches,
                     otherwise,
@@ -1091,7 +1139,7 @@ impl<'a> Builder<'a> {
                     items: self.compile_expr(&f.items, &|| field("items"))?,
                     item: f.item.clone(),
                     index: f.index.clone(),
-                    body: self.compile_ops(state, &f.body, &field("do")),
+                    body: self.compile_ops(state, &f.body, &|| field("do")),
                 }
             }
             Action::Call(c) => {
@@ -1107,7 +1155,7 @@ impl<'a> Builder<'a> {
                     };
                     self.error(
                         "unknown-host-action",
-                        p,
+                        &p(),
                         format!("`Call` of unregistered host action `{}`", c.name),
                     )
                     .hint(hint);
@@ -1115,7 +1163,7 @@ impl<'a> Builder<'a> {
                 let mut args = Vec::new();
                 for (k, a) in c.args.iter().enumerate() {
                     if let Some(e) =
-                        self.compile_expr(a, &|| with(p, ["args".into(), Seg::Index(k)]))
+                        self.compile_expr(a, &|| with(&p(), ["args".into(), Seg::Index(k)]))
                     {
                         args.push(e);
                     }
@@ -1129,11 +1177,11 @@ impl<'a> Builder<'a> {
     }
 }
 
-fn check_event_name(b: &mut Builder, name: &str, path: &[Seg]) {
+fn check_event_name(b: &mut Builder, name: &str, path: &dyn Fn() -> SynPath) {
     if name.is_empty() || name.chars().any(char::is_whitespace) {
         b.error(
             "bad-event-name",
-            path,
+            &path(),
             format!("invalid event name `{name}`"),
         )
         .hint("event names are non-empty and contain no whitespace");

@@ -312,6 +312,20 @@ impl<'a> Node<'a> {
         self.entries().find(|e| e.key() == Some(key))
     }
 
+    /// The child under `key`, looking through `Some(...)` and newtype wrappers as [`get`]
+    /// does.
+    ///
+    /// [`get`]: Node::get
+    pub fn field(&self, key: &str) -> Option<Entry<'a>> {
+        let mut cur = *self;
+        loop {
+            if let Some(e) = cur.keyed(key) {
+                return Some(e);
+            }
+            cur = cur.wrapped()?;
+        }
+    }
+
     /// Follows `path` as far as it goes; returns the span of the deepest key (or value)
     /// reached and whether the whole path was found.
     pub fn locate(&self, path: &[Seg]) -> (Span, bool) {
