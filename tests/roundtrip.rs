@@ -2,7 +2,7 @@
 //! every RON block of the specs and every shipped machine loads.
 
 use indexmap::IndexMap;
-use orca::model::load::{load_machine_str, to_ron};
+use orca::model::load::{self, load_machine_str, to_ron};
 use orca::model::*;
 use proptest::prelude::*;
 use serde_json::json;
@@ -214,6 +214,76 @@ proptest! {
             let _ = orca::chart::compile(&m, &Default::default());
         }
     }
+}
+
+/// Where the fast reader (serde over the span index) accepts a text, `ron` reads the same
+/// machine from it; `None` from the fast reader means `ron` reads the text.
+fn assert_fast_agrees(text: &str) -> bool {
+    let Some(fast) = load::read_machine_fast(text) else {
+        return false;
+    };
+    match load::ron_options().from_str::<MachineDef>(text) {
+        Ok(slow) => assert_eq!(fast, slow, "the fast reader and ron differ on:\n{text}"),
+        Err(e) => panic!("the fast reader accepted what ron refuses ({e}):\n{text}"),
+    }
+    true
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)))]
+
+    #[test]
+    fn fast_reader_agrees_with_ron(
+        def in machine(),
+        cut in 0usize..2000,
+        junk in "[(){}\\[\\]:,\"#a-zA-Z0-9_ ]{0,4}",
+    ) {
+        let text = to_ron(&def).expect("serializes");
+        assert_fast_agrees(&text);
+        let cut = text.char_indices().map(|(i, _)| i).nth(cut % text.chars().count().max(1)).unwrap_or(0);
+        assert_fast_agrees(&format!("{}{}{}", &text[..cut], junk, &text[cut..]));
+    }
+}
+
+#[test]
+fn fast_reader_reads_the_shipped_machines_as_ron_does() {
+    let mut read = 0;
+    for entry in std::fs::read_dir("machines").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "ron") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if load::detect_kind(&text) == load::FileKind::Machine {
+            read += assert_fast_agrees(&text) as usize;
+        }
+    }
+    assert!(
+        read >= 4,
+        "the fast reader handled only {read} shipped machines"
+    );
+    // Forms it leaves to ron, and forms ron refuses: no value from the fast reader.
+    for text in [
+        r#"Machine(states: { "a": () }) trailing"#,
+        r#"Machine(states: { "a": () "b": () })"#,
+        r#"Machine(states: { , "a": () })"#,
+        r#"Machine(states: { "a": (),, })"#,
+        r#"Machine(id: "a\u{41}", states: { "a": () })"#,
+        r#"Machine(states: { "a\"b": () })"#,
+        r#"Machine(context: { "x": 1e5 }, states: { "a": () })"#,
+        r#"Other(states: { "a": () })"#,
+        r#"#![enable(unwrap_newtypes)] Machine(states: { "a": () })"#,
+    ] {
+        assert!(load::read_machine_fast(text).is_none(), "{text}");
+    }
+    assert!(assert_fast_agrees(r#"Machine(states: { "a": (), },)"#));
+    assert!(assert_fast_agrees(
+        r#"Machine(id: "i\'d\n", context: { "x": 1.5, "y": -0.1, "z": [()] }, states: { "a": () })"#
+    ));
+    assert!(assert_fast_agrees(
+        "#![enable(implicit_some)]\n#![enable(unwrap_variant_newtypes)]\nMachine(states: { \"a\": () })"
+    ));
 }
 
 #[test]

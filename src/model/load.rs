@@ -288,6 +288,13 @@ pub(crate) fn parse_source<T: DeserializeOwned>(
     } else {
         None
     };
+    if rewrite.is_none()
+        && let Some((def, ignored)) = read_fast::<T>(&file.text, &index)
+    {
+        report_unknown_fields(file, &index, &ignored, format, &mut diags);
+        check_duplicate_keys(file, &index, format, &mut diags);
+        return Ok((def, index, diags));
+    }
     let text = rewrite
         .as_ref()
         .map_or(file.text.as_str(), |r| r.text.as_str());
@@ -343,6 +350,48 @@ pub(crate) fn parse_source<T: DeserializeOwned>(
             Err(diags)
         }
     }
+}
+
+/// Reads `T` from the span index (see `tree_de`), with the paths of unknown fields; `None`
+/// when the fast reader does not handle the text, which `ron` then reads.
+pub(crate) fn read_fast<T: DeserializeOwned>(
+    text: &str,
+    index: &Syntax,
+) -> Option<(T, Vec<SynPath>)> {
+    if !index.is_well_formed() || !only_default_extensions(text) {
+        return None;
+    }
+    let mut ignored = Vec::new();
+    let de = super::tree_de::TreeDe::new(index.root());
+    let value = serde_ignored::deserialize(de, |p| ignored.push(syn_path(&p))).ok()?;
+    Some((value, ignored))
+}
+
+/// Whether every `#![enable(...)]` attribute in `text` names only extensions orca enables
+/// anyway ([`ron_options`]); others change how RON reads, and are left to `ron`.
+fn only_default_extensions(text: &str) -> bool {
+    text.match_indices("#![").all(|(at, _)| {
+        let rest = &text[at..];
+        let Some(end) = rest.find(']') else {
+            return false;
+        };
+        rest[..end]
+            .strip_prefix("#![enable(")
+            .and_then(|r| r.strip_suffix(')'))
+            .is_some_and(|names| {
+                names
+                    .split(',')
+                    .map(str::trim)
+                    .all(|n| matches!(n, "implicit_some" | "unwrap_variant_newtypes" | ""))
+            })
+    })
+}
+
+/// The fast reader alone: the machine when it handles `text`, else `None`. For tests that
+/// hold it to `ron`, which must read the same machine from any text it accepts.
+#[doc(hidden)]
+pub fn read_machine_fast(text: &str) -> Option<MachineDef> {
+    read_fast(text, &source::index(text)).map(|(def, _)| def)
 }
 
 /// Reports a syntax or type error at `offset` with a hint where one helps.

@@ -9,6 +9,7 @@ pub mod load;
 pub mod load_workflow;
 pub mod machine;
 pub mod source;
+mod tree_de;
 pub mod workflow;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -130,6 +130,10 @@ pub struct Syntax {
     /// of the repeat).
     duplicates: Vec<(u32, u32, u32)>,
     root: u32,
+    /// Whether the text is one value, with commas exactly between the children of every
+    /// group (and at most one trailing), as RON requires. The index tolerates less; the
+    /// fast reader does not.
+    well_formed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -205,6 +209,11 @@ impl Syntax {
         self.root().get(path)
     }
 
+    /// Whether the text is one value written as RON requires (see the field).
+    pub fn is_well_formed(&self) -> bool {
+        self.well_formed
+    }
+
     /// Whether some group repeats a key.
     pub fn has_duplicates(&self) -> bool {
         !self.duplicates.is_empty()
@@ -222,6 +231,11 @@ impl Syntax {
 impl<'a> Node<'a> {
     fn data(&self) -> &'a NodeData {
         &self.tree.nodes[self.id as usize]
+    }
+
+    /// The text of the file the index is of.
+    pub fn text(&self) -> &'a str {
+        &self.tree.text
     }
 
     /// Where the value is written.
@@ -382,6 +396,11 @@ impl<'a> Entry<'a> {
     /// The field name or map key, unescaped; none for a positional child.
     pub fn key(&self) -> Option<&'a str> {
         self.tree.key_text(self.data.key)
+    }
+
+    /// The key as written, quotes and escapes included.
+    pub fn key_text_raw(&self) -> Option<&'a str> {
+        self.key_span().map(|s| &self.tree.text[s.start..s.end])
     }
 
     /// Where the key is written.
@@ -592,13 +611,18 @@ pub fn index(text: &str) -> Syntax {
     let mut b = TreeBuilder {
         tree: Syntax {
             text: text.into(),
+            well_formed: true,
             ..Syntax::default()
         },
         pending: Vec::new(),
     };
     match b.value(&mut lx, 0) {
-        Some(root) => b.tree.root = root,
+        Some(root) => {
+            b.tree.root = root;
+            b.tree.well_formed &= lx.next().is_none();
+        }
         None => {
+            b.tree.well_formed = false;
             b.tree.nodes.push(NodeData::atom(Span::default()));
             b.tree.root = b.tree.nodes.len() as u32 - 1;
         }
@@ -706,6 +730,8 @@ impl TreeBuilder {
             _ => b'}',
         };
         let base = self.pending.len();
+        // A comma is due after each child, and only there.
+        let mut comma_due = false;
         loop {
             match lx.peek()? {
                 (Tok::Close(c), span) if c == close => {
@@ -714,10 +740,13 @@ impl TreeBuilder {
                 }
                 (Tok::Comma, _) => {
                     lx.next();
+                    self.tree.well_formed &= comma_due;
+                    comma_due = false;
                     continue;
                 }
-                _ => {}
+                _ => self.tree.well_formed &= !comma_due,
             }
+            comma_due = true;
             let first = self.value(lx, depth + 1)?;
             if let Some((Tok::Colon, _)) = lx.peek() {
                 lx.next();
