@@ -1,9 +1,9 @@
 //! Source text, positions, and a span index over RON files.
 //!
-//! `ron` deserializes our model but does not expose where each value came from, so after a
-//! successful parse we lex the same text once more and build a light tree of where every map
-//! key, struct field and list element sits. Diagnostics about *meaning* (an unknown target, a
-//! duplicate state name) then point at the exact line and column.
+//! `ron` does not expose where each value came from, so we lex the text into a light tree of
+//! where every map key, struct field and list element sits ([`Syntax`]). Diagnostics about
+//! *meaning* (an unknown target, a duplicate state name) then point at the exact line and
+//! column, and the fast reader (`tree_de`) deserializes the model from the same tree.
 
 use std::fmt;
 
