@@ -57,18 +57,20 @@ pub struct Header {
 impl Header {
     /// A header for a machine run starting now.
     pub fn for_machine(file: &Path, source: &str, clock: &str) -> Header {
+        // One reading of the clock, so the instance name and `started` agree.
         let wall = wall_ms();
         let instance = format!("{wall:x}-{:x}", std::process::id());
-        Header::new("machine", file, source, &instance, clock)
+        Header::new("machine", file, source, &instance, clock, wall)
     }
 
-    /// A header for a run of `kind` starting now.
+    /// A header for a run of `kind` that started at `started_ms` (wall clock, Unix ms).
     pub(crate) fn new(
         kind: &str,
         file: &Path,
         source: &str,
         instance: &str,
         clock: &str,
+        started_ms: u64,
     ) -> Header {
         Header {
             format: FORMAT,
@@ -78,7 +80,7 @@ impl Header {
             hash: sha256_hex(source.as_bytes()),
             source: source.to_string(),
             instance: instance.to_string(),
-            started: rfc3339(wall_ms()),
+            started: rfc3339(started_ms),
             clock: clock.into(),
             rewinds: false,
         }
@@ -831,6 +833,13 @@ pub fn rfc3339(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_machine_header_names_its_instance_by_its_start() {
+        let h = Header::for_machine(Path::new("m.ron"), "Machine()", "real");
+        let (ms, _) = h.instance.split_once('-').unwrap();
+        assert_eq!(rfc3339(u64::from_str_radix(ms, 16).unwrap()), h.started);
+    }
 
     #[test]
     fn rfc3339_of_known_instants() {

@@ -9,7 +9,7 @@ use std::path::Path;
 impl Header {
     /// A header for a workflow run starting now; `run_id` names the run.
     pub fn for_workflow(file: &Path, source: &str, run_id: &str) -> Header {
-        Header::new("workflow", file, source, run_id, "real")
+        Header::new("workflow", file, source, run_id, "real", super::wall_ms())
     }
 }
 
