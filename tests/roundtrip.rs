@@ -237,7 +237,7 @@ proptest! {
     fn fast_reader_agrees_with_ron(
         def in machine(),
         cut in 0usize..2000,
-        junk in "[(){}\\[\\]:,\"#a-zA-Z0-9_ ]{0,4}",
+        junk in "[(){}\\[\\]:,\"#a-zA-Z0-9_ /*.'\\\\-]{0,4}",
     ) {
         let text = to_ron(&def).expect("serializes");
         assert_fast_agrees(&text);
@@ -274,10 +274,28 @@ fn fast_reader_reads_the_shipped_machines_as_ron_does() {
         r#"Machine(context: { "x": 1e5 }, states: { "a": () })"#,
         r#"Other(states: { "a": () })"#,
         r#"#![enable(unwrap_newtypes)] Machine(states: { "a": () })"#,
+        // `( )` is an empty tuple to ron, not `()`.
+        r#"Machine(context: { "x": ( ) }, states: { "a": (on: { "GO": ( ) }) })"#,
+        // ron refuses a struct written out inside a newtype variant or `Some`.
+        r#"Machine(states: { "a": (entry: [Send((event: "E"))]) })"#,
+        r#"Machine(states: { "a": (entry: [Send(SendArgs(event: "E"))]) })"#,
+        // The values of unknown fields are still RON.
+        r#"Machine(foo: 1.2.3, states: { "a": () })"#,
+        r#"Machine(foo: "\q", states: { "a": () })"#,
+        r#"Machine(states: { "a": () }) /* unclosed"#,
+        r#"Machine(r"id": "x", states: { "a": () })"#,
     ] {
         assert!(load::read_machine_fast(text).is_none(), "{text}");
     }
     assert!(assert_fast_agrees(r#"Machine(states: { "a": (), },)"#));
+    // ron counts about two levels a group against its nesting limit: deep values are its.
+    let deep = format!(
+        r#"Machine(context: {{ "x": {}1{} }}, states: {{ "a": () }})"#,
+        "[".repeat(70),
+        "]".repeat(70)
+    );
+    assert!(load::read_machine_fast(&deep).is_none());
+    assert!(load::ron_options().from_str::<MachineDef>(&deep).is_err());
     assert!(assert_fast_agrees(
         r#"Machine(id: "i\'d\n", context: { "x": 1.5, "y": -0.1, "z": [()] }, states: { "a": () })"#
     ));

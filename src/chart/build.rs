@@ -641,7 +641,7 @@ impl<'a> Builder<'a> {
         if self.states[i].is_history() {
             return;
         }
-        // Taken for the while, and put back, rather than copied.
+        // Taken, not copied: nothing reads a state's path after its compile.
         let path = std::mem::take(&mut self.defs[i].1);
         let (def, node) = match &self.defs[i] {
             (RootOrState::Root(m), _, node) => (RootOrState::Root(m), *node),
@@ -752,7 +752,6 @@ impl<'a> Builder<'a> {
         {
             self.states[i].output = self.compile_expr(out, &|| with(&path, ["output".into()]));
         }
-        self.defs[i].1 = path;
     }
 
     /// States are in document order, so a parent's flag is final before its children's.

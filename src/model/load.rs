@@ -283,48 +283,17 @@ pub(crate) fn parse_source<T: DeserializeOwned>(
         return Err(diags);
     }
 
-    let rewrite = if format.rewrite_calls {
-        source::rewrite_call_shorthand(&file.text)
-    } else {
-        None
+    let (parsed, ignored) = match read_fast::<T>(&index) {
+        Some((def, ignored)) => (Ok(def), ignored),
+        None => read_ron::<T>(&file.text, format),
     };
-    if rewrite.is_none()
-        && let Some((def, ignored)) = read_fast::<T>(&file.text, &index)
-    {
-        report_unknown_fields(file, &index, &ignored, format, &mut diags);
-        check_duplicate_keys(file, &index, format, &mut diags);
-        return Ok((def, index, diags));
-    }
-    let text = rewrite
-        .as_ref()
-        .map_or(file.text.as_str(), |r| r.text.as_str());
-    let opts = ron_options();
-    let mut ignored: Vec<SynPath> = Vec::new();
-    let parsed = match ron::Deserializer::from_str_with_options(text, &opts) {
-        Ok(mut de) => {
-            let r: Result<T, _> =
-                serde_ignored::deserialize(&mut de, |p| ignored.push(syn_path(&p)));
-            r.map_err(|e| de.span_error(e))
-                .and_then(|def| de.end().map(|()| def).map_err(|e| de.span_error(e)))
-        }
-        Err(e) => Err(e),
-    };
-
     report_unknown_fields(file, &index, &ignored, format, &mut diags);
     check_duplicate_keys(file, &index, format, &mut diags);
 
     match parsed {
         Ok(def) => Ok((def, index, diags)),
-        Err(e) => {
-            let pos = LineCol {
-                line: e.span.start.line,
-                col: e.span.start.col,
-            };
-            let mut offset = SourceFile::new("", text).offset(pos);
-            if let Some(rw) = &rewrite {
-                offset = rw.original_offset(offset);
-            }
-            let msg = match &e.code {
+        Err((offset, code)) => {
+            let msg = match &code {
                 ron::Error::ExceededRecursionLimit => {
                     format!(
                         "nesting is deeper than the limit of {} levels",
@@ -333,7 +302,7 @@ pub(crate) fn parse_source<T: DeserializeOwned>(
                 }
                 code => code.to_string(),
             };
-            let variant_hint = match &e.code {
+            let variant_hint = match &code {
                 ron::Error::NoSuchEnumVariant {
                     expected, found, ..
                 } => did_you_mean(found, expected.iter().copied())
@@ -354,11 +323,8 @@ pub(crate) fn parse_source<T: DeserializeOwned>(
 
 /// Reads `T` from the span index (see `tree_de`), with the paths of unknown fields; `None`
 /// when the fast reader does not handle the text, which `ron` then reads.
-pub(crate) fn read_fast<T: DeserializeOwned>(
-    text: &str,
-    index: &Syntax,
-) -> Option<(T, Vec<SynPath>)> {
-    if !index.is_well_formed() || !only_default_extensions(text) {
+pub(crate) fn read_fast<T: DeserializeOwned>(index: &Syntax) -> Option<(T, Vec<SynPath>)> {
+    if !index.is_well_formed() {
         return None;
     }
     let mut ignored = Vec::new();
@@ -367,31 +333,46 @@ pub(crate) fn read_fast<T: DeserializeOwned>(
     Some((value, ignored))
 }
 
-/// Whether every `#![enable(...)]` attribute in `text` names only extensions orca enables
-/// anyway ([`ron_options`]); others change how RON reads, and are left to `ron`.
-fn only_default_extensions(text: &str) -> bool {
-    text.match_indices("#![").all(|(at, _)| {
-        let rest = &text[at..];
-        let Some(end) = rest.find(']') else {
-            return false;
+/// Reads `T` with `ron`, with the paths of unknown fields; an error comes with its offset in
+/// `text`. The call shorthand (which the fast reader refuses) is rewritten first.
+fn read_ron<T: DeserializeOwned>(
+    text: &str,
+    format: &Format,
+) -> (Result<T, (usize, ron::Error)>, Vec<SynPath>) {
+    let rewrite = format
+        .rewrite_calls
+        .then(|| source::rewrite_call_shorthand(text))
+        .flatten();
+    let read = rewrite.as_ref().map_or(text, |r| r.text.as_str());
+    let mut ignored: Vec<SynPath> = Vec::new();
+    let parsed = match ron::Deserializer::from_str_with_options(read, &ron_options()) {
+        Ok(mut de) => {
+            let r: Result<T, _> =
+                serde_ignored::deserialize(&mut de, |p| ignored.push(syn_path(&p)));
+            r.map_err(|e| de.span_error(e))
+                .and_then(|def| de.end().map(|()| def).map_err(|e| de.span_error(e)))
+        }
+        Err(e) => Err(e),
+    };
+    let parsed = parsed.map_err(|e| {
+        let pos = LineCol {
+            line: e.span.start.line,
+            col: e.span.start.col,
         };
-        rest[..end]
-            .strip_prefix("#![enable(")
-            .and_then(|r| r.strip_suffix(')'))
-            .is_some_and(|names| {
-                names
-                    .split(',')
-                    .map(str::trim)
-                    .all(|n| matches!(n, "implicit_some" | "unwrap_variant_newtypes" | ""))
-            })
-    })
+        let offset = SourceFile::new("", read).offset(pos);
+        let offset = rewrite
+            .as_ref()
+            .map_or(offset, |rw| rw.original_offset(offset));
+        (offset, e.code)
+    });
+    (parsed, ignored)
 }
 
 /// The fast reader alone: the machine when it handles `text`, else `None`. For tests that
 /// hold it to `ron`, which must read the same machine from any text it accepts.
 #[doc(hidden)]
 pub fn read_machine_fast(text: &str) -> Option<MachineDef> {
-    read_fast(text, &source::index(text)).map(|(def, _)| def)
+    read_fast(&source::index(text)).map(|(def, _)| def)
 }
 
 /// Reports a syntax or type error at `offset` with a hint where one helps.

@@ -5,6 +5,7 @@
 //! *meaning* (an unknown target, a duplicate state name) then point at the exact line and
 //! column, and the fast reader (`tree_de`) deserializes the model from the same tree.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A loaded source file: its display name and its text.
@@ -147,6 +148,15 @@ struct NodeData {
     key_index: u32,
     open: u8,
     is_string: bool,
+    /// How many children have keys: none, some, or all (of at least one).
+    keys: Keys,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Keys {
+    None,
+    Some,
+    All,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -269,6 +279,16 @@ impl<'a> Node<'a> {
         self.data().len as usize
     }
 
+    /// Whether every child has a key, and there is at least one: a struct or map.
+    pub fn is_keyed(&self) -> bool {
+        self.data().keys == Keys::All
+    }
+
+    /// Whether no child has a key: a list, tuple or wrapper (or an atom, or empty).
+    pub fn is_positional(&self) -> bool {
+        self.data().keys == Keys::None
+    }
+
     /// Whether the value has no children (an atom or an empty group).
     pub fn is_empty(&self) -> bool {
         self.data().len == 0
@@ -303,7 +323,7 @@ impl<'a> Node<'a> {
     }
 
     /// The child under `key` (first occurrence), or the `i`-th positional child.
-    pub fn child(&self, seg: &Seg) -> Option<Entry<'a>> {
+    fn child(&self, seg: &Seg) -> Option<Entry<'a>> {
         match seg {
             Seg::Key(k) => self.keyed(k),
             Seg::Index(i) => self.entry(*i),
@@ -331,13 +351,7 @@ impl<'a> Node<'a> {
     ///
     /// [`get`]: Node::get
     pub fn field(&self, key: &str) -> Option<Entry<'a>> {
-        let mut cur = *self;
-        loop {
-            if let Some(e) = cur.keyed(key) {
-                return Some(e);
-            }
-            cur = cur.wrapped()?;
-        }
+        self.through(|n| n.keyed(key))
     }
 
     /// Follows `path` as far as it goes; returns the span of the deepest key (or value)
@@ -346,15 +360,12 @@ impl<'a> Node<'a> {
         let mut node = *self;
         let mut best = self.span();
         for seg in path {
-            // `Some(x)` and newtype variants wrap the value we mean: look through them.
-            let mut cur = node;
-            while cur.child(seg).is_none() && !matches!(seg, Seg::Index(0)) {
-                match cur.wrapped() {
-                    Some(inner) => cur = inner,
-                    None => break,
-                }
-            }
-            match cur.child(seg) {
+            let found = match seg {
+                // A first element is the wrapper's own, not one inside it.
+                Seg::Index(0) => node.child(seg),
+                _ => node.through(|n| n.child(seg)),
+            };
+            match found {
                 Some(e) => {
                     best = e.key_span().unwrap_or(e.value().span());
                     node = e.value();
@@ -369,16 +380,21 @@ impl<'a> Node<'a> {
     pub fn get(&self, path: &[Seg]) -> Option<Node<'a>> {
         let mut node = *self;
         for seg in path {
-            let mut cur = node;
-            let found = loop {
-                if let Some(e) = cur.child(seg) {
-                    break e;
-                }
-                cur = cur.wrapped()?;
-            };
-            node = found.value();
+            node = node.through(|n| n.child(seg))?.value();
         }
         Some(node)
+    }
+
+    /// The first child `find` finds here or, failing that, inside `Some(x)` and newtype
+    /// variants, which wrap the value a path means.
+    fn through(&self, find: impl Fn(&Node<'a>) -> Option<Entry<'a>>) -> Option<Entry<'a>> {
+        let mut cur = *self;
+        loop {
+            if let Some(e) = find(&cur) {
+                return Some(e);
+            }
+            cur = cur.wrapped()?;
+        }
     }
 
     /// The value inside a one-element positional wrapper (`Some(x)`, a newtype variant).
@@ -431,9 +447,19 @@ enum Tok {
 struct Lexer<'a> {
     src: &'a [u8],
     pos: usize,
+    /// A block comment ran to the end of the text unclosed.
+    unclosed_comment: bool,
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
+    fn new(text: &'a str) -> Self {
+        Lexer {
+            src: text.as_bytes(),
+            pos: 0,
+            unclosed_comment: false,
+        }
+    }
+
     /// Skips whitespace and comments (block comments nest, as in RON).
     fn skip_trivia(&mut self) {
         loop {
@@ -460,6 +486,7 @@ impl Lexer<'_> {
                         self.pos += 1;
                     }
                 }
+                self.unclosed_comment |= depth > 0;
             } else {
                 return;
             }
@@ -550,21 +577,13 @@ impl Lexer<'_> {
 
 /// Whether the text holds nothing but whitespace and comments.
 pub fn is_blank(text: &str) -> bool {
-    Lexer {
-        src: text.as_bytes(),
-        pos: 0,
-    }
-    .next()
-    .is_none()
+    Lexer::new(text).next().is_none()
 }
 
 /// The first identifier of a text, past comments and `#![...]` attributes: the outermost
 /// struct name of a RON file even when the rest does not parse.
 pub fn first_name(text: &str) -> Option<&str> {
-    let mut lx = Lexer {
-        src: text.as_bytes(),
-        pos: 0,
-    };
+    let mut lx = Lexer::new(text);
     while let Some((tok, span)) = lx.next() {
         match tok {
             Tok::Ident => return Some(&text[span.start..span.end]),
@@ -590,24 +609,16 @@ pub fn first_name(text: &str) -> Option<&str> {
     None
 }
 
-/// Builds the span index of a RON text that `ron` has already accepted. On text it does not
-/// understand it returns what it has so far; it never panics and never recurses deeper than
+/// Values nested deeper than this are left to `ron` (the text is not [`Syntax::is_well_formed`]):
+/// `ron` counts about two levels per group against its limit of [`MAX_NESTING`], and its
+/// message is the one users should see.
+const FAST_NESTING: usize = MAX_NESTING / 4;
+
+/// Builds the span index of a RON text. On text it does not understand it returns what it
+/// has so far, marked as not well formed; it never panics and never recurses deeper than
 /// [`MAX_NESTING`].
 pub fn index(text: &str) -> Syntax {
-    let mut lx = Lexer {
-        src: text.as_bytes(),
-        pos: 0,
-    };
-    // A file may start with `#![enable(...)]` attributes.
-    while lx.src[lx.pos..].starts_with(b"#![") || {
-        lx.skip_trivia();
-        lx.src[lx.pos..].starts_with(b"#![")
-    } {
-        while lx.pos < lx.src.len() && lx.src[lx.pos] != b']' {
-            lx.pos += 1;
-        }
-        lx.pos = (lx.pos + 2).min(lx.src.len());
-    }
+    let mut lx = Lexer::new(text);
     let mut b = TreeBuilder {
         tree: Syntax {
             text: text.into(),
@@ -616,6 +627,19 @@ pub fn index(text: &str) -> Syntax {
         },
         pending: Vec::new(),
     };
+    // A file may start with `#![enable(...)]` attributes; those other than the extensions
+    // orca enables anyway change how RON reads, which the fast reader leaves to `ron`.
+    while lx.src[lx.pos..].starts_with(b"#![") || {
+        lx.skip_trivia();
+        lx.src[lx.pos..].starts_with(b"#![")
+    } {
+        let start = lx.pos;
+        while lx.pos < lx.src.len() && lx.src[lx.pos] != b']' {
+            lx.pos += 1;
+        }
+        b.tree.well_formed &= only_default_extensions(&text[start..lx.pos]);
+        lx.pos = (lx.pos + 2).min(lx.src.len());
+    }
     match b.value(&mut lx, 0) {
         Some(root) => {
             b.tree.root = root;
@@ -627,22 +651,62 @@ pub fn index(text: &str) -> Syntax {
             b.tree.root = b.tree.nodes.len() as u32 - 1;
         }
     }
+    b.tree.well_formed &= !lx.unclosed_comment;
     b.tree
 }
 
-/// A string literal's value: borrowed when it has no escapes (and so is its own text).
-fn unquote(text: &str, span: Span) -> std::borrow::Cow<'_, str> {
-    let raw = &text[span.start..span.end];
-    if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') && !raw.contains('\\') {
-        return std::borrow::Cow::Borrowed(&raw[1..raw.len() - 1]);
+/// Whether an attribute (`#![enable(...)` up to its closing bracket) names only extensions
+/// orca enables anyway (`load::ron_options`).
+fn only_default_extensions(attribute: &str) -> bool {
+    attribute
+        .strip_prefix("#![enable(")
+        .and_then(|r| r.strip_suffix(')'))
+        .is_some_and(|names| {
+            (names.split(',').map(str::trim))
+                .all(|n| matches!(n, "implicit_some" | "unwrap_variant_newtypes" | ""))
+        })
+}
+
+/// The value of a double-quoted string literal, as `ron` reads it: borrowed when it has no
+/// escapes. `None` for forms this does not read (raw strings, `\x` and `\u` escapes).
+pub(crate) fn ron_string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
     }
-    // Plain strings are JSON-compatible for what matters here (keys are simple names).
-    std::borrow::Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_else(|_| {
-        raw.trim_start_matches('r')
-            .trim_matches('#')
-            .trim_matches('"')
-            .to_string()
-    }))
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '"' => '"',
+            '\'' => '\'',
+            '\\' => '\\',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            '0' => '\0',
+            _ => return None,
+        });
+    }
+    Some(Cow::Owned(out))
+}
+
+/// A string literal's value, leniently: as `ron` reads it where [`ron_string`] can, else
+/// the text between the quotes.
+fn unquote(text: &str, span: Span) -> Cow<'_, str> {
+    let raw = &text[span.start..span.end];
+    ron_string(raw).unwrap_or_else(|| {
+        Cow::Owned(
+            (raw.trim_start_matches('r')
+                .trim_matches('#')
+                .trim_matches('"'))
+            .to_string(),
+        )
+    })
 }
 
 impl NodeData {
@@ -655,6 +719,7 @@ impl NodeData {
             key_index: u32::MAX,
             open: 0,
             is_string: false,
+            keys: Keys::None,
         }
     }
 }
@@ -676,6 +741,7 @@ impl TreeBuilder {
         if depth > MAX_NESTING {
             return None;
         }
+        self.tree.well_formed &= depth <= FAST_NESTING;
         let (tok, span) = lx.next()?;
         match tok {
             Tok::Str => Some(self.push(NodeData {
@@ -706,10 +772,8 @@ impl TreeBuilder {
         let n = self.tree.nodes[id as usize];
         if n.is_string {
             match unquote(&self.tree.text, n.span) {
-                std::borrow::Cow::Borrowed(_) => {
-                    KeyText::Raw(Span::new(n.span.start + 1, n.span.end - 1))
-                }
-                std::borrow::Cow::Owned(k) => {
+                Cow::Borrowed(_) => KeyText::Raw(Span::new(n.span.start + 1, n.span.end - 1)),
+                Cow::Owned(k) => {
                     self.tree.owned_keys.push(k);
                     KeyText::Owned(self.tree.owned_keys.len() as u32 - 1)
                 }
@@ -776,22 +840,27 @@ impl TreeBuilder {
     /// of large groups.
     fn close(&mut self, base: usize, span: Span, open: u8) -> u32 {
         let first_entry = self.tree.entries.len() as u32;
-        let len = (self.pending.len() - base) as u32;
+        let len = self.pending.len() - base;
+        let keyed = self.pending[base..]
+            .iter()
+            .filter(|e| !matches!(e.key, KeyText::None))
+            .count();
         self.tree.entries.extend(self.pending.drain(base..));
         let id = self.push(NodeData {
             first_entry,
-            len,
+            len: len as u32,
             open,
+            keys: match keyed {
+                0 => Keys::None,
+                k if k == len => Keys::All,
+                _ => Keys::Some,
+            },
             ..NodeData::atom(span)
         });
         let tree = &self.tree;
         let group = &tree.entries[first_entry as usize..];
         let mut dups = Vec::new();
         let mut key_index = None;
-        let keyed = group
-            .iter()
-            .filter(|e| !matches!(e.key, KeyText::None))
-            .count();
         if keyed > INDEX_KEYS_ABOVE {
             let mut index: Vec<(u64, u32)> = group
                 .iter()
@@ -867,10 +936,7 @@ impl Rewrite {
 /// argument, which RON does not allow. Rewrite it to `Call(name: "name", args: [..])` before
 /// parsing; [`Rewrite::original_offset`] maps error positions back.
 pub fn rewrite_call_shorthand(text: &str) -> Option<Rewrite> {
-    let mut lx = Lexer {
-        src: text.as_bytes(),
-        pos: 0,
-    };
+    let mut lx = Lexer::new(text);
     let mut window: Vec<(Tok, Span)> = Vec::with_capacity(6);
     let mut inserts = Vec::new();
     while let Some(t) = lx.next() {

@@ -8,18 +8,10 @@
 //! messages are the reference. So this reader may be incomplete, but where it succeeds it
 //! must agree with `ron` exactly; `tests/roundtrip.rs` and the loader tests check that.
 
-use super::source::{Entry, Node};
+use super::source::{Node, ron_string};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use std::borrow::Cow;
 use std::fmt;
-
-/// Visits a string, borrowed from the text where it can be.
-fn visit_str<'de, V: Visitor<'de>>(s: Cow<'de, str>, v: V) -> Result<V::Value> {
-    match s {
-        Cow::Borrowed(s) => v.visit_borrowed_str(s),
-        Cow::Owned(s) => v.visit_string(s),
-    }
-}
 
 /// This reader does not handle the input; `ron` will.
 #[derive(Debug)]
@@ -41,6 +33,40 @@ impl de::Error for Refused {
 
 type Result<T> = std::result::Result<T, Refused>;
 
+/// Digits, at least one.
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A decimal integer: digits with an optional leading `-`.
+fn decimal(s: &str) -> bool {
+    digits(s.strip_prefix('-').unwrap_or(s))
+}
+
+/// An ASCII identifier, as struct fields are written.
+fn identifier(s: &str) -> bool {
+    s.bytes()
+        .next()
+        .is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        && s.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())
+}
+
+/// Visits a decimal integer as `ron` does: negative ones as `i64`, others as `u64`.
+fn visit_integer<'de, V: Visitor<'de>>(raw: &str, v: V) -> Result<V::Value> {
+    match raw.parse::<i64>() {
+        Ok(n) if n < 0 => v.visit_i64(n),
+        _ => v.visit_u64(raw.parse().map_err(|_| Refused)?),
+    }
+}
+
+/// Visits a string, borrowed from the text where it can be.
+fn visit_str<'de, V: Visitor<'de>>(s: Cow<'de, str>, v: V) -> Result<V::Value> {
+    match s {
+        Cow::Borrowed(s) => v.visit_borrowed_str(s),
+        Cow::Owned(s) => v.visit_string(s),
+    }
+}
+
 /// A value of the span index, to deserialize from.
 #[derive(Clone, Copy)]
 pub(crate) struct TreeDe<'a> {
@@ -57,145 +83,88 @@ impl<'a> TreeDe<'a> {
         &self.node.text()[s.start..s.end]
     }
 
-    /// The value of a string literal: borrowed without escapes; the simple escapes
-    /// unescaped; `\x`, `\u` and raw strings left to `ron`.
+    /// The value of a string literal, where [`ron_string`] reads it.
     fn str(&self) -> Result<Cow<'a, str>> {
-        let raw = self.raw();
-        if !self.node.is_string() || raw.len() < 2 || !raw.starts_with('"') || !raw.ends_with('"') {
+        if !self.node.is_string() {
             return Err(Refused);
         }
-        let inner = &raw[1..raw.len() - 1];
-        if !inner.contains('\\') {
-            return Ok(Cow::Borrowed(inner));
-        }
-        let mut out = String::with_capacity(inner.len());
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            out.push(match chars.next() {
-                Some('"') => '"',
-                Some('\'') => '\'',
-                Some('\\') => '\\',
-                Some('n') => '\n',
-                Some('r') => '\r',
-                Some('t') => '\t',
-                Some('0') => '\0',
-                _ => return Err(Refused),
-            });
-        }
-        Ok(Cow::Owned(out))
+        ron_string(self.raw()).ok_or(Refused)
     }
 
     /// A decimal fraction: digits, a point, digits, with an optional leading `-`.
     fn fraction(&self) -> Option<f64> {
         let raw = self.raw();
-        let digits = raw.strip_prefix('-').unwrap_or(raw);
-        let (whole, frac) = digits.split_once('.')?;
-        let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        (self.node.open() == 0 && all_digits(whole) && all_digits(frac))
+        let (whole, frac) = raw.strip_prefix('-').unwrap_or(raw).split_once('.')?;
+        (self.atom() && digits(whole) && digits(frac))
             .then(|| raw.parse().ok())
             .flatten()
     }
 
-    /// A bare identifier (not a struct name).
-    fn ident(&self) -> Option<&'a str> {
-        (self.node.open() == 0 && !self.node.is_string())
-            .then(|| self.node.name())
-            .flatten()
+    /// A value that is neither a group nor a string.
+    fn atom(&self) -> bool {
+        self.node.open() == 0 && !self.node.is_string()
     }
 
-    /// A decimal integer: digits with an optional leading `-`.
+    /// A bare identifier (not a struct name).
+    fn ident(&self) -> Option<&'a str> {
+        self.atom().then(|| self.node.name()).flatten()
+    }
+
+    /// A decimal integer.
     fn integer(&self) -> Result<&'a str> {
         let raw = self.raw();
-        let digits = raw.strip_prefix('-').unwrap_or(raw);
-        if self.node.open() == 0 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-        {
+        if self.atom() && decimal(raw) {
             Ok(raw)
         } else {
             Err(Refused)
         }
     }
 
-    /// A group whose children are all keyed (a struct or a map).
-    fn keyed(&self, open: u8) -> bool {
-        self.node.open() == open && self.node.entries().all(|e| e.key_span().is_some())
+    /// A `(...)` group of `field: value` entries (or none).
+    fn fields(&self) -> bool {
+        self.node.open() == b'(' && (self.node.is_keyed() || self.node.is_empty())
     }
 
-    /// A group whose children are all positional.
+    /// A group opened by `open` whose children are all positional.
     fn positional(&self, open: u8) -> bool {
-        self.node.open() == open && self.node.entries().all(|e| e.key_span().is_none())
+        self.node.open() == open && self.node.is_positional()
     }
 
-    /// `Some(x)`.
+    /// The value inside `Some(x)`.
     fn some(&self) -> Option<Node<'a>> {
         (self.node.name() == Some("Some") && self.positional(b'(') && self.node.len() == 1)
             .then(|| self.node.entry(0).map(|e| e.value()))
             .flatten()
     }
-}
 
-/// Struct fields are identifiers; map keys are string literals.
-fn key_is_ident(e: &Entry) -> bool {
-    e.key_text_raw()
-        .and_then(|k| k.bytes().next())
-        .is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
-        && !e.key_text_raw().is_some_and(|k| k.starts_with("r#"))
-}
-
-/// Map keys: string literals without escapes, or decimal integers (`after: { 500: .. }`).
-fn key_is_plain_string(e: &Entry) -> bool {
-    e.key_text_raw().is_some_and(|k| {
-        let digits = k.strip_prefix('-').unwrap_or(k);
-        (k.len() >= 2 && k.starts_with('"') && k.ends_with('"') && !k.contains('\\'))
-            || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-    })
-}
-
-/// A map key as [`key_is_plain_string`] admits it.
-struct KeyDe<'a> {
-    raw: &'a str,
-    key: &'a str,
-}
-
-impl<'de> de::Deserializer<'de> for KeyDe<'de> {
-    type Error = Refused;
-
-    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        if self.raw.starts_with('"') {
-            return v.visit_borrowed_str(self.key);
-        }
-        match self.raw.parse::<i64>() {
-            Ok(n) if n < 0 => v.visit_i64(n),
-            _ => v.visit_u64(self.raw.parse().map_err(|_| Refused)?),
+    /// The only child of a wrapper, `Some(x)` or `Variant(x)`. `ron` refuses a struct or
+    /// tuple written out inside one (`Some((a: 1))`): with `unwrap_variant_newtypes` its
+    /// fields go directly in the wrapper.
+    fn wrapped(inner: Node<'a>) -> Result<TreeDe<'a>> {
+        if inner.open() == b'(' {
+            Err(Refused)
+        } else {
+            Ok(TreeDe::new(inner))
         }
     }
 
-    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        if self.raw.starts_with('"') {
-            v.visit_borrowed_str(self.key)
+    /// The children, for a visitor that must take them all.
+    fn visit<V, F>(self, keys: Keys, visit: F) -> Result<V>
+    where
+        F: FnOnce(&mut Children<'a>) -> Result<V>,
+    {
+        let mut children = Children {
+            node: self.node,
+            next: 0,
+            keys,
+        };
+        let value = visit(&mut children)?;
+        // `ron` would have found the rest where it expected the closing delimiter.
+        if children.next == self.node.len() {
+            Ok(value)
         } else {
             Err(Refused)
         }
-    }
-
-    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        self.deserialize_str(v)
-    }
-
-    fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        self.deserialize_str(v)
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Refused)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf
-        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum ignored_any
     }
 }
 
@@ -227,23 +196,18 @@ impl<'de> de::Deserializer<'de> for TreeDe<'de> {
             if let Some(x) = self.fraction() {
                 return v.visit_f64(x);
             }
-            let raw = self.integer()?;
-            return match raw.parse::<i64>() {
-                Ok(n) if n < 0 => v.visit_i64(n),
-                _ => v.visit_u64(raw.parse().map_err(|_| Refused)?),
-            };
+            return visit_integer(self.integer()?, v);
         }
         let named = self.node.name().is_some();
         match self.node.open() {
-            b'[' if self.positional(b'[') => v.visit_seq(Seq::new(self.node)),
-            b'{' if self.node.entries().all(|e| key_is_plain_string(&e)) => {
-                v.visit_map(Map::new(self.node))
+            b'[' if self.node.is_positional() => self.visit(Keys::None, |c| v.visit_seq(c)),
+            b'{' => self.visit(Keys::Map, |c| v.visit_map(c)),
+            // Only `()` itself is a unit: `( )` is an empty tuple to `ron`.
+            b'(' if self.raw() == "()" => v.visit_unit(),
+            b'(' if self.node.is_keyed() => self.visit(Keys::Fields, |c| v.visit_map(c)),
+            b'(' if !named && !self.node.is_empty() && self.node.is_positional() => {
+                self.visit(Keys::None, |c| v.visit_seq(c))
             }
-            b'(' if self.node.is_empty() && !named => v.visit_unit(),
-            b'(' if !self.node.is_empty() && self.node.entries().all(|e| key_is_ident(&e)) => {
-                v.visit_map(Map::new(self.node))
-            }
-            b'(' if !named && self.positional(b'(') => v.visit_seq(Seq::new(self.node)),
             _ => Err(Refused),
         }
     }
@@ -295,14 +259,14 @@ impl<'de> de::Deserializer<'de> for TreeDe<'de> {
             return v.visit_none();
         }
         match self.some() {
-            Some(inner) => v.visit_some(TreeDe::new(inner)),
+            Some(inner) => v.visit_some(TreeDe::wrapped(inner)?),
             // `implicit_some`: the value itself.
             None => v.visit_some(self),
         }
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        if self.node.open() == b'(' && self.node.is_empty() && self.node.name().is_none() {
+        if self.raw() == "()" {
             v.visit_unit()
         } else {
             Err(Refused)
@@ -323,7 +287,7 @@ impl<'de> de::Deserializer<'de> for TreeDe<'de> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
         if self.positional(b'[') {
-            v.visit_seq(Seq::new(self.node))
+            self.visit(Keys::None, |c| v.visit_seq(c))
         } else {
             Err(Refused)
         }
@@ -331,7 +295,7 @@ impl<'de> de::Deserializer<'de> for TreeDe<'de> {
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value> {
         if self.node.name().is_none() && self.positional(b'(') && self.node.len() == len {
-            v.visit_seq(Seq::new(self.node))
+            self.visit(Keys::None, |c| v.visit_seq(c))
         } else {
             Err(Refused)
         }
@@ -347,8 +311,8 @@ impl<'de> de::Deserializer<'de> for TreeDe<'de> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        if self.node.open() == b'{' && self.node.entries().all(|e| key_is_plain_string(&e)) {
-            v.visit_map(Map::new(self.node))
+        if self.node.open() == b'{' {
+            self.visit(Keys::Map, |c| v.visit_map(c))
         } else {
             Err(Refused)
         }
@@ -360,9 +324,8 @@ impl<'de> de::Deserializer<'de> for TreeDe<'de> {
         _: &'static [&'static str],
         v: V,
     ) -> Result<V::Value> {
-        let name_ok = self.node.name().is_none_or(|n| n == name);
-        if name_ok && self.keyed(b'(') && self.node.entries().all(|e| key_is_ident(&e)) {
-            v.visit_map(Map::new(self.node))
+        if self.node.name().is_none_or(|n| n == name) && self.fields() {
+            self.visit(Keys::Fields, |c| v.visit_map(c))
         } else {
             Err(Refused)
         }
@@ -385,8 +348,9 @@ impl<'de> de::Deserializer<'de> for TreeDe<'de> {
         Err(Refused)
     }
 
+    /// An unknown field's value must still be valid RON, as `ron` checks it.
     fn deserialize_ignored_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        v.visit_unit()
+        self.deserialize_any(v)
     }
 }
 
@@ -416,30 +380,28 @@ impl<'de> de::VariantAccess<'de> for TreeDe<'de> {
         if self.node.open() != b'(' {
             return Err(Refused);
         }
-        match self.node.len() {
-            1 if self.positional(b'(') => {
-                let inner = self.node.entry(0).ok_or(Refused)?.value();
-                seed.deserialize(TreeDe::new(inner))
-            }
+        if self.node.len() == 1 && self.node.is_positional() {
+            let inner = self.node.entry(0).ok_or(Refused)?.value();
+            seed.deserialize(TreeDe::wrapped(inner)?)
+        } else if self.node.is_keyed() {
             // `unwrap_variant_newtypes`: `Raise(event: "E")` is the struct inside.
-            n if n > 0 && self.node.entries().all(|e| key_is_ident(&e)) => {
-                seed.deserialize(Unnamed(self))
-            }
-            _ => Err(Refused),
+            seed.deserialize(Unnamed(self))
+        } else {
+            Err(Refused)
         }
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value> {
         if self.positional(b'(') && self.node.len() == len {
-            v.visit_seq(Seq::new(self.node))
+            self.visit(Keys::None, |c| v.visit_seq(c))
         } else {
             Err(Refused)
         }
     }
 
     fn struct_variant<V: Visitor<'de>>(self, _: &'static [&'static str], v: V) -> Result<V::Value> {
-        if self.keyed(b'(') && self.node.entries().all(|e| key_is_ident(&e)) {
-            v.visit_map(Map::new(self.node))
+        if self.fields() {
+            self.visit(Keys::Fields, |c| v.visit_map(c))
         } else {
             Err(Refused)
         }
@@ -453,16 +415,7 @@ impl<'de> de::Deserializer<'de> for Unnamed<'de> {
     type Error = Refused;
 
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-        v.visit_map(Map::new(self.0.node))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value> {
-        v.visit_map(Map::new(self.0.node))
+        self.0.visit(Keys::Fields, |c| v.visit_map(c))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
@@ -471,22 +424,30 @@ impl<'de> de::Deserializer<'de> for Unnamed<'de> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
     }
 }
 
-struct Seq<'a> {
+/// What the keys of a group must be.
+#[derive(Clone, Copy)]
+enum Keys {
+    /// None: list and tuple elements.
+    None,
+    /// Identifiers: struct fields.
+    Fields,
+    /// String literals without escapes, or decimal integers (`after: { 500: .. }`): map keys.
+    Map,
+}
+
+/// The children of a group, handed to a visitor in order.
+struct Children<'a> {
     node: Node<'a>,
     next: usize,
+    keys: Keys,
 }
 
-impl<'a> Seq<'a> {
-    fn new(node: Node<'a>) -> Self {
-        Seq { node, next: 0 }
-    }
-}
-
-impl<'de> de::SeqAccess<'de> for Seq<'de> {
+impl<'de> de::SeqAccess<'de> for &mut Children<'de> {
     type Error = Refused;
 
     fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>> {
@@ -502,18 +463,7 @@ impl<'de> de::SeqAccess<'de> for Seq<'de> {
     }
 }
 
-struct Map<'a> {
-    node: Node<'a>,
-    next: usize,
-}
-
-impl<'a> Map<'a> {
-    fn new(node: Node<'a>) -> Self {
-        Map { node, next: 0 }
-    }
-}
-
-impl<'de> de::MapAccess<'de> for Map<'de> {
+impl<'de> de::MapAccess<'de> for &mut Children<'de> {
     type Error = Refused;
 
     fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>> {
@@ -523,13 +473,13 @@ impl<'de> de::MapAccess<'de> for Map<'de> {
         let (Some(key), Some(raw)) = (e.key(), e.key_text_raw()) else {
             return Err(Refused);
         };
-        // Struct fields are identifiers, read as strings; map keys as written.
-        if key_is_ident(&e) {
-            return seed
-                .deserialize(de::value::BorrowedStrDeserializer::new(key))
-                .map(Some);
-        }
-        seed.deserialize(KeyDe { raw, key }).map(Some)
+        let de = match self.keys {
+            Keys::Fields if identifier(raw) => KeyDe::Str(key),
+            Keys::Map if raw.starts_with('"') && !raw.contains('\\') => KeyDe::Str(key),
+            Keys::Map if decimal(raw) => KeyDe::Integer(raw),
+            _ => return Err(Refused),
+        };
+        seed.deserialize(de).map(Some)
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value> {
@@ -540,5 +490,46 @@ impl<'de> de::MapAccess<'de> for Map<'de> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.node.len() - self.next)
+    }
+}
+
+/// A key as [`Keys`] admits it.
+enum KeyDe<'a> {
+    Str(&'a str),
+    Integer(&'a str),
+}
+
+impl<'de> de::Deserializer<'de> for KeyDe<'de> {
+    type Error = Refused;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
+        match self {
+            KeyDe::Str(s) => v.visit_borrowed_str(s),
+            KeyDe::Integer(raw) => visit_integer(raw, v),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
+        match self {
+            KeyDe::Str(s) => v.visit_borrowed_str(s),
+            KeyDe::Integer(_) => Err(Refused),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
+        self.deserialize_str(v)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
+        self.deserialize_str(v)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+        Err(Refused)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum ignored_any
     }
 }
