@@ -108,12 +108,11 @@ pub fn compile(
         has_eventless: false,
         has_parallel: false,
         reads_event: false,
-        event_classes: Default::default(),
         class_names: Vec::new(),
     };
     chart.has_eventless = chart.transitions.iter().any(|t| t.is_eventless());
     chart.has_parallel = chart.states.iter().any(|s| s.kind == Kind::Parallel);
-    chart.reads_event = (chart.exprs.iter()).any(|e| e.variables.iter().any(|v| v == "event"));
+    chart.reads_event = chart.exprs.iter().any(CompiledExpr::reads_event);
     chart.precompute_entry_sets();
     chart.precompute_candidates();
     let mut diags = b.diags;
@@ -317,7 +316,6 @@ impl<'a> Builder<'a> {
             selection_order: Vec::new(),
             candidates: Vec::new(),
             selects_any: false,
-            plain_exit: false,
             last_descendant: id,
             span,
             description: None,

@@ -16,18 +16,16 @@ impl Chart {
     ///
     /// Also marks the transitions that are [`super::Transition::plain`].
     pub(super) fn precompute_entry_sets(&mut self) {
-        // Children come after their parent in document order: walk backwards.
+        // Per state: whether exiting it and its descendants runs nothing and records no
+        // history. Children come after their parent in document order: walk backwards.
+        let mut plain_exit = vec![false; self.states.len()];
         for i in (0..self.states.len()).rev() {
             let st = &self.states[i];
             let own = st.exit.is_empty()
                 && st.after.is_empty()
                 && st.invokes.is_empty()
                 && !st.has_history;
-            let below = st
-                .children
-                .iter()
-                .all(|c| self.states[c.index()].plain_exit);
-            self.states[i].plain_exit = own && below;
+            plain_exit[i] = own && st.children.iter().all(|c| plain_exit[c.index()]);
         }
         let none = History::new();
         for i in 0..self.transitions.len() {
@@ -54,12 +52,8 @@ impl Chart {
             if through_history {
                 continue;
             }
-            let exits_plain = domain.is_none_or(|d| {
-                self.state(d)
-                    .children
-                    .iter()
-                    .all(|c| self.state(*c).plain_exit)
-            });
+            let exits_plain =
+                domain.is_none_or(|d| self.state(d).children.iter().all(|c| plain_exit[c.index()]));
             let enters_plain = entry.iter().all(|&s| {
                 let st = self.state(s);
                 st.entry.is_empty()

@@ -1,21 +1,18 @@
 //! Descriptor matching done at load: every name a descriptor spells is an event class, and
 //! each atomic state lists, per class, the transitions of its selection order that match it.
 //!
-//! Selection then costs one hash lookup per event and a short scan per active atomic state
+//! Selection then costs one lookup of the name per event and a short scan per active atomic state
 //! instead of matching every descriptor of every candidate by string. Names that no
 //! descriptor spells, and states whose chain has a `*` descriptor, keep matching by string:
 //! the tables only ever hold what string matching would find, in the same order.
 
 use super::{Chart, Descriptor, TransitionId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// An event name that some descriptor spells, as an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventClass(pub u32);
-
-/// The event classes of a chart: name → class.
-pub type EventClasses = HashMap<Box<str>, EventClass, foldhash::fast::RandomState>;
 
 impl Chart {
     /// The class of an event name, when some descriptor spells it.
@@ -30,7 +27,7 @@ impl Chart {
                 .or_else(|| self.class_names.iter().position(|n| **n == *name))
                 .map(|i| EventClass(i as u32));
         }
-        self.event_classes.get(name).copied()
+        (self.class_names.binary_search_by(|n| (**n).cmp(name)).ok()).map(|i| EventClass(i as u32))
     }
 
     /// The chart's shared copy of an event name (a new one for names no descriptor spells):
@@ -93,11 +90,6 @@ impl Chart {
             })
             .collect();
         self.class_names = names.iter().map(|n| Arc::from(*n)).collect();
-        let classes: EventClasses = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (Box::from(*n), EventClass(i as u32)))
-            .collect();
         for s in 0..self.states.len() {
             if !self.states[s].is_atomic() {
                 continue;
@@ -120,7 +112,6 @@ impl Chart {
             st.selects_any = any;
             st.candidates = table.into_iter().collect();
         }
-        self.event_classes = classes;
     }
 }
 

@@ -42,6 +42,11 @@ impl CompiledExpr {
             .get_or_init(|| Program::compile(&self.source).ok())
             .as_ref()
     }
+
+    /// Whether the expression reads the current event.
+    pub fn reads_event(&self) -> bool {
+        self.variables.iter().any(|v| v == "event")
+    }
 }
 
 /// Why an expression did not compile: the message and the 1-based line and column inside it.

@@ -10,7 +10,7 @@ pub mod descriptor;
 mod entry;
 pub use entry::History;
 mod events;
-pub use events::{EventClass, EventClasses};
+pub use events::EventClass;
 pub mod expr;
 pub mod fast;
 pub mod graph;
@@ -99,9 +99,6 @@ pub struct State {
     pub candidates: Vec<(EventClass, Vec<TransitionId>)>,
     /// Whether `selection_order` has a `*` descriptor, so that selection matches by name.
     pub selects_any: bool,
-    /// Whether exiting this state and its descendants is only a configuration change: no
-    /// `exit` content, `after` timers, invokes or history to record anywhere below.
-    pub plain_exit: bool,
     /// The last state in document order among this state and its descendants; with ids in
     /// document order, `a` is a descendant of `s` iff `s < a <= s.last_descendant`.
     pub last_descendant: StateId,
@@ -299,9 +296,8 @@ pub struct Chart {
     /// Whether any expression reads `event`: when none does, the interpreter need not keep
     /// the event being processed.
     pub reads_event: bool,
-    /// Every name a descriptor spells, as an [`EventClass`].
-    pub event_classes: EventClasses,
-    /// The name of each event class, shared (see [`Chart::intern`]).
+    /// Every name a descriptor spells, sorted: an [`EventClass`] is a position here. Shared
+    /// (see [`Chart::intern`]).
     pub class_names: Vec<std::sync::Arc<str>>,
 }
 

@@ -168,6 +168,7 @@ impl Core {
         if chart.reads_event || (chosen.is_some() && !plain) {
             self.current = Some(event.into_owned());
         }
+        // `quick_select` ruled out a trace, so a plain transition needs no further check.
         match chosen {
             Some(t) if plain => self.plain_microstep(chart, t),
             Some(t) => self.microstep(chart, &[t], false),
@@ -438,11 +439,7 @@ impl Core {
         // Without parallel states the configuration is the chain from the root, one state
         // per depth, so the domain's descendants start right after it.
         let (from, to) = if chart.has_parallel {
-            let last = chart.state(domain).last_descendant;
-            (
-                self.config.partition_point(|&s| s <= domain),
-                self.config.partition_point(|&s| s <= last),
-            )
+            self.active_descendants(chart, domain)
         } else {
             (chart.state(domain).depth as usize + 1, self.config.len())
         };
@@ -466,6 +463,16 @@ impl Core {
         }
     }
 
+    /// Where the active proper descendants of `domain` sit in the sorted configuration: the
+    /// ids in (domain, last_descendant].
+    fn active_descendants(&self, chart: &Chart, domain: StateId) -> (usize, usize) {
+        let last = chart.state(domain).last_descendant;
+        (
+            self.config.partition_point(|&s| s <= domain),
+            self.config.partition_point(|&s| s <= last),
+        )
+    }
+
     /// `computeExitSet`: the active proper descendants of each transition's domain, into
     /// `out` in document order.
     pub(super) fn compute_exit_set(
@@ -480,10 +487,7 @@ impl Core {
                 continue;
             }
             if let Some(domain) = self.transition_domain(chart, t) {
-                // Descendants of `domain` are the ids in (domain, last_descendant].
-                let last = chart.state(domain).last_descendant;
-                let from = self.config.partition_point(|&s| s <= domain);
-                let to = self.config.partition_point(|&s| s <= last);
+                let (from, to) = self.active_descendants(chart, domain);
                 for &s in &self.config[from..to] {
                     if !out.contains(&s) {
                         out.push(s);

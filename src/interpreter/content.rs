@@ -88,6 +88,9 @@ impl Core {
                     .retain(|t| t.sendid.as_deref() != Some(id.as_str()));
                 self.record(|| Trace::Cancelled { sendid: id.clone() });
             }
+            // The hot case, an integer into a declared top-level name, written in place
+            // (measured: the general arm's `Json` round trip costs about 30 instructions an
+            // event in hier3).
             Op::Assign {
                 location,
                 slot: Some(slot),
@@ -97,7 +100,6 @@ impl Core {
                 && let Some(Kernel::Int(k)) = &chart.expr(*value).kernel
                 && let Some(v) = k.eval(&self.context) =>
             {
-                // An integer into a declared top-level name: written in place.
                 if let Some((_, cell)) = self.context.get_index_mut(*slot) {
                     match cell {
                         Json::Number(n) => *n = v.into(),
@@ -329,7 +331,7 @@ impl Core {
             .iter()
             .map(|s| self.active[s.index()])
             .collect();
-        let event_json = if expr.variables.iter().any(|v| v == "event") {
+        let event_json = if expr.reads_event() {
             event.map(|ev| {
                 serde_json::json!({
                     "name": ev.name,

@@ -170,9 +170,7 @@ impl Instance {
                 {
                     continue;
                 }
-                let reads_event = tr
-                    .guard
-                    .is_some_and(|g| chart.expr(g).variables.iter().any(|v| v == "event"));
+                let reads_event = tr.guard.is_some_and(|g| chart.expr(g).reads_event());
                 let holds = match tr.guard {
                     None => Some(true),
                     Some(_) if reads_event => None,
