@@ -449,6 +449,8 @@ struct Lexer<'a> {
     pos: usize,
     /// A block comment ran to the end of the text unclosed.
     unclosed_comment: bool,
+    /// The token [`Lexer::peek`] read, and the position after it: taken by the next `next`.
+    peeked: Option<(Option<(Tok, Span)>, usize)>,
 }
 
 impl<'a> Lexer<'a> {
@@ -457,6 +459,7 @@ impl<'a> Lexer<'a> {
             src: text.as_bytes(),
             pos: 0,
             unclosed_comment: false,
+            peeked: None,
         }
     }
 
@@ -494,6 +497,14 @@ impl<'a> Lexer<'a> {
     }
 
     fn next(&mut self) -> Option<(Tok, Span)> {
+        if let Some((tok, after)) = self.peeked.take() {
+            self.pos = after;
+            return tok;
+        }
+        self.lex()
+    }
+
+    fn lex(&mut self) -> Option<(Tok, Span)> {
         self.skip_trivia();
         let start = self.pos;
         let &c = self.src.get(self.pos)?;
@@ -567,11 +578,16 @@ impl<'a> Lexer<'a> {
         self.pos = self.src.len();
     }
 
+    /// The next token, read once however often it is peeked at.
     fn peek(&mut self) -> Option<(Tok, Span)> {
+        if let Some((tok, _)) = self.peeked {
+            return tok;
+        }
         let save = self.pos;
-        let t = self.next();
+        let tok = self.lex();
+        self.peeked = Some((tok, self.pos));
         self.pos = save;
-        t
+        tok
     }
 }
 
