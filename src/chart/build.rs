@@ -196,7 +196,7 @@ struct Builder<'a> {
     by_name: ChildIndex,
 }
 
-/// State name → (parent, child) pairs.
+/// State name → (parent, child) pairs, sorted by parent (one child of a name per parent).
 type ChildIndex =
     std::collections::HashMap<Box<str>, Vec<(StateId, StateId)>, foldhash::fast::RandomState>;
 
@@ -209,6 +209,9 @@ fn child_index(states: &[State]) -> ChildIndex {
                 .or_default()
                 .push((p, s.id));
         }
+    }
+    for pairs in index.values_mut() {
+        pairs.sort_unstable();
     }
     index
 }
@@ -1219,9 +1222,9 @@ pub(crate) fn resolve_target(
     target: &str,
 ) -> Result<StateId, Unresolved> {
     let child = |p: StateId, n: &str| {
-        (by_name.get(n)?.iter())
-            .find(|(parent, _)| *parent == p)
-            .map(|(_, c)| *c)
+        let pairs = by_name.get(n)?;
+        let i = pairs.binary_search_by_key(&p, |&(parent, _)| parent).ok()?;
+        Some(pairs[i].1)
     };
     let walk = |from: StateId, segs: &[&str]| segs.iter().try_fold(from, |s, seg| child(s, seg));
     if let Some(abs) = target.strip_prefix('#') {
