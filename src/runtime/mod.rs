@@ -9,6 +9,7 @@
 //! is what the journal records and replay feeds back ([`Runner::replaying`]).
 
 pub mod process;
+pub mod spawn;
 pub mod step;
 pub mod workflow;
 

@@ -1,10 +1,10 @@
 //! Invoked commands: each in its own process group, output captured (bounded), stopped with
 //! SIGTERM and then SIGKILL.
 
+use super::spawn::{Child, Input, Spec};
 use crate::model::Json;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 /// Output beyond this many bytes per stream is read and dropped, so a flood cannot exhaust
@@ -111,19 +111,15 @@ async fn run(
             spawn_error: Some("empty command".into()),
         };
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(env)
-        .stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    let mut child = match Child::spawn(&Spec {
+        program,
+        args,
+        env: &env,
+        cwd: None,
+        stdin: stdin
+            .as_ref()
+            .map_or(Input::Null, |s| Input::Bytes(s.as_bytes())),
+    }) {
         Ok(c) => c,
         Err(e) => {
             return Finished {
@@ -134,7 +130,7 @@ async fn run(
             };
         }
     };
-    let pid = child.id().unwrap_or(0);
+    let pid = child.id();
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
@@ -166,7 +162,7 @@ pub(crate) fn exit_code(status: Option<std::process::ExitStatus>) -> i32 {
 
 /// Stops a command's process group: SIGTERM, then SIGKILL after `grace`; its exit status.
 pub(crate) async fn stop_group(
-    child: &mut tokio::process::Child,
+    child: &mut Child,
     pid: u32,
     grace: Duration,
 ) -> Option<std::process::ExitStatus> {

@@ -2,13 +2,13 @@
 //! its stdin document, environment, logs, output cap and cancellation.
 
 use super::super::process::{GRACE, exit_code, joined, stop_group};
+use super::super::spawn::{Child, Input, Spec};
 use super::super::{Clock, Ending, RunOptions, Runner};
 use crate::chart::load_chart_file;
 use crate::interpreter::{Host, Instance};
 use crate::model::Json;
 use crate::model::workflow::Work;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -217,23 +217,13 @@ async fn run_process(
     let out_path = log_path(&job.log_stem, "stdout");
     let err_path = log_path(&job.log_stem, "stderr");
     let doc = job.stdin.to_string();
-    let prefilled = prefilled_pipe(doc.as_bytes());
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let was_prefilled = prefilled.is_some();
-    match prefilled {
-        Some(fd) => cmd.stdin(Stdio::from(fd)),
-        None => cmd.stdin(Stdio::piped()),
-    };
-    if let Some(dir) = &job.cwd {
-        cmd.current_dir(dir);
-    }
-    let mut child = match cmd.spawn() {
+    let mut child = match Child::spawn(&Spec {
+        program,
+        args,
+        env: &job.env,
+        cwd: job.cwd.as_deref(),
+        stdin: Input::Bytes(doc.as_bytes()),
+    }) {
         Ok(c) => c,
         Err(e) => {
             return WorkResult::Failed {
@@ -242,9 +232,9 @@ async fn run_process(
             };
         }
     };
-    let pid = child.id().unwrap_or(0);
+    let pid = child.id();
     spawned(pid);
-    if !was_prefilled && let Some(mut pipe) = child.stdin.take() {
+    if let Some(mut pipe) = child.stdin.take() {
         tokio::task::spawn_local(async move {
             // A command that does not read its stdin closes the pipe: not an error.
             let _ = pipe.write_all(doc.as_bytes()).await;
@@ -326,31 +316,6 @@ pub fn log_path(stem: &std::path::Path, ext: &str) -> PathBuf {
     name.push(".");
     name.push(ext);
     PathBuf::from(name)
-}
-
-/// A pipe that already holds `doc`, its writing end closed, to be a command's stdin; `None`
-/// when the document is larger than a pipe surely holds (one page), and it is written as
-/// the command reads instead. Most documents are small, and this spares a task, two event
-/// registrations and a failed write to each command that never reads its stdin.
-fn prefilled_pipe(doc: &[u8]) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    if doc.len() > 4096 {
-        return None;
-    }
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills both descriptors on success; we take ownership of them at once.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return None;
-    }
-    let (read, write) = unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
-            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
-        )
-    };
-    let mut w = std::fs::File::from(write);
-    std::io::Write::write_all(&mut w, doc).ok()?;
-    Some(read)
 }
 
 /// Reads a stream into memory up to [`MAX_OUTPUT`]. Past that, `flood` (stdout) fires so the
