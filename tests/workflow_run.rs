@@ -145,6 +145,45 @@ fn retries_with_backoff_until_success_and_exhaustion() {
     );
     assert!(dir.join("run/logs/flaky.execute-3.stdout").exists());
     assert!(!dir.join("run/logs/flaky.execute-4.stdout").exists());
+    // Not on a terminal: one line per lifecycle change, `[seconds] operation from → to`,
+    // then the attempt after the first and the error.
+    let out = String::from_utf8_lossy(&o.stdout);
+    let flaky: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.split_once("s] flaky "))
+        .map(|(secs, rest)| {
+            let (whole, ms) = secs.trim_start().split_once('.').unwrap();
+            assert!(whole.parse::<u64>().is_ok() && ms.len() == 3, "{secs}");
+            assert_eq!(
+                secs.len(),
+                8,
+                "seconds right-aligned in 8 columns: {secs:?}"
+            );
+            rest.trim_start()
+        })
+        .collect();
+    assert_eq!(
+        flaky,
+        [
+            "Pending → Analyzing",
+            "Analyzing → Researching",
+            "Researching → Decomposing",
+            "Decomposing → Executing",
+            "Executing → Retrying  (execute: exit status 1)",
+            "Retrying → Executing attempt 2",
+            "Executing → Retrying attempt 2  (execute: exit status 1)",
+            "Retrying → Executing attempt 3",
+            "Executing → Integrating",
+            "Integrating → Succeeded",
+        ],
+        "{out}"
+    );
+    let first = out.lines().find(|l| l.contains("] flaky ")).unwrap();
+    assert_eq!(
+        first.find("Pending").unwrap() - first.find("flaky").unwrap(),
+        25,
+        "names padded to 24 columns: {first:?}"
+    );
 }
 
 #[test]

@@ -203,24 +203,30 @@ impl crate::runtime::workflow::Observer for Printer {
                     });
                     writeln!(out, "{v}")
                 } else {
-                    let err = c
-                        .error
-                        .as_deref()
-                        .map(|e| format!("  ({e})"))
-                        .unwrap_or_default();
-                    let attempt = if c.attempt > 1 {
-                        format!(" attempt {}", c.attempt)
-                    } else {
-                        String::new()
-                    };
-                    writeln!(
-                        out,
-                        "[{:>8.3}s] {:<24} {} → {}{attempt}{err}",
-                        t0.elapsed().as_secs_f64(),
-                        c.path,
-                        c.from,
-                        c.to
-                    )
+                    // Written piece by piece: a line per lifecycle change is the runner's
+                    // most frequent output, and `format!` padding and float printing cost
+                    // more than the rest of the change.
+                    use std::fmt::Write as _;
+                    let ms = t0.elapsed().as_millis();
+                    let mut line = String::with_capacity(64 + c.path.len());
+                    let _ = write!(line, "[{:>4}.{:03}s] ", ms / 1000, ms % 1000);
+                    line.push_str(&c.path);
+                    let width = c.path.chars().count();
+                    line.extend(std::iter::repeat_n(' ', 24usize.saturating_sub(width)));
+                    line.push(' ');
+                    line.push_str(c.from);
+                    line.push_str(" → ");
+                    line.push_str(c.to);
+                    if c.attempt > 1 {
+                        let _ = write!(line, " attempt {}", c.attempt);
+                    }
+                    if let Some(e) = &c.error {
+                        line.push_str("  (");
+                        line.push_str(e);
+                        line.push(')');
+                    }
+                    line.push('\n');
+                    out.write_all(line.as_bytes())
                 };
             }
         }

@@ -173,38 +173,51 @@ fn none<S>() -> Option<S> {
 impl Record {
     /// The line for this record, checksum and newline included.
     pub fn to_line(&self) -> Vec<u8> {
-        let mut line = Line {
-            seq: self.seq,
-            wall: self.wall,
-            header: None,
-            define: None,
-            step: None,
-            rewind: None,
-            end: None,
-            op: None,
-            rerun: None,
-        };
-        match &self.body {
-            Body::Header(h) => line.header = Some(h.clone()),
-            Body::Define(d) => line.define = Some(d.clone()),
-            Body::Step(s) => line.step = Some(s.clone()),
-            Body::Rewind(r) => line.rewind = Some(r.clone()),
-            Body::End(e) => line.end = Some(e.clone()),
-            Body::Op(o) => line.op = Some(o.clone()),
-            Body::Rerun(r) => line.rerun = Some(r.clone()),
-        }
-        let mut out = serde_json::to_vec(&line).expect("records serialize");
-        seal(&mut out);
+        let mut out = Vec::with_capacity(192);
+        self.body.encode_into(&mut out, self.seq, self.wall);
         out
     }
 }
 
-/// Appends the checksum to a serialized JSON object: the CRC-32 of the object as it was,
-/// written as a last field, then a newline.
-fn seal(json: &mut Vec<u8>) {
-    let crc = crc32fast::hash(json);
-    json.pop(); // the closing brace
-    json.extend_from_slice(format!(",\"crc\":\"{crc:08x}\"}}\n").as_bytes());
+impl Body {
+    /// Appends the line of a record with this body to `out`.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>, seq: u64, wall: u64) {
+        match self {
+            Body::Header(h) => encode_line(out, seq, wall, "header", h),
+            Body::Define(d) => encode_line(out, seq, wall, "define", d),
+            Body::Step(s) => encode_line(out, seq, wall, "step", s),
+            Body::Rewind(r) => encode_line(out, seq, wall, "rewind", r),
+            Body::End(e) => encode_line(out, seq, wall, "end", e),
+            Body::Op(o) => encode_line(out, seq, wall, "op", o),
+            Body::Rerun(r) => encode_line(out, seq, wall, "rerun", r),
+        }
+    }
+}
+
+/// Appends to `out` the line of a record whose body is `key: body`, checksum and newline
+/// included: what serializing a [`Line`] gives, written from borrowed parts.
+pub(crate) fn encode_line<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    seq: u64,
+    wall: u64,
+    key: &str,
+    body: &T,
+) {
+    use serde::ser::{SerializeMap, Serializer};
+    let start = out.len();
+    let mut ser = serde_json::Serializer::new(&mut *out);
+    let written = ser.serialize_map(Some(3)).and_then(|mut map| {
+        map.serialize_entry("seq", &seq)?;
+        map.serialize_entry("wall", &wall)?;
+        map.serialize_entry(key, body)?;
+        map.end()
+    });
+    written.expect("records serialize");
+    // The checksum of the object as it was, written as a last field, then a newline.
+    let crc = crc32fast::hash(&out[start..]);
+    out.pop(); // the closing brace
+    use std::io::Write;
+    let _ = writeln!(out, ",\"crc\":\"{crc:08x}\"}}");
 }
 
 /// Why a journal cannot be read.

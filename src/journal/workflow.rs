@@ -38,7 +38,7 @@ impl WorkflowJournal {
 
 impl WorkflowRecorder for WorkflowJournal {
     fn record(&mut self, rec: &OpRecord) -> Result<(), String> {
-        self.last = Some(self.writer.append(Body::Op(rec.clone()))?);
+        self.last = Some(self.writer.append_op(rec)?);
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! it, so records that arrive while a sync is under way share the next one. A record counts
 //! as written once [`JournalWriter::durable`] reaches its sequence number.
 
-use super::{Body, Header, Journal, JournalError, Record, wall_ms};
+use super::{Body, Header, Journal, JournalError, wall_ms};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -135,6 +135,16 @@ impl JournalWriter {
     /// Appends a record and returns its sequence number. With [`SyncPolicy::Always`] it
     /// returns once the record is on disk.
     pub fn append(&self, body: Body) -> Result<u64, String> {
+        self.append_encoded(|out, seq, wall| body.encode_into(out, seq, wall))
+    }
+
+    /// [`append`](Self::append) of a workflow event, from a borrowed record.
+    pub fn append_op(&self, rec: &crate::runtime::workflow::OpRecord) -> Result<u64, String> {
+        self.append_encoded(|out, seq, wall| super::encode_line(out, seq, wall, "op", rec))
+    }
+
+    /// Appends the line `encode` writes for the next sequence number and the wall clock.
+    fn append_encoded(&self, encode: impl FnOnce(&mut Vec<u8>, u64, u64)) -> Result<u64, String> {
         let (seq, was_empty) = {
             let mut st = self.shared.state.lock().expect("journal lock");
             if let Some(e) = &st.error {
@@ -153,14 +163,8 @@ impl JournalWriter {
                 st = self.shared.done.wait(st).expect("journal lock");
             }
             let seq = st.next_seq;
-            let rec = Record {
-                seq,
-                wall: wall_ms(),
-                body,
-            };
-            let line = rec.to_line();
             let was_empty = st.pending.is_empty();
-            st.pending.extend_from_slice(&line);
+            encode(&mut st.pending, seq, wall_ms());
             st.next_seq += 1;
             (seq, was_empty)
         };
