@@ -712,3 +712,49 @@ fn a_run_in_progress_cannot_be_resumed_beside_itself() {
         text(&v)
     );
 }
+
+#[test]
+fn commands_start_with_default_signals_but_what_the_runner_ignored() {
+    let dir = scratch("signals");
+    std::fs::write(
+        dir.join("w.ron"),
+        r#"Workflow(id: "w", tasks: { "t": (run: Shell("grep -E '^Sig(Ign|Blk)' /proc/$$/status > m/signals")) })"#,
+    )
+    .unwrap();
+    // As under `nohup`: the runner is started with SIGHUP ignored.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' HUP; exec '{}' run w.ron --run-dir run",
+            env!("CARGO_BIN_EXE_orca")
+        ))
+        .current_dir(&dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let masks: std::collections::HashMap<String, u64> = lines(&dir, "signals")
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap())
+        })
+        .collect();
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    assert_ne!(
+        masks["SigIgn"] & bit(libc::SIGHUP),
+        0,
+        "ignored stays ignored"
+    );
+    assert_eq!(
+        masks["SigIgn"] & bit(libc::SIGPIPE),
+        0,
+        "SIGPIPE at its default"
+    );
+    assert_eq!(
+        masks["SigIgn"] & bit(libc::SIGINT),
+        0,
+        "the runner's handlers are not ignores"
+    );
+    assert_eq!(masks["SigBlk"], 0, "nothing blocked");
+}
