@@ -84,8 +84,45 @@ fn new_run_id(workflow: &str) -> String {
     format!("{workflow}-{stamp}-{:x}", std::process::id() & 0xffff)
 }
 
+/// Transparent huge pages off for the heap of a workflow run.
+///
+/// mimalloc asks for huge pages on its arenas. That pays off when loading a large chart
+/// (one fault per 2 MiB instead of 512), but a runner's heap grows a little at a time and
+/// each new huge page is zeroed whole: in the 1,000-command benchmark, about 7% of the
+/// wall time on our 2-core VM, where touching fresh memory is slow. Only future faults are
+/// affected; anonymous private mappings (the allocator's arenas, thread stacks) are the
+/// ones marked.
+fn small_pages_for_the_heap() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        // An anonymous mapping has no path (the sixth field).
+        if perms != "rw-p" || fields.nth(3).is_some() {
+            continue;
+        }
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            continue;
+        };
+        // SAFETY: madvise with MADV_NOHUGEPAGE changes how future faults in this mapping
+        // of our own are served; it does not touch its contents.
+        unsafe {
+            libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_NOHUGEPAGE);
+        }
+    }
+}
+
 /// `orca run WORKFLOW.ron`.
 pub fn run(args: RunArgs) -> u8 {
+    small_pages_for_the_heap();
     let (plan, source) = match load_plan(args.file) {
         Ok(p) => p,
         Err(code) => return code,
@@ -385,6 +422,7 @@ fn run_dir_of(run: &str) -> PathBuf {
 
 /// `orca resume RUN`.
 pub fn resume(args: ResumeArgs) -> u8 {
+    small_pages_for_the_heap();
     let run_dir = run_dir_of(&args.run);
     let journal_path = run_dir.join(JOURNAL);
     let _lock = match journal_path.exists().then(|| lock_run(&run_dir)) {
@@ -801,4 +839,36 @@ fn operations_json(engine: &Engine) -> Vec<serde_json::Value> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `VmFlags` line of the mapping holding `addr`, from /proc/self/smaps.
+    fn vm_flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            if let Some((lo, hi)) = range.split_once('-')
+                && let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.to_string();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    #[test]
+    fn a_workflow_run_marks_the_heap_for_small_pages() {
+        // Large enough for malloc to give it an anonymous mapping of its own.
+        let block = vec![1u8; 8 << 20];
+        let addr = block.as_ptr() as usize;
+        super::small_pages_for_the_heap();
+        let flags = vm_flags(addr);
+        assert!(flags.split_whitespace().any(|f| f == "nh"), "{flags}");
+        assert_eq!(block[block.len() - 1], 1, "the contents stay");
+    }
 }
