@@ -758,3 +758,32 @@ fn commands_start_with_default_signals_but_what_the_runner_ignored() {
     );
     assert_eq!(masks["SigBlk"], 0, "nothing blocked");
 }
+
+#[test]
+fn a_run_killed_before_its_header_is_started_again_not_resumed() {
+    let dir = scratch("headerless");
+    std::fs::write(
+        dir.join("w.ron"),
+        r#"Workflow(id: "w", tasks: { "a": (run: Shell("echo ran >> m/log")) })"#,
+    )
+    .unwrap();
+    // What a runner killed in the middle of writing its header leaves.
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    std::fs::write(dir.join("run/journal.jsonl"), r#"{"seq":0,"wall":1,"hea"#).unwrap();
+    let o = orca(&dir, &["resume", "run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("stopped before it started"),
+        "{}",
+        text(&o)
+    );
+    let o = run_wf(
+        &dir,
+        &std::fs::read_to_string(dir.join("w.ron")).unwrap(),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(lines(&dir, "log"), ["ran"]);
+    let o = orca(&dir, &["status", "run"]);
+    assert!(text(&o).contains("succeeded"), "{}", text(&o));
+}

@@ -41,7 +41,6 @@ pub struct RunArgs<'a> {
 /// Holds the run directory for this process: a second `run` or `resume` of the same run
 /// while this one is alive is refused instead of interleaving two writers in one journal.
 fn lock_run(run_dir: &Path) -> Result<std::fs::File, String> {
-    use std::os::fd::AsRawFd;
     let path = run_dir.join("lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -49,14 +48,21 @@ fn lock_run(run_dir: &Path) -> Result<std::fs::File, String> {
         .write(true)
         .open(&path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    // SAFETY: flock on a descriptor we own; the lock goes with it.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(format!(
+    // An advisory lock that goes with the descriptor, so also with a killed process.
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
             "run {} is in use by another orca process (still running?)",
             run_dir.display()
-        ));
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
     }
-    Ok(f)
+}
+
+/// Whether `journal` exists without a complete header line: what a runner killed before it
+/// wrote its header leaves, a run that never started.
+fn never_started(journal: &Path) -> bool {
+    std::fs::read(journal).is_ok_and(|b| !b.contains(&b'\n'))
 }
 
 fn load_plan(file: &Path) -> Result<(Plan, String), u8> {
@@ -157,10 +163,8 @@ pub fn run(args: RunArgs) -> u8 {
         }
     };
     let journal_path = run_dir.join(JOURNAL);
-    // A runner killed before its header was written leaves a journal without one: the run
-    // never started, and starting it again replaces that file.
-    let headerless = std::fs::read(&journal_path).is_ok_and(|b| !b.contains(&b'\n'));
-    if headerless {
+    // Starting a run that never started replaces its journal.
+    if never_started(&journal_path) {
         let _ = std::fs::remove_file(&journal_path);
     }
     let header = Header::for_workflow(args.file, &source, &run_id);
@@ -436,7 +440,7 @@ pub fn resume(args: ResumeArgs) -> u8 {
         Ok(l) => l,
         Err(e) => {
             eprintln!("orca: cannot resume {}: {e}", args.run);
-            if std::fs::read(&journal_path).is_ok_and(|b| !b.contains(&b'\n')) {
+            if never_started(&journal_path) {
                 eprintln!(
                     "  the run was stopped before it started; start it again with `orca run WORKFLOW --run-dir {}`",
                     run_dir.display()
