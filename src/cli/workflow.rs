@@ -805,8 +805,7 @@ fn plan_of(file: &str, source: &str) -> Result<Plan, u8> {
 /// journal's times are given.
 fn print_tree(engine: &Engine, spans: Option<&std::collections::HashMap<String, (u64, u64)>>) {
     let plan = engine.plan();
-    let mut stack = vec![(0usize, 0usize)];
-    while let Some((op, depth)) = stack.pop() {
+    for (op, depth) in plan.preorder() {
         let attempt = engine.attempt(op);
         let mut extra = if attempt > 1 {
             format!("  attempt {attempt}")
@@ -823,9 +822,6 @@ fn print_tree(engine: &Engine, spans: Option<&std::collections::HashMap<String, 
             engine.state(op),
             w = 28usize.saturating_sub(depth * 2)
         );
-        for &c in plan.ops[op].children.iter().rev() {
-            stack.push((c, depth + 1));
-        }
     }
 }
 

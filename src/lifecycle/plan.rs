@@ -204,6 +204,18 @@ impl Phases {
 }
 
 impl Plan {
+    /// Every operation with its depth (the root is 0), parents before their children and
+    /// children in order: the tree as `orca status` and the stepper draw it. Dynamic
+    /// subtasks appear under the operation that emitted them.
+    pub fn preorder(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let mut stack = vec![(0usize, 0usize)];
+        std::iter::from_fn(move || {
+            let (op, depth) = stack.pop()?;
+            stack.extend(self.ops[op].children.iter().rev().map(|&c| (c, depth + 1)));
+            Some((op, depth))
+        })
+    }
+
     /// Loads and compiles a workflow file; relative paths in it resolve from its directory.
     /// On success returns the plan and its warnings; on failure every problem found.
     pub fn load(path: &Path) -> Result<(Plan, Diagnostics), Diagnostics> {
@@ -1152,6 +1164,21 @@ mod tests {
             Ok((p, _)) => p,
             Err(d) => panic!("{d}"),
         }
+    }
+
+    #[test]
+    fn preorder_is_parents_first_children_in_order() {
+        let p = plan(
+            r#"Workflow(id: "w", tasks: {
+                "a": (tasks: { "a1": (run: Shell("true")), "a2": (run: Shell("true")) }),
+                "b": (run: Shell("true")),
+            })"#,
+        );
+        let drawn: Vec<String> = p
+            .preorder()
+            .map(|(op, depth)| format!("{}{}", "-".repeat(depth), p.ops[op].name))
+            .collect();
+        assert_eq!(drawn, ["w", "-a", "--a1", "--a2", "-b"]);
     }
 
     fn errors(text: &str) -> String {

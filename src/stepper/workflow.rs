@@ -304,8 +304,7 @@ impl WorkflowSession {
     pub fn tree(&self) -> String {
         let plan = self.engine.plan();
         let mut out = String::new();
-        let mut stack = vec![(0usize, 0usize)];
-        while let Some((op, depth)) = stack.pop() {
+        for (op, depth) in plan.preorder() {
             let attempt = self.engine.attempt(op);
             let extra = if attempt > 1 {
                 format!(" (attempt {attempt})")
@@ -318,9 +317,6 @@ impl WorkflowSession {
                 plan.ops[op].name,
                 self.engine.state(op)
             ));
-            for &c in plan.ops[op].children.iter().rev() {
-                stack.push((c, depth + 1));
-            }
         }
         out
     }
