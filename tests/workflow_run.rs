@@ -34,6 +34,24 @@ fn lines(dir: &Path, marker: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts `orca run w.ron --run-dir run` in `dir` in the background (output piped) and
+/// waits until the marker file `marker` has a line, i.e. the run is under way.
+fn start_run(dir: &Path, marker: &str) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["run", "w.ron", "--run-dir", "run"])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while lines(dir, marker).is_empty() && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -427,17 +445,7 @@ fn sigterm_cancels_kills_process_groups_and_exits_130() {
         })"#,
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["run", "w.ron", "--run-dir", "run"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while lines(&dir, "long").is_empty() && t0.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let child = start_run(&dir, "long");
     // SAFETY: kill(2) on the child we spawned.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -571,17 +579,7 @@ fn resume_stops_commands_a_killed_runner_left_running() {
         r#"Workflow(id: "w", tasks: { "slow": (run: Shell("echo start >> m/log; sleep 3; echo end >> m/log")) })"#,
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["run", "w.ron", "--run-dir", "run"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while lines(&dir, "log").is_empty() && t0.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut child = start_run(&dir, "log");
     std::thread::sleep(std::time::Duration::from_millis(100));
     child.kill().unwrap(); // SIGKILL: the command's process group lives on
     child.wait().unwrap();
@@ -680,17 +678,7 @@ fn a_run_in_progress_cannot_be_resumed_beside_itself() {
         r#"Workflow(id: "w", tasks: { "a": (run: Shell("echo go >> m/log; sleep 1")), "b": (after: ["a"], run: Shell("true")) })"#,
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["run", "w.ron", "--run-dir", "run"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while lines(&dir, "log").is_empty() && t0.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let child = start_run(&dir, "log");
     let o = orca(&dir, &["resume", "run"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
