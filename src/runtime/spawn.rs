@@ -78,6 +78,8 @@ enum Exit {
     /// Kernels before 5.3 have no pidfd: every SIGCHLD is a reason to look.
     Signal(tokio::signal::unix::Signal),
     Reaped(ExitStatus),
+    /// It can no longer be waited for: reaped elsewhere.
+    Lost,
 }
 
 /// Commands dropped before they were reaped, tried again at each spawn so that a long-lived
@@ -93,10 +95,14 @@ impl Child {
             .chain(spec.args.iter().map(String::as_str))
             .map(cstring)
             .collect::<io::Result<Vec<CString>>>()?;
+        // A name given twice: the last value wins, as it does in std and in shells (a
+        // second copy in `envp` would be seen first by `getenv`).
         let env_owned = spec
             .env
             .iter()
-            .map(|(k, v)| {
+            .enumerate()
+            .filter(|(i, (k, _))| !spec.env[i + 1..].iter().any(|(later, _)| later == k))
+            .map(|(_, (k, v))| {
                 if k.is_empty() || k.contains('=') {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -110,7 +116,11 @@ impl Child {
         let program = if spec.program.contains('/') {
             argv_owned[0].clone()
         } else {
-            resolve(spec.program, path_override.map(|(_, p)| p.as_str()))?
+            resolve(
+                spec.program,
+                path_override.map(|(_, p)| p.as_str()),
+                spec.cwd,
+            )?
         };
         let argv = null_terminated(argv_owned.iter().map(|c| c.as_ptr()));
         let envp =
@@ -161,14 +171,27 @@ impl Child {
             )
         };
         if rc != 0 {
-            if rc == libc::ENOENT {
-                // Removed since it was found: look again next time.
+            if rc == libc::ENOENT || rc == libc::EACCES {
+                // Removed or changed since it was found: look again next time.
                 forget(spec.program);
             }
             return Err(io::Error::from_raw_os_error(rc));
         }
         drop((out_w, err_w, stdin_r));
-        let exit = watch(pid)?;
+        let exit = match watch(pid) {
+            Ok(exit) => exit,
+            Err(e) => {
+                // Nothing could wait for it: stop it rather than leave it running unseen.
+                // SAFETY: kill(2) touches no memory; the pid is ours and not yet reaped.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                if !matches!(try_reap(pid), Ok(Some(_))) {
+                    ORPHANS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+                }
+                return Err(e);
+            }
+        };
         let mut child = Child {
             pid,
             exit,
@@ -193,21 +216,40 @@ impl Child {
     /// Waits for the command to exit and reaps it.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
-            match &mut self.exit {
+            let reaped = match &mut self.exit {
                 Exit::Reaped(status) => return Ok(*status),
+                Exit::Lost => {
+                    return Err(io::Error::other(
+                        "the command's exit status was taken by someone else",
+                    ));
+                }
                 Exit::Pidfd(fd) => {
                     let mut ready = fd.readable().await?;
-                    match try_reap(self.pid)? {
-                        Some(status) => self.exit = Exit::Reaped(status),
-                        None => ready.clear_ready(),
+                    let reaped = try_reap(self.pid);
+                    if matches!(reaped, Ok(None)) {
+                        ready.clear_ready();
                     }
+                    reaped
                 }
-                Exit::Signal(sigchld) => match try_reap(self.pid)? {
-                    Some(status) => self.exit = Exit::Reaped(status),
-                    None => {
+                Exit::Signal(sigchld) => {
+                    let reaped = try_reap(self.pid);
+                    if matches!(reaped, Ok(None)) {
                         sigchld.recv().await;
                     }
-                },
+                    reaped
+                }
+            };
+            match reaped {
+                Ok(Some(status)) => self.exit = Exit::Reaped(status),
+                Ok(None) => {}
+                Err(e) => {
+                    // It can no longer be waited for (SIGCHLD ignored, or reaped elsewhere):
+                    // never signal that pid again, it may be another process's by now.
+                    if e.raw_os_error() == Some(libc::ECHILD) {
+                        self.exit = Exit::Lost;
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -215,7 +257,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if matches!(self.exit, Exit::Reaped(_)) {
+        if matches!(self.exit, Exit::Reaped(_) | Exit::Lost) {
             return;
         }
         // SAFETY: kill(2) touches no memory; the pid is ours and not yet reaped, so it
@@ -309,8 +351,10 @@ fn inherited_env(overrides: &[(String, String)]) -> impl Iterator<Item = *const 
 static RESOLVED: Mutex<Option<HashMap<String, (OsString, CString)>>> = Mutex::new(None);
 
 /// The path `program` runs from: the first executable file named so in a directory of
-/// `path` (this process's `PATH` when `None`, `/bin:/usr/bin` when there is none).
-fn resolve(program: &str, path: Option<&str>) -> io::Result<CString> {
+/// `path` (this process's `PATH` when `None`, `/bin:/usr/bin` when there is none). A relative
+/// directory (an empty one is `.`) is taken from `cwd`, where the command will run, and
+/// what is found through one is not remembered: it depends on that directory.
+fn resolve(program: &str, path: Option<&str>, cwd: Option<&Path>) -> io::Result<CString> {
     let path: OsString = match path {
         Some(p) => p.into(),
         None => std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into()),
@@ -322,22 +366,35 @@ fn resolve(program: &str, path: Option<&str>) -> io::Result<CString> {
     {
         return Ok(found.clone());
     }
-    let found = path
-        .as_bytes()
-        .split(|&b| b == b':')
-        .find_map(|dir| {
-            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-            let full = Path::new(OsStr::from_bytes(dir)).join(program);
-            let meta = std::fs::metadata(&full).ok()?;
-            let full = cstring_os(full.as_os_str()).ok()?;
-            // SAFETY: access(2) reads the NUL-terminated path only.
-            let runnable =
-                meta.is_file() && unsafe { libc::access(full.as_ptr(), libc::X_OK) } == 0;
-            runnable.then_some(full)
-        })
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-    cache.insert(program.to_string(), (path, found.clone()));
-    Ok(found)
+    let mut relative_before = false;
+    let mut denied = false;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = Path::new(OsStr::from_bytes(if dir.is_empty() { b"." } else { dir }));
+        let full = if dir.is_absolute() {
+            dir.join(program)
+        } else {
+            relative_before = true;
+            std::path::absolute(cwd.unwrap_or(Path::new(".")).join(dir).join(program))?
+        };
+        let Ok(meta) = std::fs::metadata(&full) else {
+            continue;
+        };
+        let full = cstring_os(full.as_os_str())?;
+        // SAFETY: access(2) reads the NUL-terminated path only.
+        if meta.is_file() && unsafe { libc::access(full.as_ptr(), libc::X_OK) } == 0 {
+            if !relative_before {
+                cache.insert(program.to_string(), (path, full.clone()));
+            }
+            return Ok(full);
+        }
+        denied = true;
+    }
+    // As execvp says it: a file that is there but cannot be run is "permission denied".
+    Err(io::Error::from_raw_os_error(if denied {
+        libc::EACCES
+    } else {
+        libc::ENOENT
+    }))
 }
 
 fn forget(program: &str) {
@@ -574,9 +631,19 @@ mod tests {
             Input::Null,
         );
         assert_eq!((code, out.as_str()), (0, "x|set"));
-        let env = [("PATH".to_string(), "/nowhere:/usr/bin:/bin".to_string())];
-        let (_, out, _) = sh("printf %s \"$PATH\"", &env, None, Input::Null);
-        assert_eq!(out, "/nowhere:/usr/bin:/bin", "one PATH, the replaced one");
+        // The environment the command was given, not the shell's view of it (a shell keeps
+        // the last of two copies).
+        let given = "tr '\\0' '\\n' < /proc/$$/environ | grep '^PATH=\\|^ORCA_TWICE='";
+        let env = [
+            ("PATH".to_string(), "/nowhere:/usr/bin:/bin".to_string()),
+            ("ORCA_TWICE".to_string(), "first".to_string()),
+            ("ORCA_TWICE".to_string(), "last".to_string()),
+        ];
+        let (_, out, _) = sh(given, &env, None, Input::Null);
+        assert_eq!(
+            out, "PATH=/nowhere:/usr/bin:/bin\nORCA_TWICE=last\n",
+            "one copy of each, the replaced PATH, the last of a name given twice"
+        );
     }
 
     #[test]
@@ -610,54 +677,66 @@ mod tests {
         assert_eq!((code, out.as_str(), err.as_str()), (0, "y\n", ""));
     }
 
+    /// Runs `program` with `PATH` set to `path` (and `cwd`), giving its stdout or the error.
+    fn run_found(program: &str, path: &str, cwd: Option<&Path>) -> io::Result<String> {
+        let env = [("PATH".to_string(), path.to_string())];
+        rt().block_on(async {
+            let mut child = Child::spawn(&Spec {
+                program,
+                args: &[],
+                env: &env,
+                cwd,
+                stdin: Input::Null,
+            })?;
+            let mut out = String::new();
+            let mut stdout = child.stdout.take().unwrap();
+            stdout.read_to_string(&mut out).await?;
+            child.wait().await?;
+            Ok(out)
+        })
+    }
+
+    /// Writes an executable (or, with `mode` 0o644, not executable) script saying `says`.
+    fn tool(dir: &Path, name: &str, says: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\necho {says}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     #[test]
     fn programs_are_found_in_path_and_looked_for_again_when_gone() {
         let base = std::env::temp_dir().join(format!("orca-spawn-{}", std::process::id()));
         let (a, b) = (base.join("a"), base.join("b"));
-        for d in [&a, &b] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        let tool = |dir: &Path, says: &str| {
-            use std::os::unix::fs::PermissionsExt;
-            let p = dir.join("orca-spawn-tool");
-            std::fs::write(&p, format!("#!/bin/sh\necho {says}\n")).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-            p
-        };
         let path = format!("{}:{}:/usr/bin:/bin", a.display(), b.display());
-        let env = [("PATH".to_string(), path)];
-        let run = || {
-            rt().block_on(async {
-                let mut child = Child::spawn(&Spec {
-                    program: "orca-spawn-tool",
-                    args: &[],
-                    env: &env,
-                    cwd: None,
-                    stdin: Input::Null,
-                })?;
-                let mut out = String::new();
-                child
-                    .stdout
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut out)
-                    .await?;
-                child.wait().await?;
-                Ok::<_, io::Error>(out)
-            })
-        };
-        let missing = run().unwrap_err();
-        assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
-        let in_b = tool(&b, "b");
-        assert_eq!(run().unwrap(), "b\n");
-        std::fs::remove_file(&in_b).unwrap();
-        assert_eq!(run().unwrap_err().raw_os_error(), Some(libc::ENOENT));
-        tool(&a, "a");
-        assert_eq!(run().unwrap(), "a\n", "found again after it was gone");
-        let plain = tool(&b, "not executable");
-        std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .unwrap();
-        assert_eq!(run().unwrap(), "a\n");
+        let errno = |r: io::Result<String>| r.unwrap_err().raw_os_error();
+
+        assert_eq!(errno(run_found("orca-t1", &path, None)), Some(libc::ENOENT));
+        tool(&b, "orca-t1", "b", 0o755);
+        assert_eq!(run_found("orca-t1", &path, None).unwrap(), "b\n");
+        std::fs::remove_file(b.join("orca-t1")).unwrap();
+        assert_eq!(errno(run_found("orca-t1", &path, None)), Some(libc::ENOENT));
+        tool(&a, "orca-t1", "a", 0o755);
+        assert_eq!(
+            run_found("orca-t1", &path, None).unwrap(),
+            "a\n",
+            "found again"
+        );
+
+        // A file that cannot be run is passed over, and is "permission denied" when it is
+        // all there is, as execvp says.
+        tool(&a, "orca-t2", "not executable", 0o644);
+        assert_eq!(errno(run_found("orca-t2", &path, None)), Some(libc::EACCES));
+        tool(&b, "orca-t2", "b", 0o755);
+        assert_eq!(run_found("orca-t2", &path, None).unwrap(), "b\n");
+
+        // A relative directory on PATH is taken from where the command runs, each time.
+        tool(&a.join("bin"), "orca-t3", "in a", 0o755);
+        tool(&b.join("bin"), "orca-t3", "in b", 0o755);
+        let relative = "bin:/usr/bin:/bin";
+        assert_eq!(run_found("orca-t3", relative, Some(&a)).unwrap(), "in a\n");
+        assert_eq!(run_found("orca-t3", relative, Some(&b)).unwrap(), "in b\n");
         std::fs::remove_dir_all(&base).unwrap();
     }
 
