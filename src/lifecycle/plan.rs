@@ -667,6 +667,22 @@ impl<'a> Walker<'a> {
             }
         }
         for (k, v) in &def.env {
+            // What exec could not pass on: the command would fail to start every time.
+            let why = if k.is_empty() || k.contains('=') {
+                Some(format!(
+                    "environment variable name `{k}` is empty or contains `=`"
+                ))
+            } else if k.contains('\0') || v.contains('\0') {
+                Some(format!(
+                    "environment variable `{k}` contains a NUL character"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.error("bad-env", at(&syn, ["env", k.as_str()]), &display, why)
+                    .hint("a command's environment is `NAME=value` strings");
+            }
             env.insert(k.clone(), v.clone());
         }
         let cwd = match &def.cwd {
@@ -1179,6 +1195,25 @@ mod tests {
             .map(|(op, depth)| format!("{}{}", "-".repeat(depth), p.ops[op].name))
             .collect();
         assert_eq!(drawn, ["w", "-a", "--a1", "--a2", "-b"]);
+    }
+
+    #[test]
+    fn environment_names_exec_cannot_pass_are_errors() {
+        let all = errors(
+            r#"Workflow(id: "w", env: { "A=B": "x" }, tasks: { "t": (env: { "": "y", "OK": "a\u{0}b" }) })"#,
+        );
+        assert!(
+            all.contains("environment variable name `A=B` is empty or contains `=`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("environment variable name `` is empty"),
+            "{all}"
+        );
+        assert!(
+            all.contains("environment variable `OK` contains a NUL character"),
+            "{all}"
+        );
     }
 
     fn errors(text: &str) -> String {
