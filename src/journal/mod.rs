@@ -212,7 +212,11 @@ pub(crate) fn encode_line<T: Serialize + ?Sized>(
         map.serialize_entry(key, body)?;
         map.end()
     });
-    written.expect("records serialize");
+    if let Err(e) = written {
+        // Not a partial line in the journal's buffer: it would be written out on close.
+        out.truncate(start);
+        panic!("records serialize: {e}");
+    }
     // The checksum of the object as it was, written as a last field, then a newline.
     let crc = crc32fast::hash(&out[start..]);
     out.pop(); // the closing brace
