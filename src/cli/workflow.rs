@@ -65,9 +65,18 @@ fn never_started(journal: &Path) -> bool {
     std::fs::read(journal).is_ok_and(|b| !b.contains(&b'\n'))
 }
 
+/// Reads and compiles a workflow file, printing its warnings (or its errors, then the exit
+/// code); the plan and the text as read, which the journal's header keeps.
 fn load_plan(file: &Path) -> Result<(Plan, String), u8> {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    match Plan::load(file) {
+    let source = match read_source(file) {
+        Ok(f) => f,
+        Err(diags) => {
+            report::print(&diags.0, |_| Some(String::new()));
+            return Err(exit::USAGE);
+        }
+    };
+    let text = source.text.clone();
+    match Plan::load_source(source, crate::lifecycle::plan::base_dir(file)) {
         Ok((plan, warnings)) => {
             report::print(&warnings.0, |_| Some(text.clone()));
             Ok((plan, text))
@@ -132,10 +141,6 @@ pub fn run(args: RunArgs) -> u8 {
     let (plan, source) = match load_plan(args.file) {
         Ok(p) => p,
         Err(code) => return code,
-    };
-    let source = match read_source(args.file) {
-        Ok(f) => f.text,
-        Err(_) => source,
     };
     let run_id = match &args.run_dir {
         Some(d) => d.file_name().map_or_else(
