@@ -499,3 +499,17 @@ fn tree_with_a_path_shows_every_state_under_it_with_the_active_ones_marked() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no state `shiped`; did you mean"), "{err}");
 }
+
+#[test]
+fn a_file_that_cannot_be_read_is_a_usage_error() {
+    let missing =
+        std::env::temp_dir().join(format!("orca-step-missing-{}.ron", std::process::id()));
+    let o = step_output(&missing, &["--json"], &[], "");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot read") && err.contains("orca-step-missing"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+}

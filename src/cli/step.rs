@@ -20,13 +20,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let text = std::fs::read_to_string(&args.file).unwrap_or_default();
+    // Read once: what is stepped is what was looked at.
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("orca: {}: cannot read: {e}", args.file.display());
+            return exit::USAGE;
+        }
+    };
     if crate::model::load::detect_kind(&text) == crate::model::load::FileKind::Workflow {
-        return workflow(&args);
+        return workflow(&args, &text);
     }
     let opened = match &args.journal {
-        Some(j) => Session::open_journaled(&args.file, j),
-        None => Session::open(&args.file),
+        Some(j) => Session::journaled_text(&args.file, &text, j),
+        None => Session::from_text(&args.file.display().to_string(), &text),
     };
     let mut session = match opened {
         Ok(s) => s,
@@ -272,7 +279,7 @@ fn paint(view: &str, style: &Style) -> String {
 }
 
 /// `orca step WORKFLOW.ron`: a simulation answered by hand (docs/stepper.md).
-fn workflow(args: &Args) -> u8 {
+fn workflow(args: &Args, text: &str) -> u8 {
     use crate::stepper::workflow::WorkflowSession;
     if args.journal.is_some() {
         eprintln!(
@@ -280,7 +287,9 @@ fn workflow(args: &Args) -> u8 {
         );
         return exit::USAGE;
     }
-    let mut session = match WorkflowSession::open(&args.file) {
+    let base = crate::lifecycle::plan::base_dir(&args.file);
+    let mut session = match WorkflowSession::from_text(&args.file.display().to_string(), text, base)
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

@@ -325,10 +325,15 @@ impl Session {
     /// the one there (of an earlier session, or of `orca run`) from its end.
     pub fn open_journaled(path: &Path, journal: &Path) -> Result<Session, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Session::journaled_text(path, &text, journal)
+    }
+
+    /// [`open_journaled`](Self::open_journaled) of a machine already read from `path`.
+    pub fn journaled_text(path: &Path, text: &str, journal: &Path) -> Result<Session, String> {
         let name = path.display().to_string();
-        let mut s = Session::unstarted(&name, &text)?;
+        let mut s = Session::unstarted(&name, text)?;
         if !journal.exists() {
-            let mut header = Header::for_machine(path, &text, "virtual");
+            let mut header = Header::for_machine(path, text, "virtual");
             header.rewinds = true;
             let writer = JournalWriter::create(journal, header, SyncPolicy::Batch)
                 .map_err(|e| e.to_string())?;
