@@ -10,7 +10,7 @@
 //! `PROPTEST_CASES` (default 24) and `ORCA_CRASH_RUNS` (default 20) scale them.
 
 mod common;
-use common::workflows::{orca, scratch};
+use common::workflows::{orca, scratch, spawn_orca};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -390,14 +390,7 @@ fn sigkill_at_random_moments_then_resume_never_reruns_a_journaled_phase() {
 
 /// `orca resume run` in `dir`, failing the test if it does not end within 30 s.
 fn resume_within_deadline(dir: &Path, what: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["resume", "run"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_orca(dir, &["resume", "run"]);
     let t0 = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
         if t0.elapsed().as_secs() > 30 {

@@ -3,7 +3,7 @@
 //! order.
 
 mod common;
-use common::workflows::{orca, scratch};
+use common::workflows::{orca, scratch, spawn_orca};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -37,14 +37,7 @@ fn lines(dir: &Path, marker: &str) -> Vec<String> {
 /// Starts `orca run w.ron --run-dir run` in `dir` in the background (output piped) and
 /// waits until the marker file `marker` has a line, i.e. the run is under way.
 fn start_run(dir: &Path, marker: &str) -> std::process::Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["run", "w.ron", "--run-dir", "run"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_orca(dir, &["run", "w.ron", "--run-dir", "run"]);
     let t0 = std::time::Instant::now();
     while lines(dir, marker).is_empty() && t0.elapsed().as_secs() < 10 {
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -144,25 +144,26 @@ pub struct Record {
     pub body: Body,
 }
 
-/// The line as serde sees it: exactly one body field is present. `S` is what a step decodes
+/// A line as read back: exactly one body field is present (lines are written by
+/// [`encode_line`]). `S` is what a step decodes
 /// to: all of it ([`Step`]), or its input only ([`InputsStep`], unknown fields skipped).
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Line<S = Step> {
     seq: u64,
     wall: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     header: Option<Box<Header>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     define: Option<Define>,
-    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    #[serde(default = "none")]
     step: Option<S>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     rewind: Option<Rewind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     end: Option<End>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     op: Option<crate::runtime::workflow::OpRecord>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     rerun: Option<Rerun>,
 }
 
@@ -195,7 +196,7 @@ impl Body {
 }
 
 /// Appends to `out` the line of a record whose body is `key: body`, checksum and newline
-/// included: what serializing a [`Line`] gives, written from borrowed parts.
+/// included: the fields in the order a [`Line`] reads them, from borrowed parts.
 pub(crate) fn encode_line<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     seq: u64,

@@ -182,13 +182,7 @@ impl Child {
             Ok(exit) => exit,
             Err(e) => {
                 // Nothing could wait for it: stop it rather than leave it running unseen.
-                // SAFETY: kill(2) touches no memory; the pid is ours and not yet reaped.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-                if !matches!(try_reap(pid), Ok(Some(_))) {
-                    ORPHANS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
-                }
+                abandon(pid);
                 return Err(e);
             }
         };
@@ -257,20 +251,22 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if matches!(self.exit, Exit::Reaped(_) | Exit::Lost) {
-            return;
+        if !matches!(self.exit, Exit::Reaped(_) | Exit::Lost) {
+            abandon(self.pid);
         }
-        // SAFETY: kill(2) touches no memory; the pid is ours and not yet reaped, so it
-        // cannot have been reused.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-        }
-        if !matches!(try_reap(self.pid), Ok(Some(_))) {
-            ORPHANS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(self.pid);
-        }
+    }
+}
+
+/// Kills a command nothing will wait for (as `kill_on_drop` does) and reaps it now or at a
+/// later spawn.
+fn abandon(pid: libc::pid_t) {
+    // SAFETY: kill(2) touches no memory; the pid is ours and not yet reaped, so it cannot
+    // have been reused.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    if !matches!(try_reap(pid), Ok(Some(_))) {
+        ORPHANS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
     }
 }
 
