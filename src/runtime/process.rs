@@ -131,12 +131,6 @@ async fn run(
         }
     };
     let pid = child.id();
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let _ = pipe.write_all(input.as_bytes()).await;
-        });
-    }
     let out = tokio::spawn(read_capped(child.stdout.take().expect("piped")));
     let err = tokio::spawn(read_capped(child.stderr.take().expect("piped")));
     let status = tokio::select! {

@@ -43,7 +43,8 @@ const PREFILL: usize = 4096;
 pub enum Input<'a> {
     /// `/dev/null`.
     Null,
-    /// These bytes, then end of file.
+    /// These bytes, then end of file (written as the command reads when they are more than
+    /// a pipe surely holds).
     Bytes(&'a [u8]),
 }
 
@@ -67,9 +68,6 @@ pub struct Child {
     /// The reading ends of the command's stdout and stderr.
     pub stdout: Option<pipe::Receiver>,
     pub stderr: Option<pipe::Receiver>,
-    /// The writing end of its stdin, when the input was too large to put there beforehand:
-    /// the caller writes the input (and drops the end to close it).
-    pub stdin: Option<pipe::Sender>,
 }
 
 enum Exit {
@@ -140,7 +138,7 @@ impl Child {
                     let mut w = std::fs::File::from(w);
                     io::Write::write_all(&mut w, doc)?;
                 } else {
-                    stdin_writer = Some(w);
+                    stdin_writer = Some((w, doc.to_vec()));
                 }
                 Some(r)
             }
@@ -191,13 +189,16 @@ impl Child {
             exit,
             stdout: None,
             stderr: None,
-            stdin: None,
         };
         child.stdout = Some(receiver(out_r)?);
         child.stderr = Some(receiver(err_r)?);
-        if let Some(w) = stdin_writer {
+        if let Some((w, doc)) = stdin_writer {
             set_nonblocking(&w)?;
-            child.stdin = Some(pipe::Sender::from_owned_fd_unchecked(w)?);
+            let mut w = pipe::Sender::from_owned_fd_unchecked(w)?;
+            tokio::spawn(async move {
+                // A command that does not read its stdin closes the pipe: not an error.
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut w, &doc).await;
+            });
         }
         Ok(child)
     }
@@ -590,13 +591,6 @@ mod tests {
                 stdin: input,
             })
             .unwrap();
-            if let (Some(mut w), Input::Bytes(doc)) = (child.stdin.take(), input) {
-                let doc = doc.to_vec();
-                tokio::spawn(async move {
-                    use tokio::io::AsyncWriteExt;
-                    let _ = w.write_all(&doc).await;
-                });
-            }
             let (mut out, mut err) = (String::new(), String::new());
             child
                 .stdout

@@ -11,7 +11,7 @@ use crate::model::workflow::Work;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 /// A phase's stdout beyond this is a failure ("floods stdout"), not a memory problem: the
@@ -234,12 +234,6 @@ async fn run_process(
     };
     let pid = child.id();
     spawned(pid);
-    if let Some(mut pipe) = child.stdin.take() {
-        tokio::task::spawn_local(async move {
-            // A command that does not read its stdin closes the pipe: not an error.
-            let _ = pipe.write_all(doc.as_bytes()).await;
-        });
-    }
     let (flood_tx, mut flood_rx) = oneshot::channel::<()>();
     let out = tokio::task::spawn_local(keep(child.stdout.take().expect("piped"), Some(flood_tx)));
     let err = tokio::task::spawn_local(keep(child.stderr.take().expect("piped"), None));
