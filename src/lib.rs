@@ -20,3 +20,4 @@ pub mod lifecycle;
 pub mod model;
 pub mod runtime;
 pub mod stepper;
+pub mod verify;

@@ -89,6 +89,7 @@ pub fn compile(
     for i in 0..b.states.len() {
         b.compile_state(StateId(i as u32));
     }
+    let properties = b.compile_properties();
     b.exact_done_descriptors();
     b.mark_eventless_chains();
     b.order_selection();
@@ -109,6 +110,7 @@ pub fn compile(
         has_parallel: false,
         reads_event: false,
         class_names: Vec::new(),
+        properties,
     };
     chart.has_eventless = chart.transitions.iter().any(|t| t.is_eventless());
     chart.has_parallel = chart.states.iter().any(|s| s.kind == Kind::Parallel);
@@ -934,6 +936,55 @@ impl<'a> Builder<'a> {
             }
         }
         true
+    }
+
+    /// Compiles what `orca verify` reads: invariants, `never_reach`, `always_can_reach`,
+    /// `verify.events`. A bad expression or a path that names no state is a load error.
+    fn compile_properties(&mut self) -> super::Properties {
+        let def = &self.loaded.def;
+        let mut props = super::Properties::default();
+        for (name, text) in &def.invariants {
+            let path = || vec![Seg::from("invariants"), Seg::from(name.as_str())];
+            if let Some(expr) = self.compile_expr(text, &path) {
+                let span = self.span(&path());
+                props.invariants.push(super::Invariant {
+                    name: name.clone(),
+                    expr,
+                    span,
+                });
+            }
+        }
+        for (field, out) in [
+            ("never_reach", &mut props.never_reach),
+            ("always_can_reach", &mut props.always_can_reach),
+        ] {
+            let list = if field == "never_reach" {
+                &def.never_reach
+            } else {
+                &def.always_can_reach
+            };
+            for (i, p) in list.iter().enumerate() {
+                match resolve_target(&self.states, &self.by_name, StateId::ROOT, p) {
+                    Ok(s) => out.push(s),
+                    Err(e) => {
+                        let what = match e {
+                            Unresolved::Ambiguous(_) => "is ambiguous",
+                            Unresolved::NotFound => "names no state",
+                        };
+                        self.error(
+                            "unknown-state",
+                            &[Seg::from(field), Seg::Index(i)],
+                            format!("`{p}` in `{field}` {what}"),
+                        )
+                        .hint("write the state's path from the root, e.g. `\"door.open\"`");
+                    }
+                }
+            }
+        }
+        if let Some(v) = &def.verify {
+            props.events = v.events.clone();
+        }
+        props
     }
 
     /// Compiles an expression; `path` builds its syntax path, only for a message.

@@ -299,6 +299,31 @@ pub struct Chart {
     /// Every name a descriptor spells, sorted: an [`EventClass`] is a position here. Shared
     /// (see [`Chart::intern`]).
     pub class_names: Vec<std::sync::Arc<str>>,
+    /// What `orca verify` checks and how it drives the machine.
+    pub properties: Properties,
+}
+
+/// The properties a machine declares for `orca verify` (`invariants`, `never_reach`,
+/// `always_can_reach`, `verify`), compiled: expressions in [`Chart::exprs`], paths resolved.
+#[derive(Debug, Default)]
+pub struct Properties {
+    /// Named expressions that must be `true` in every stable configuration.
+    pub invariants: Vec<Invariant>,
+    /// States that must never be active.
+    pub never_reach: Vec<StateId>,
+    /// States that must stay reachable from every reachable configuration.
+    pub always_can_reach: Vec<StateId>,
+    /// Payloads to send with each event name, instead of those derived from the guards.
+    pub events: IndexMap<String, Vec<Json>>,
+}
+
+/// One named invariant.
+#[derive(Debug)]
+pub struct Invariant {
+    pub name: String,
+    pub expr: ExprId,
+    /// Where it is written, for findings.
+    pub span: Span,
 }
 
 impl Chart {

@@ -397,6 +397,9 @@ impl Core {
         {
             return self.plain_microstep(chart, *t);
         }
+        if let Some(o) = self.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+            o.taken.extend_from_slice(enabled);
+        }
         // The microstep's record goes before what its content records (sends, logs, errors).
         let mark = self.cold().trace.as_ref().map_or(0, Vec::len);
         let mut exited = std::mem::take(&mut self.cold_mut().scratch.exit);
@@ -432,6 +435,9 @@ impl Core {
     /// transition's actions.
     fn plain_microstep(&mut self, chart: &Chart, t: TransitionId) {
         let tr = chart.transition(t);
+        if let Some(o) = self.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+            o.taken.push(t);
+        }
         tracing::trace!(transition = t.0, "microstep");
         let (Some(domain), Some(entry)) = (tr.static_domain, &tr.static_entry) else {
             return self.run_block(chart, &tr.actions);
@@ -765,6 +771,9 @@ impl Core {
         self.record(|| Trace::Error {
             message: message.clone(),
         });
+        if let Some(o) = self.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+            o.errors.push(message.clone());
+        }
         let data = serde_json::json!({ "message": message });
         self.cold_mut().internal.push_back(Event::new(
             "error.execution",

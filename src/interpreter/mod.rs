@@ -292,7 +292,9 @@ impl Default for Limits {
     }
 }
 
-/// A running machine.
+/// A running machine. A clone is an independent copy of its whole state (the chart and
+/// host shared): the verifier explores from one state by cloning it once per input.
+#[derive(Clone)]
 pub struct Instance {
     chart: Arc<Chart>,
     core: Core,
@@ -300,6 +302,7 @@ pub struct Instance {
 
 /// An instance's state: everything but the chart, so that the algorithm can borrow the chart
 /// while changing the state.
+#[derive(Clone)]
 struct Core {
     host: Arc<Host>,
     /// Whether each state is active, by id.
@@ -326,7 +329,7 @@ struct Core {
 /// self-sends, a trace, the general algorithm's buffers. Kept behind one pointer, allocated
 /// the first time one is needed, so that an instance of a simple machine stays small
 /// (the hier3 instance never allocates it, however many events it processes).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Cold {
     limits: Limits,
     /// Events raised inside the machine, processed before the next external one.
@@ -345,6 +348,18 @@ struct Cold {
     invoked: Vec<(StateId, String)>,
     /// Reused buffers, so that a macrostep does not allocate.
     scratch: Scratch,
+    /// What [`Instance::observe`] collects.
+    observed: Option<Observed>,
+}
+
+/// What an observed instance did since the observation was last taken: cheaper than a
+/// [`Trace`], and it leaves the fast paths on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Every transition taken, in order (a transition taken twice is listed twice).
+    pub taken: Vec<TransitionId>,
+    /// The message of every `error.execution` raised.
+    pub errors: Vec<String>,
 }
 
 /// What [`Core::cold`] reads before anything was allocated.
@@ -365,6 +380,7 @@ static EMPTY_COLD: Cold = Cold {
         enter: Vec::new(),
         recent: Vec::new(),
     },
+    observed: None,
 };
 
 impl Core {
@@ -383,6 +399,13 @@ struct Scratch {
     exit: Vec<StateId>,
     enter: Vec<StateId>,
     recent: Vec<TransitionId>,
+}
+
+/// A clone starts with empty buffers: their contents never outlive a macrostep.
+impl Clone for Scratch {
+    fn clone(&self) -> Scratch {
+        Scratch::default()
+    }
 }
 
 impl Instance {
@@ -432,6 +455,33 @@ impl Instance {
             Some(c) => c.trace.as_mut().map(std::mem::take).unwrap_or_default(),
             None => Vec::new(),
         }
+    }
+
+    /// Starts (or stops) collecting [`Observed`]: the transitions taken and the errors raised.
+    pub fn observe(&mut self, on: bool) {
+        if on || self.core.cold.is_some() {
+            self.core.cold_mut().observed = on.then(Observed::default);
+        }
+    }
+
+    /// What was observed since the last call (empty when not observing).
+    pub fn take_observed(&mut self) -> Observed {
+        match self.core.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+            Some(o) => std::mem::take(o),
+            None => Observed::default(),
+        }
+    }
+
+    /// Evaluates one of the chart's expressions (an invariant, say) against the state as it is,
+    /// with `event` as `event` (default: the event processed last); it must be a bool. Changes
+    /// nothing.
+    pub fn holds(&self, expr: crate::chart::ExprId, event: Option<&Event>) -> Result<bool, String> {
+        self.core.eval_bool_with(&self.chart, expr, event)
+    }
+
+    /// The invokes running, by the state that started them.
+    pub fn invoked(&self) -> &[(StateId, String)] {
+        &self.core.cold().invoked
     }
 
     /// The effects issued since the last call, in order.

@@ -100,6 +100,11 @@ const FIELD_NAMES: &[&str] = &[
     "src",
     "input",
     "auto_forward",
+    "invariants",
+    "never_reach",
+    "always_can_reach",
+    "verify",
+    "events",
 ];
 
 /// The RON options every orca file is read with: `implicit_some` and unwrapped variant

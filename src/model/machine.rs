@@ -45,6 +45,26 @@ pub struct MachineDef {
     pub invoke: Vec<InvokeDef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Named CEL expressions that must hold in every stable configuration (`orca verify`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub invariants: Dict<String>,
+    /// State paths that must never be active (`orca verify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub never_reach: Vec<String>,
+    /// State paths that must stay reachable from every reachable configuration (`orca verify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub always_can_reach: Vec<String>,
+    /// How `orca verify` drives the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyDef>,
+}
+
+/// `verify: (events: { "PAY": [{ "amount": 0 }, { "amount": 22 }] })`: the payloads the
+/// verifier sends with each event, instead of those it derives from the guards.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct VerifyDef {
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub events: Dict<Vec<Json>>,
 }
 
 /// What kind of state: written as `kind`, or inferred.

@@ -1,0 +1,265 @@
+//! Canonical state keys: an instance's state as bytes, equal exactly when the states are
+//! equal for everything the verifier checks.
+//!
+//! What goes in: the status, the active states, recorded history, the relevant context
+//! values (see [`super::slice`]; the others only by their JSON type), the pending timers
+//! relative to the clock (so that a state reached at different times is seen once), the
+//! running invokes and, once done, the output. Maps are written with sorted keys and names
+//! the chart does not declare sorted by name, so the order in which values were created does
+//! not matter.
+
+use crate::interpreter::{Instance, Status};
+use crate::model::Json;
+
+/// Which context names take part in keys.
+#[derive(Debug, Clone)]
+pub struct Relevance {
+    /// By declared slot.
+    pub slots: Vec<bool>,
+    /// Names the chart does not declare but expressions read (created by `Assign` or
+    /// `Foreach`).
+    pub others: Vec<String>,
+    /// Whether every value counts (slicing was off or impossible).
+    pub all: bool,
+}
+
+impl Relevance {
+    fn is_relevant(&self, slot: Option<usize>, name: &str) -> bool {
+        self.all
+            || match slot {
+                Some(i) => self.slots.get(i).copied().unwrap_or(true),
+                None => self.others.iter().any(|o| o == name),
+            }
+    }
+}
+
+/// Writes `inst`'s key into `out` (cleared first).
+pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
+    out.clear();
+    match inst.status() {
+        Status::NotStarted => out.push(0),
+        Status::Running => out.push(1),
+        Status::Done => out.push(2),
+        Status::Failed(m) => {
+            out.push(3);
+            str(out, m);
+        }
+    }
+    varint(out, inst.configuration().count() as u64);
+    for s in inst.configuration() {
+        varint(out, s.0 as u64);
+    }
+    let history = inst.history();
+    varint(out, history.len() as u64);
+    for (h, states) in history {
+        varint(out, h.0 as u64);
+        varint(out, states.len() as u64);
+        for s in states {
+            varint(out, s.0 as u64);
+        }
+    }
+    let declared = inst.chart().context.len();
+    let ctx = inst.context();
+    let mut extra: Vec<(&String, &Json)> = Vec::new();
+    for (i, (name, v)) in ctx.iter().enumerate() {
+        // Declared names keep their slots unless a host action reordered them.
+        let slot = (i < declared
+            && inst
+                .chart()
+                .context
+                .get_index(i)
+                .is_some_and(|(k, _)| k == name))
+        .then_some(i);
+        if slot.is_none() {
+            extra.push((name, v));
+            continue;
+        }
+        if rel.is_relevant(slot, name) {
+            json(out, v);
+        } else {
+            out.push(type_tag(v));
+        }
+    }
+    if !extra.is_empty() {
+        extra.sort_by(|a, b| a.0.cmp(b.0));
+        out.push(0xfe);
+        for (name, v) in extra {
+            str(out, name);
+            if rel.is_relevant(None, name) {
+                json(out, v);
+            } else {
+                out.push(type_tag(v));
+            }
+        }
+    }
+    let timers = inst.timers();
+    varint(out, timers.len() as u64);
+    for t in timers {
+        varint(out, t.due.saturating_sub(inst.now()));
+        str(out, &t.event.name);
+        json(out, &t.event.data);
+        str(out, &t.target.to_string());
+        match &t.sendid {
+            Some(id) => {
+                out.push(1);
+                str(out, id);
+            }
+            None => out.push(0),
+        }
+    }
+    let invoked = inst.invoked();
+    varint(out, invoked.len() as u64);
+    for (s, id) in invoked {
+        varint(out, s.0 as u64);
+        str(out, id);
+    }
+    if let Some(o) = inst.output() {
+        json(out, o);
+    }
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn str(out: &mut Vec<u8>, s: &str) {
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn type_tag(v: &Json) -> u8 {
+    match v {
+        Json::Null => 0x10,
+        Json::Bool(_) => 0x11,
+        Json::Number(n) if n.is_f64() => 0x12,
+        Json::Number(_) => 0x13,
+        Json::String(_) => 0x14,
+        Json::Array(_) => 0x15,
+        Json::Object(_) => 0x16,
+    }
+}
+
+/// A JSON value, maps with sorted keys.
+fn json(out: &mut Vec<u8>, v: &Json) {
+    match v {
+        Json::Null => out.push(0),
+        Json::Bool(b) => out.push(1 + *b as u8),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.push(3);
+                // Zigzag, so that small negative numbers stay short.
+                varint(out, ((i << 1) ^ (i >> 63)) as u64);
+            } else if let Some(u) = n.as_u64() {
+                out.push(4);
+                varint(out, u);
+            } else {
+                out.push(5);
+                out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+            }
+        }
+        Json::String(s) => {
+            out.push(6);
+            str(out, s);
+        }
+        Json::Array(a) => {
+            out.push(7);
+            varint(out, a.len() as u64);
+            for x in a {
+                json(out, x);
+            }
+        }
+        Json::Object(m) => {
+            out.push(8);
+            varint(out, m.len() as u64);
+            let mut entries: Vec<_> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            for (k, x) in entries {
+                str(out, k);
+                json(out, x);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::{CompileOptions, load_chart_str};
+    use crate::interpreter::Event;
+    use std::sync::Arc;
+
+    fn start(text: &str) -> Instance {
+        let (chart, _) = load_chart_str("k.ron", text, &CompileOptions::default()).unwrap();
+        let mut i = Instance::new(Arc::new(chart));
+        i.start().unwrap();
+        i
+    }
+
+    fn key(i: &Instance, rel: &Relevance) -> Vec<u8> {
+        let mut out = Vec::new();
+        write(i, rel, &mut out);
+        out
+    }
+
+    const ALL: Relevance = Relevance {
+        slots: Vec::new(),
+        others: Vec::new(),
+        all: true,
+    };
+
+    #[test]
+    fn the_order_values_were_created_in_does_not_matter() {
+        let text = r#"Machine(states: { "a": (on: {
+            "XY": (actions: [Assign("x", "1"), Assign("y", "{'p': 1, 'q': 2}")]),
+            "YX": (actions: [Assign("y", "{'q': 2, 'p': 1}"), Assign("x", "1")]),
+        }) })"#;
+        let mut a = start(text);
+        let mut b = start(text);
+        a.send(Event::external("XY")).unwrap();
+        b.send(Event::external("YX")).unwrap();
+        assert_eq!(key(&a, &ALL), key(&b, &ALL));
+        let c = start(text);
+        assert_ne!(key(&a, &ALL), key(&c, &ALL));
+    }
+
+    #[test]
+    fn timers_count_relative_to_the_clock() {
+        let text = r#"Machine(states: {
+            "a": (on: { "GO": "b" }),
+            "b": (after: { "5s": "a" }, on: { "GO": "a" }),
+        })"#;
+        let mut early = start(text);
+        early.send(Event::external("GO")).unwrap();
+        let mut late = start(text);
+        late.advance_to(60_000).unwrap();
+        late.send(Event::external("GO")).unwrap();
+        assert_eq!(key(&early, &ALL), key(&late, &ALL));
+        let idle = start(text);
+        assert_ne!(key(&early, &ALL), key(&idle, &ALL));
+    }
+
+    #[test]
+    fn irrelevant_values_count_only_by_type() {
+        let text = r#"Machine(context: { "n": 0, "seen": 0 }, states: { "a": (on: {
+            "N": (actions: [Assign("n", "n + 1")]),
+            "S": (actions: [Assign("seen", "seen + 1")]),
+        }) })"#;
+        let rel = Relevance {
+            slots: vec![true, false],
+            others: Vec::new(),
+            all: false,
+        };
+        let base = start(text);
+        let mut s = start(text);
+        s.send(Event::external("S")).unwrap();
+        assert_eq!(key(&base, &rel), key(&s, &rel));
+        let mut n = start(text);
+        n.send(Event::external("N")).unwrap();
+        assert_ne!(key(&base, &rel), key(&n, &rel));
+        assert_ne!(key(&base, &ALL), key(&s, &ALL));
+    }
+}

@@ -1,0 +1,667 @@
+//! Model checking of machines: `orca verify` and `orca test-paths`.
+//!
+//! The explorer runs the interpreter itself, breadth first, from the initial configuration:
+//! every stable state is cloned once per [`Input`] (each event some transition names, with the
+//! payloads of [`inputs`], and the passing of time to the next timer), and each state reached
+//! is reduced to a canonical key ([`key`]) so that equal states are explored once. Breadth
+//! first makes every path it reports a shortest one.
+//!
+//! What it checks on the way: the machine's `invariants` and `never_reach` in every state,
+//! `error.execution` and the microstep limit on every step, and which transitions are ever
+//! taken. Once the whole space is explored, `always_can_reach` and, for machines with a
+//! top-level final state, whether a final state stays reachable (traps), over the graph of
+//! states; and states where nothing can happen any more (deadlocks). An exploration cut short
+//! by `--depth` or `--max-states` says so: a bound proves nothing beyond it.
+//!
+//! Pure like the interpreter: no clock, no I/O. Levels are expanded in parallel (rayon) and
+//! merged in one thread in input order, so the result does not depend on the thread count.
+//!
+//! ```
+//! use orca::chart::{CompileOptions, load_chart_str};
+//! use orca::verify::{explore, Options, FindingKind};
+//! use std::sync::Arc;
+//!
+//! let (chart, _) = load_chart_str("door.ron", r#"Machine(
+//!     context: { "opens": 0 },
+//!     states: {
+//!         "closed": (on: { "OPEN": (target: "opened", actions: [Assign("opens", "opens + 1")]) }),
+//!         "opened": (on: { "CLOSE": "closed" }),
+//!     },
+//!     invariants: { "few opens": "opens < 3" },
+//! )"#, &CompileOptions::default()).unwrap();
+//! let report = explore(Arc::new(chart), &Options::default());
+//! let f = &report.findings[0];
+//! assert!(matches!(&f.kind, FindingKind::Invariant { name } if name == "few opens"));
+//! let path: Vec<String> = f.path.iter().map(|i| i.to_string()).collect();
+//! assert_eq!(path, ["OPEN", "CLOSE", "OPEN", "CLOSE", "OPEN"]);
+//! ```
+
+pub mod inputs;
+pub mod key;
+pub mod paths;
+pub mod slice;
+mod store;
+
+pub use inputs::Input;
+
+use crate::chart::{Chart, Kind, TransitionId};
+use crate::interpreter::{Instance, Observed, Status};
+use key::Relevance;
+use rayon::prelude::*;
+use std::sync::Arc;
+use store::Store;
+
+/// Bounds and switches of an exploration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stop after paths of this many inputs.
+    pub depth: Option<usize>,
+    /// Stop after this many distinct states.
+    pub max_states: usize,
+    /// Keep every context value in keys (no slicing, see [`slice`]).
+    pub exact: bool,
+    /// States per parallel batch.
+    pub batch: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            depth: None,
+            max_states: 1_000_000,
+            exact: false,
+            batch: 4096,
+        }
+    }
+}
+
+/// How an exploration is going, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub states: usize,
+    pub frontier: usize,
+    pub depth: usize,
+    /// Bytes held by the set of explored states.
+    pub bytes: usize,
+}
+
+/// What an exploration found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FindingKind {
+    /// An invariant is false (or fails to evaluate) in a reachable state.
+    Invariant { name: String },
+    /// A `never_reach` state is active in a reachable state.
+    NeverReach { state: String },
+    /// From a reachable state, an `always_can_reach` state can no longer become active.
+    CannotReach { state: String },
+    /// From a reachable state, no top-level final state can be reached any more.
+    Trap,
+    /// A reachable state that is not final where no input changes anything.
+    Deadlock,
+    /// A transition no explored path takes.
+    NeverTaken { transition: TransitionId },
+    /// Executable content can fail (`error.execution`), with this message.
+    ExecutionError { message: String },
+    /// A macrostep can exceed the microstep limit.
+    Loop { message: String },
+    /// A context value grows along a cycle of inputs that can be repeated forever.
+    UnboundedGrowth { name: String },
+}
+
+/// One finding, with the shortest inputs that lead from the start to it (empty for
+/// [`FindingKind::NeverTaken`] and for what the start itself does).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// What a person reads.
+    pub message: String,
+    pub path: Vec<Input>,
+    /// Errors are properties the file declares; warnings are what the verifier notices.
+    pub error: bool,
+}
+
+/// The result of [`explore`].
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// Distinct states explored.
+    pub states: usize,
+    /// Inputs applied (edges of the state graph, duplicates included).
+    pub steps: u64,
+    /// The longest shortest path explored.
+    pub depth: usize,
+    /// `Some(frontier size)` when a bound stopped the exploration before the end.
+    pub bounded: Option<usize>,
+    /// Bytes held by the set of explored states at the end.
+    pub bytes: usize,
+    /// Context names left out of the keys (see [`slice`]).
+    pub ignored: Vec<String>,
+    /// The inputs driven, as [`Input`]s.
+    pub inputs: Vec<Input>,
+    /// For each transition, the shortest path that takes it (`None`: never taken).
+    pub transition_paths: Vec<Option<Vec<Input>>>,
+    /// For each state, whether it was ever active.
+    pub states_reached: Vec<bool>,
+    /// The shortest path to each distinct state, when asked for ([`explore_with`]).
+    pub state_paths: Vec<Vec<Input>>,
+}
+
+/// Explores `chart` with `opts`.
+pub fn explore(chart: Arc<Chart>, opts: &Options) -> Report {
+    explore_with(chart, opts, false, &mut |_| {})
+}
+
+/// Where a state came from: its parent state and the input that led there.
+#[derive(Clone, Copy)]
+struct Origin {
+    parent: u32,
+    input: u32,
+}
+
+const NO_PARENT: u32 = u32::MAX;
+
+/// What one input did to one state, computed in a worker.
+struct Succ {
+    parent: u32,
+    input: u32,
+    observed: Observed,
+    failed: Option<String>,
+    /// The new state's key and hash, and the state itself unless the key was known already.
+    key: Vec<u8>,
+    hash: u64,
+    instance: Option<Instance>,
+    /// Invariants that read `event` and failed on this step (the state alone cannot say).
+    event_invariants: Vec<usize>,
+}
+
+/// [`explore`], calling `progress` after each batch; with `paths`, the report also holds a
+/// shortest path to every distinct state.
+pub fn explore_with(
+    chart: Arc<Chart>,
+    opts: &Options,
+    paths: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Report {
+    let span = tracing::info_span!("verify", machine = %chart.id);
+    let _g = span.enter();
+    let rel = if opts.exact {
+        slice::everything(&chart)
+    } else {
+        slice::relevance(&chart)
+    };
+    let inputs = inputs::inputs(&chart);
+    let mut x = Explorer {
+        chart: chart.clone(),
+        rel,
+        inputs,
+        store: Store::default(),
+        origins: Vec::new(),
+        findings: Vec::new(),
+        first_taken: vec![None; chart.transitions.len()],
+        errors_seen: Vec::new(),
+        invariant_failed: vec![false; chart.properties.invariants.len()],
+        never_reached: vec![false; chart.properties.never_reach.len()],
+        states_reached: vec![false; chart.states.len()],
+        edges: Vec::new(),
+        keep_edges: !chart.properties.always_can_reach.is_empty() || has_final(&chart),
+        deadlocks: 0,
+        steps: 0,
+        bounded: None,
+        depth: 0,
+        done: Vec::new(),
+        goals: vec![Vec::new(); chart.properties.always_can_reach.len()],
+        event_invariants: chart
+            .properties
+            .invariants
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| chart.expr(i.expr).reads_event())
+            .map(|(n, _)| n)
+            .collect(),
+    };
+    x.run(opts, progress);
+    let ignored = slice::ignored(&chart, &x.rel);
+    x.finish(opts, paths, ignored)
+}
+
+fn has_final(chart: &Chart) -> bool {
+    chart
+        .root()
+        .children
+        .iter()
+        .any(|&c| chart.state(c).kind == Kind::Final)
+}
+
+struct Explorer {
+    chart: Arc<Chart>,
+    rel: Relevance,
+    inputs: Vec<Input>,
+    store: Store,
+    origins: Vec<Origin>,
+    findings: Vec<Finding>,
+    /// Per transition: the edge that first took it.
+    first_taken: Vec<Option<Origin>>,
+    errors_seen: Vec<String>,
+    invariant_failed: Vec<bool>,
+    never_reached: Vec<bool>,
+    states_reached: Vec<bool>,
+    /// (from, to) for every edge between distinct states, when traps are to be checked.
+    edges: Vec<(u32, u32)>,
+    keep_edges: bool,
+    deadlocks: usize,
+    steps: u64,
+    /// Indices of invariants that read `event`, checked on every step.
+    event_invariants: Vec<usize>,
+    bounded: Option<usize>,
+    depth: usize,
+    /// Per state, when edges are kept: whether it is done, and whether each
+    /// `always_can_reach` state is active.
+    done: Vec<bool>,
+    goals: Vec<Vec<bool>>,
+}
+
+/// What expanding one state gave.
+struct Expansion {
+    id: u32,
+    succs: Vec<Succ>,
+    /// Running, and no input leads anywhere else.
+    stuck: bool,
+}
+
+impl Explorer {
+    fn run(&mut self, opts: &Options, progress: &mut dyn FnMut(Progress)) {
+        let mut init = Instance::new(self.chart.clone());
+        init.observe(true);
+        let started = init.start();
+        let observed = init.take_observed();
+        let mut k = Vec::new();
+        key::write(&init, &self.rel, &mut k);
+        let h = store::hash(&k);
+        let failed = started.err().map(|e| e.to_string());
+        let invariants = self.violated(&init, None, true);
+        let succ = Succ {
+            parent: NO_PARENT,
+            input: NO_PARENT,
+            observed,
+            failed,
+            key: k,
+            hash: h,
+            instance: Some(init),
+            event_invariants: invariants,
+        };
+        let mut frontier = Vec::new();
+        self.merge(succ, &mut frontier);
+        let mut depth = 0;
+        'levels: while !frontier.is_empty() {
+            if opts.depth.is_some_and(|d| depth >= d) {
+                self.bounded = Some(frontier.len());
+                break;
+            }
+            let mut next: Vec<(u32, Instance)> = Vec::new();
+            let batches = frontier.len().div_ceil(opts.batch.max(1));
+            for (b, batch) in frontier.chunks(opts.batch.max(1)).enumerate() {
+                let this = &*self;
+                let expanded: Vec<Expansion> = batch
+                    .par_iter()
+                    .map(|(id, inst)| this.expand(*id, inst))
+                    .collect();
+                for e in expanded {
+                    if e.stuck {
+                        self.stuck(e.id);
+                    }
+                    for succ in e.succs {
+                        self.merge(succ, &mut next);
+                    }
+                }
+                progress(Progress {
+                    states: self.store.len(),
+                    frontier: next.len() + frontier.len().saturating_sub((b + 1) * opts.batch),
+                    depth: depth + 1,
+                    bytes: self.store.bytes(),
+                });
+                if self.store.len() >= opts.max_states {
+                    let unexpanded: usize =
+                        frontier[((b + 1) * opts.batch).min(frontier.len())..].len();
+                    self.bounded = Some(next.len() + unexpanded);
+                    self.depth = depth + 1;
+                    break 'levels;
+                }
+                let _ = batches;
+            }
+            depth += 1;
+            self.depth = depth;
+            if next.is_empty() {
+                self.depth = depth - 1;
+            }
+            frontier = next;
+        }
+    }
+
+    /// Applies every input to one state (in a worker: reads the store, changes nothing).
+    fn expand(&self, id: u32, inst: &Instance) -> Expansion {
+        let mut succs = Vec::new();
+        let own = self.store.get(id);
+        let mut stuck = *inst.status() == Status::Running;
+        if *inst.status() != Status::Running {
+            return Expansion {
+                id,
+                succs,
+                stuck: false,
+            };
+        }
+        let mut buf = Vec::new();
+        for (n, input) in self.inputs.iter().enumerate() {
+            let mut next = inst.clone();
+            let result = match input {
+                Input::Event(e) => next.send_ref(e),
+                Input::Tick => match next.next_due() {
+                    Some(due) => next.advance_to(due),
+                    None => continue,
+                },
+            };
+            let observed = next.take_observed();
+            key::write(&next, &self.rel, &mut buf);
+            stuck &= buf == own;
+            let hash = store::hash(&buf);
+            let event = match input {
+                Input::Event(e) => Some(e),
+                Input::Tick => None,
+            };
+            let known = self.store.find(&buf, hash).is_some();
+            if known
+                && observed.taken.is_empty()
+                && observed.errors.is_empty()
+                && result.is_ok()
+                && self.event_invariants.is_empty()
+            {
+                // Nothing new can come of it but the edge.
+                if self.keep_edges {
+                    succs.push(Succ {
+                        parent: id,
+                        input: n as u32,
+                        observed,
+                        failed: None,
+                        key: buf.clone(),
+                        hash,
+                        instance: None,
+                        event_invariants: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            let event_invariants = self.violated(&next, event, !known);
+            succs.push(Succ {
+                parent: id,
+                input: n as u32,
+                observed,
+                failed: result.err().map(|e| e.to_string()),
+                key: buf.clone(),
+                hash,
+                instance: (!known).then_some(next),
+                event_invariants,
+            });
+        }
+        Expansion { id, succs, stuck }
+    }
+
+    /// The invariants that do not hold in `inst` (all of them when the state is new, else
+    /// those that read the event).
+    fn violated(
+        &self,
+        inst: &Instance,
+        event: Option<&crate::interpreter::Event>,
+        new: bool,
+    ) -> Vec<usize> {
+        let invs = &self.chart.properties.invariants;
+        let check = |n: usize| !matches!(inst.holds(invs[n].expr, event), Ok(true));
+        if new {
+            (0..invs.len()).filter(|&n| check(n)).collect()
+        } else {
+            self.event_invariants
+                .iter()
+                .copied()
+                .filter(|&n| check(n))
+                .collect()
+        }
+    }
+
+    /// Takes one step's result into the explored set, in a fixed order (one thread).
+    fn merge(&mut self, succ: Succ, next: &mut Vec<(u32, Instance)>) {
+        self.steps += 1;
+        let origin = Origin {
+            parent: succ.parent,
+            input: succ.input,
+        };
+        for &t in &succ.observed.taken {
+            self.first_taken[t.index()].get_or_insert(origin);
+        }
+        for message in &succ.observed.errors {
+            if !self.errors_seen.contains(message) && self.errors_seen.len() < 10 {
+                self.errors_seen.push(message.clone());
+                let path = self.path_via(origin);
+                self.findings.push(Finding {
+                    kind: FindingKind::ExecutionError {
+                        message: message.clone(),
+                    },
+                    message: format!("`error.execution` can occur: {message}"),
+                    path,
+                    error: false,
+                });
+            }
+        }
+        if let Some(message) = &succ.failed
+            && !self
+                .findings
+                .iter()
+                .any(|f| matches!(&f.kind, FindingKind::Loop { .. }))
+        {
+            let path = self.path_via(origin);
+            self.findings.push(Finding {
+                kind: FindingKind::Loop {
+                    message: message.clone(),
+                },
+                message: format!("the machine can stop on an error: {message}"),
+                path,
+                error: false,
+            });
+        }
+        for &n in &succ.event_invariants {
+            self.invariant(n, origin);
+        }
+        let (id, new) = self.store.insert(&succ.key, succ.hash);
+        if self.keep_edges && succ.parent != NO_PARENT && id != succ.parent {
+            self.edges.push((succ.parent, id));
+        }
+        if !new {
+            return;
+        }
+        self.origins.push(origin);
+        let Some(inst) = succ.instance else {
+            return;
+        };
+        for s in inst.configuration() {
+            self.states_reached[s.index()] = true;
+        }
+        for (n, &s) in self.chart.properties.never_reach.iter().enumerate() {
+            if inst.is_active(s) && !self.never_reached[n] {
+                self.never_reached[n] = true;
+                let path = self.path_to(id);
+                let state = self.chart.state(s).path.clone();
+                self.findings.push(Finding {
+                    message: format!("`{state}` is in `never_reach` but can be reached"),
+                    kind: FindingKind::NeverReach { state },
+                    path,
+                    error: true,
+                });
+            }
+        }
+        if self.keep_edges {
+            self.done.push(inst.is_done());
+            for (n, &s) in self.chart.properties.always_can_reach.iter().enumerate() {
+                self.goals[n].push(inst.is_active(s));
+            }
+        }
+        next.push((id, inst));
+    }
+
+    fn invariant(&mut self, n: usize, origin: Origin) {
+        if std::mem::replace(&mut self.invariant_failed[n], true) {
+            return;
+        }
+        let name = self.chart.properties.invariants[n].name.clone();
+        let source = &self
+            .chart
+            .expr(self.chart.properties.invariants[n].expr)
+            .source;
+        let message = format!("invariant `{name}` (`{source}`) does not hold");
+        let path = self.path_via(origin);
+        self.findings.push(Finding {
+            kind: FindingKind::Invariant { name },
+            message,
+            path,
+            error: true,
+        });
+    }
+
+    fn stuck(&mut self, id: u32) {
+        self.deadlocks += 1;
+        if self.deadlocks == 1 {
+            let path = self.path_to(id);
+            self.findings.push(Finding {
+                kind: FindingKind::Deadlock,
+                message: "deadlock: a state that is not final where no event and no timer changes anything".into(),
+                path,
+                error: false,
+            });
+        }
+    }
+
+    /// The inputs from the start to state `id`.
+    fn path_to(&self, id: u32) -> Vec<Input> {
+        let mut out = Vec::new();
+        let mut at = id;
+        while at != NO_PARENT {
+            let o = self.origins[at as usize];
+            if o.parent == NO_PARENT {
+                break;
+            }
+            out.push(self.inputs[o.input as usize].clone());
+            at = o.parent;
+        }
+        out.reverse();
+        out
+    }
+
+    /// The inputs of an edge's path: to its parent, then its input.
+    fn path_via(&self, o: Origin) -> Vec<Input> {
+        if o.parent == NO_PARENT {
+            return Vec::new();
+        }
+        let mut p = self.path_to(o.parent);
+        p.push(self.inputs[o.input as usize].clone());
+        p
+    }
+
+    /// The checks that need the whole graph, and the report.
+    fn finish(mut self, opts: &Options, paths: bool, ignored: Vec<String>) -> Report {
+        let _ = opts;
+        let complete = self.bounded.is_none();
+        if complete && self.keep_edges {
+            let n = self.store.len();
+            let mut rev_start = vec![0u32; n + 1];
+            for &(_, to) in &self.edges {
+                rev_start[to as usize + 1] += 1;
+            }
+            for i in 0..n {
+                rev_start[i + 1] += rev_start[i];
+            }
+            let mut fill = rev_start.clone();
+            let mut rev = vec![0u32; self.edges.len()];
+            for &(from, to) in &self.edges {
+                rev[fill[to as usize] as usize] = from;
+                fill[to as usize] += 1;
+            }
+            let mut targets: Vec<(Option<String>, Vec<bool>)> = Vec::new();
+            if has_final(&self.chart) {
+                targets.push((None, std::mem::take(&mut self.done)));
+            }
+            for (k, &s) in self.chart.properties.always_can_reach.iter().enumerate() {
+                let goal = std::mem::take(&mut self.goals[k]);
+                targets.push((Some(self.chart.state(s).path.clone()), goal));
+            }
+            for (what, goal) in targets {
+                let mut can = goal.clone();
+                let mut queue: Vec<u32> = (0..n as u32).filter(|&i| goal[i as usize]).collect();
+                while let Some(s) = queue.pop() {
+                    let (a, b) = (rev_start[s as usize], rev_start[s as usize + 1]);
+                    for &p in &rev[a as usize..b as usize] {
+                        if !can[p as usize] {
+                            can[p as usize] = true;
+                            queue.push(p);
+                        }
+                    }
+                }
+                // Numbered breadth first: the first one is the closest to the start.
+                if let Some(trap) = (0..n).find(|&i| !can[i]) {
+                    let count = can.iter().filter(|c| !**c).count();
+                    let path = self.path_to(trap as u32);
+                    self.findings.push(match what {
+                        None => Finding {
+                            kind: FindingKind::Trap,
+                            message: format!("trap: no final state can be reached any more ({count} such states)"),
+                            path,
+                            error: false,
+                        },
+                        Some(state) => Finding {
+                            message: format!("`{state}` is in `always_can_reach` but can no longer be reached ({count} such states)"),
+                            kind: FindingKind::CannotReach { state },
+                            path,
+                            error: true,
+                        },
+                    });
+                }
+            }
+        }
+        let transition_paths: Vec<Option<Vec<Input>>> = self
+            .first_taken
+            .iter()
+            .map(|o| o.map(|o| self.path_via(o)))
+            .collect();
+        if complete {
+            for (t, p) in transition_paths.iter().enumerate() {
+                if p.is_none() {
+                    let id = TransitionId(t as u32);
+                    self.findings.push(Finding {
+                        kind: FindingKind::NeverTaken { transition: id },
+                        message: format!(
+                            "transition {} is never taken",
+                            self.chart.describe_transition(id)
+                        ),
+                        path: Vec::new(),
+                        error: false,
+                    });
+                }
+            }
+        }
+        let state_paths = if paths {
+            (0..self.store.len() as u32)
+                .map(|i| self.path_to(i))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Report {
+            findings: self.findings,
+            states: self.store.len(),
+            steps: self.steps,
+            depth: self.depth,
+            bounded: self.bounded,
+            bytes: self.store.bytes(),
+            ignored,
+            inputs: self.inputs,
+            transition_paths,
+            states_reached: self.states_reached,
+            state_paths,
+        }
+    }
+}
