@@ -983,6 +983,7 @@ impl<'a> Builder<'a> {
         }
         if let Some(v) = &def.verify {
             props.events = v.events.clone();
+            props.starts = v.context.clone();
         }
         props
     }

@@ -315,6 +315,8 @@ pub struct Properties {
     pub always_can_reach: Vec<StateId>,
     /// Payloads to send with each event name, instead of those derived from the guards.
     pub events: IndexMap<String, Vec<Json>>,
+    /// Starting points: context values set right after the start (`verify.context`).
+    pub starts: Vec<IndexMap<String, Json>>,
 }
 
 /// One named invariant.

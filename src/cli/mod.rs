@@ -7,6 +7,7 @@ mod progress;
 pub mod report;
 mod run;
 mod step;
+mod verify;
 mod workflow;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,9 @@ enum Command {
     Runs(workflow::RunsArgs),
     /// Show one workflow run's operation tree with each operation's state.
     Status(workflow::StatusArgs),
+    /// Explore every reachable state of a machine, check its invariants and write each
+    /// counterexample as a journal. Exit 3 when a bound stopped the exploration.
+    Verify(verify::Args),
 }
 
 /// The single-threaded tokio runtime runs are driven on; `None` (said on stderr) if it
@@ -83,9 +87,10 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// `default`: the filter when `RUST_LOG` is unset.
+fn init_tracing(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -110,7 +115,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_tracing(cli.log_format);
+    // The verifier runs a machine through every error it can make: those are findings,
+    // reported once each, not warnings by the million.
+    let quiet = matches!(cli.command, Command::Verify(_));
+    init_tracing(cli.log_format, if quiet { "error" } else { "warn" });
     // Output piped into `head` ends quietly when the reader goes, as with other Unix tools,
     // instead of a panic on the broken pipe. Not for commands that run commands: writing a
     // phase's stdin to a command that did not read it must not kill the runner; those
@@ -134,6 +142,7 @@ pub fn main() -> ExitCode {
         Command::Resume(a) => workflow::resume(a),
         Command::Runs(a) => workflow::runs(a),
         Command::Status(a) => workflow::status(a),
+        Command::Verify(a) => verify::run(a),
     };
     ExitCode::from(code)
 }

@@ -65,6 +65,10 @@ pub struct MachineDef {
 pub struct VerifyDef {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub events: Dict<Vec<Json>>,
+    /// Starting points besides the file's own context: each map's values are set (as the
+    /// stepper's `set` does) right after the start, and exploration goes on from there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<Dict<Json>>,
 }
 
 /// What kind of state: written as `kind`, or inferred.

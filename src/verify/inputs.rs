@@ -21,6 +21,8 @@ pub enum Input {
     Event(Event),
     /// Time passes until the next pending timer is due.
     Tick,
+    /// Context values set from outside (`verify.context`: only right after the start).
+    Set(Vec<(String, Json)>),
 }
 
 /// As `orca step` reads it: `NAME`, `NAME JSON` or `tick`.
@@ -30,6 +32,13 @@ impl fmt::Display for Input {
             Input::Event(e) if e.data.is_null() => write!(f, "{}", e.name),
             Input::Event(e) => write!(f, "{} {}", e.name, e.data),
             Input::Tick => f.write_str("tick"),
+            Input::Set(values) => {
+                for (n, (name, v)) in values.iter().enumerate() {
+                    let sep = if n == 0 { "" } else { "; " };
+                    write!(f, "{sep}set {name} {v}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -37,7 +46,7 @@ impl fmt::Display for Input {
 /// At most this many payloads per event name, however many literals the guards hold.
 const MAX_PAYLOADS: usize = 16;
 
-/// The inputs for `chart`, `Tick` last.
+/// The inputs for `chart`: events, then `Tick`, then one `Set` per `verify.context` entry.
 pub fn inputs(chart: &Chart) -> Vec<Input> {
     let mut names: Vec<&str> = Vec::new();
     for t in &chart.transitions {
@@ -64,6 +73,11 @@ pub fn inputs(chart: &Chart) -> Vec<Input> {
         }
     }
     out.push(Input::Tick);
+    for start in &chart.properties.starts {
+        out.push(Input::Set(
+            start.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ));
+    }
     out
 }
 

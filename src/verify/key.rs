@@ -21,6 +21,9 @@ pub struct Relevance {
     pub others: Vec<String>,
     /// Whether every value counts (slicing was off or impossible).
     pub all: bool,
+    /// Top-level numbers count by type only: the *shape* of a state, in which a loop that
+    /// only moves counters comes back to where it started.
+    pub shape: bool,
 }
 
 impl Relevance {
@@ -74,7 +77,7 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
             extra.push((name, v));
             continue;
         }
-        if rel.is_relevant(slot, name) {
+        if rel.is_relevant(slot, name) && !(rel.shape && v.is_number()) {
             json(out, v);
         } else {
             out.push(type_tag(v));
@@ -85,7 +88,7 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
         out.push(0xfe);
         for (name, v) in extra {
             str(out, name);
-            if rel.is_relevant(None, name) {
+            if rel.is_relevant(None, name) && !(rel.shape && v.is_number()) {
                 json(out, v);
             } else {
                 out.push(type_tag(v));
@@ -209,6 +212,7 @@ mod tests {
         slots: Vec::new(),
         others: Vec::new(),
         all: true,
+        shape: false,
     };
 
     #[test]
@@ -252,6 +256,7 @@ mod tests {
             slots: vec![true, false],
             others: Vec::new(),
             all: false,
+            shape: false,
         };
         let base = start(text);
         let mut s = start(text);

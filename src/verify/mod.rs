@@ -36,6 +36,7 @@
 //! assert_eq!(path, ["OPEN", "CLOSE", "OPEN", "CLOSE", "OPEN"]);
 //! ```
 
+mod growth;
 pub mod inputs;
 pub mod key;
 pub mod paths;
@@ -118,6 +119,8 @@ pub struct Finding {
     pub path: Vec<Input>,
     /// Errors are properties the file declares; warnings are what the verifier notices.
     pub error: bool,
+    /// Where in the file: the invariant, the state or the transition concerned.
+    pub span: Option<crate::model::Span>,
 }
 
 /// The result of [`explore`].
@@ -224,6 +227,24 @@ pub fn explore_with(
     x.finish(opts, paths, ignored)
 }
 
+/// Applies one input to an instance, as the stepper would (`Tick` with nothing pending does
+/// nothing).
+pub fn apply(inst: &mut Instance, input: &Input) -> Result<(), crate::interpreter::RunError> {
+    match input {
+        Input::Event(e) => inst.send_ref(e),
+        Input::Tick => match inst.next_due() {
+            Some(due) => inst.advance_to(due),
+            None => Ok(()),
+        },
+        Input::Set(values) => {
+            for (name, v) in values {
+                inst.set_context_value(name, v.clone());
+            }
+            Ok(())
+        }
+    }
+}
+
 fn has_final(chart: &Chart) -> bool {
     chart
         .root()
@@ -276,6 +297,11 @@ impl Explorer {
         let observed = init.take_observed();
         let mut k = Vec::new();
         key::write(&init, &self.rel, &mut k);
+        if !self.chart.properties.starts.is_empty() {
+            // Not a state the machine rests in but the point before the starting points:
+            // a starting point equal to the file's own context is explored as any other.
+            k.insert(0, 0xff);
+        }
         let h = store::hash(&k);
         let failed = started.err().map(|e| e.to_string());
         let invariants = self.violated(&init, None, true);
@@ -350,22 +376,24 @@ impl Explorer {
             };
         }
         let mut buf = Vec::new();
+        // With `verify.context`, the start only leads to the starting points it lists.
+        let from_start = id == 0 && !self.chart.properties.starts.is_empty();
         for (n, input) in self.inputs.iter().enumerate() {
+            if from_start != matches!(input, Input::Set(_)) {
+                continue;
+            }
+            if matches!(input, Input::Tick) && inst.next_due().is_none() {
+                continue;
+            }
             let mut next = inst.clone();
-            let result = match input {
-                Input::Event(e) => next.send_ref(e),
-                Input::Tick => match next.next_due() {
-                    Some(due) => next.advance_to(due),
-                    None => continue,
-                },
-            };
+            let result = apply(&mut next, input);
             let observed = next.take_observed();
             key::write(&next, &self.rel, &mut buf);
             stuck &= buf == own;
             let hash = store::hash(&buf);
             let event = match input {
                 Input::Event(e) => Some(e),
-                Input::Tick => None,
+                _ => None,
             };
             let known = self.store.find(&buf, hash).is_some();
             if known
@@ -446,6 +474,7 @@ impl Explorer {
                     message: format!("`error.execution` can occur: {message}"),
                     path,
                     error: false,
+                    span: None,
                 });
             }
         }
@@ -463,6 +492,7 @@ impl Explorer {
                 message: format!("the machine can stop on an error: {message}"),
                 path,
                 error: false,
+                span: None,
             });
         }
         for &n in &succ.event_invariants {
@@ -492,6 +522,7 @@ impl Explorer {
                     kind: FindingKind::NeverReach { state },
                     path,
                     error: true,
+                    span: Some(self.chart.state(s).span),
                 });
             }
         }
@@ -520,6 +551,7 @@ impl Explorer {
             message,
             path,
             error: true,
+            span: Some(self.chart.properties.invariants[n].span),
         });
     }
 
@@ -532,6 +564,7 @@ impl Explorer {
                 message: "deadlock: a state that is not final where no event and no timer changes anything".into(),
                 path,
                 error: false,
+                span: None,
             });
         }
     }
@@ -581,13 +614,13 @@ impl Explorer {
                 rev[fill[to as usize] as usize] = from;
                 fill[to as usize] += 1;
             }
-            let mut targets: Vec<(Option<String>, Vec<bool>)> = Vec::new();
+            let mut targets: Vec<(Option<crate::chart::StateId>, Vec<bool>)> = Vec::new();
             if has_final(&self.chart) {
                 targets.push((None, std::mem::take(&mut self.done)));
             }
             for (k, &s) in self.chart.properties.always_can_reach.iter().enumerate() {
                 let goal = std::mem::take(&mut self.goals[k]);
-                targets.push((Some(self.chart.state(s).path.clone()), goal));
+                targets.push((Some(s), goal));
             }
             for (what, goal) in targets {
                 let mut can = goal.clone();
@@ -611,15 +644,26 @@ impl Explorer {
                             message: format!("trap: no final state can be reached any more ({count} such states)"),
                             path,
                             error: false,
+                            span: None,
                         },
-                        Some(state) => Finding {
-                            message: format!("`{state}` is in `always_can_reach` but can no longer be reached ({count} such states)"),
-                            kind: FindingKind::CannotReach { state },
-                            path,
-                            error: true,
-                        },
+                        Some(s) => {
+                            let state = self.chart.state(s).path.clone();
+                            Finding {
+                                message: format!("`{state}` is in `always_can_reach` but can no longer be reached ({count} such states)"),
+                                kind: FindingKind::CannotReach { state },
+                                path,
+                                error: true,
+                                span: Some(self.chart.state(s).span),
+                            }
+                        }
                     });
                 }
+            }
+        }
+        if !complete && let Some(last) = self.store.len().checked_sub(1) {
+            let path = self.path_to(last as u32);
+            if let Some(f) = growth::find(&self.chart, &self.rel, &path) {
+                self.findings.push(f);
             }
         }
         let transition_paths: Vec<Option<Vec<Input>>> = self
@@ -639,6 +683,7 @@ impl Explorer {
                         ),
                         path: Vec::new(),
                         error: false,
+                        span: Some(self.chart.transition(id).span),
                     });
                 }
             }

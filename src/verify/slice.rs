@@ -114,6 +114,7 @@ pub fn relevance(chart: &Chart) -> Relevance {
             .map(|n| n.to_string())
             .collect(),
         all: false,
+        shape: false,
     }
 }
 
@@ -141,6 +142,7 @@ pub fn everything(chart: &Chart) -> Relevance {
         slots: vec![true; chart.context.len()],
         others: Vec::new(),
         all: true,
+        shape: false,
     }
 }
 

@@ -1,0 +1,339 @@
+//! `orca verify FILE...`: explore every reachable state of machines (and the outcomes of
+//! workflows), check their properties, and write each counterexample as a journal.
+
+use super::{exit, report};
+use crate::chart::{CompileOptions, compile};
+use crate::model::load::{self, FileKind};
+use crate::stepper::{Command, Session};
+use crate::verify::{self, Finding, Input, Options, Report};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Exit status when a bound stopped an exploration: nothing is proven beyond it.
+pub const BOUNDED: u8 = 3;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Machine and workflow files to verify.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Explore paths of at most this many inputs.
+    #[arg(long, value_name = "N")]
+    depth: Option<usize>,
+    /// Stop after this many distinct states.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_states: usize,
+    /// Keep every context value in the state (by default values that no guard, invariant or
+    /// delay can depend on are left out).
+    #[arg(long)]
+    exact: bool,
+    /// Fail (exit 1) on warnings too: never-taken transitions, possible `error.execution`,
+    /// deadlocks, traps, unbounded growth.
+    #[arg(long)]
+    deny_findings: bool,
+    /// Where counterexample journals are written.
+    #[arg(long, value_name = "DIR", default_value = ".orca/verify")]
+    counterexamples: PathBuf,
+    /// Print one JSON object per file on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> u8 {
+    let opts = Options {
+        depth: args.depth,
+        max_states: args.max_states.max(1),
+        exact: args.exact,
+        ..Options::default()
+    };
+    let mut worst = exit::OK;
+    for path in &args.files {
+        let code = verify_file(path, &opts, &args);
+        worst = worse(worst, code);
+    }
+    worst
+}
+
+/// Usage errors first, then failures, then bounds.
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        exit::USAGE => 3,
+        exit::FAILED => 2,
+        BOUNDED => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+fn verify_file(path: &Path, opts: &Options, args: &Args) -> u8 {
+    let name = path.display().to_string();
+    let file = match load::read_source(path) {
+        Ok(f) => f,
+        Err(d) => {
+            report::print(&d.0, |_| None);
+            return exit::USAGE;
+        }
+    };
+    let text = file.text.clone();
+    if load::detect_kind(&text) == FileKind::Workflow {
+        eprintln!("orca verify: {name}: workflows cannot be verified yet");
+        return exit::USAGE;
+    }
+    let chart = match load::load_machine_source(file)
+        .and_then(|m| compile(&m, &CompileOptions::default()))
+    {
+        Ok((chart, _)) => Arc::new(chart),
+        Err(d) => {
+            report::print(&d.0, |f| (f == name).then(|| text.clone()));
+            return exit::USAGE;
+        }
+    };
+    let started = Instant::now();
+    let bar = (!args.json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.set_prefix(name.clone());
+        b
+    });
+    let report = verify::explore_with(chart.clone(), opts, false, &mut |p| {
+        if let Some(b) = &bar {
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!(
+                "{} states ({:.0}/s), frontier {}, depth {}, {:.1} MiB",
+                p.states,
+                p.states as f64 / secs,
+                p.frontier,
+                p.depth,
+                p.bytes as f64 / (1 << 20) as f64
+            ));
+            b.tick();
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let elapsed = started.elapsed();
+    let mut journals = Vec::new();
+    for (n, f) in report.findings.iter().enumerate() {
+        journals.push(
+            if matches!(f.kind, verify::FindingKind::NeverTaken { .. }) {
+                None
+            } else {
+                write_journal(path, &text, &args.counterexamples, &chart.id, n + 1, f)
+            },
+        );
+    }
+    if args.json {
+        println!("{}", json_report(&name, &report, &journals, elapsed));
+    } else {
+        print_report(&name, &chart, &report, &journals, elapsed);
+    }
+    outcome(&report, args.deny_findings)
+}
+
+/// The exit status of one file's report.
+pub fn outcome(report: &Report, deny_findings: bool) -> u8 {
+    let errors = report.findings.iter().any(|f| f.error);
+    let warnings = report.findings.iter().any(|f| !f.error);
+    if errors || (deny_findings && warnings) {
+        exit::FAILED
+    } else if report.bounded.is_some() {
+        BOUNDED
+    } else {
+        exit::OK
+    }
+}
+
+/// Writes a finding's path as a journal through a stepper session, so that `orca replay`
+/// and `orca step --journal` open it; `None` (said on stderr) if it cannot be written.
+fn write_journal(
+    file: &Path,
+    text: &str,
+    dir: &Path,
+    id: &str,
+    n: usize,
+    f: &Finding,
+) -> Option<PathBuf> {
+    let mut session = match Session::from_text(&file.display().to_string(), text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("orca: cannot replay the counterexample: {e}");
+            return None;
+        }
+    };
+    for input in &f.path {
+        for cmd in commands(input) {
+            if let Some(e) = session.run(cmd).error {
+                eprintln!("orca: cannot replay the counterexample at `{input}`: {e}");
+                return None;
+            }
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("orca: cannot create {}: {e}", dir.display());
+        return None;
+    }
+    let out = dir.join(format!("{}-{n}.jsonl", sanitize(id)));
+    let _ = std::fs::remove_file(&out);
+    match session.save(&out) {
+        Ok(_) => Some(out),
+        Err(e) => {
+            eprintln!("orca: cannot write {}: {e}", out.display());
+            None
+        }
+    }
+}
+
+/// The stepper commands of one input.
+pub fn commands(input: &Input) -> Vec<Command> {
+    match input {
+        Input::Event(e) => vec![Command::Send {
+            name: e.name.to_string(),
+            data: e.data.clone(),
+        }],
+        Input::Tick => vec![Command::Tick(None)],
+        Input::Set(values) => values
+            .iter()
+            .map(|(name, value)| Command::Set {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn print_report(
+    name: &str,
+    chart: &crate::chart::Chart,
+    report: &Report,
+    journals: &[Option<PathBuf>],
+    elapsed: std::time::Duration,
+) {
+    let secs = elapsed.as_secs_f64();
+    let scope = match report.bounded {
+        None => "every reachable state".to_string(),
+        Some(frontier) => format!("BOUNDED: {frontier} states left unexplored at the bound"),
+    };
+    println!(
+        "{name}: {} states, {} steps, depth {}, {:.2}s ({:.0} states/s), {}",
+        report.states,
+        report.steps,
+        report.depth,
+        secs,
+        report.states as f64 / secs.max(1e-9),
+        scope
+    );
+    if !report.ignored.is_empty() {
+        println!(
+            "  values no guard, invariant or delay depends on, left out: {}",
+            report.ignored.join(", ")
+        );
+    }
+    for (f, journal) in report.findings.iter().zip(journals) {
+        let at = f
+            .span
+            .map(|s| chart.source.line_col(s.start))
+            .map_or("1:1".to_string(), |lc| format!("{}:{}", lc.line, lc.col));
+        let level = if f.error { "error" } else { "warning" };
+        println!("{name}:{at}: {level}: {}", f.message);
+        if !f.path.is_empty() || journal.is_some() {
+            let steps: Vec<String> = f.path.iter().map(ToString::to_string).collect();
+            println!(
+                "  shortest path ({} input{}): {}",
+                steps.len(),
+                if steps.len() == 1 { "" } else { "s" },
+                if steps.is_empty() {
+                    "(the start)".to_string()
+                } else {
+                    steps.join(", ")
+                }
+            );
+        }
+        if let Some(j) = journal {
+            println!(
+                "  replay: orca replay {}   step: orca step {name} --journal {}",
+                j.display(),
+                j.display()
+            );
+        }
+    }
+    let (e, w) = (
+        report.findings.iter().filter(|f| f.error).count(),
+        report.findings.iter().filter(|f| !f.error).count(),
+    );
+    if e + w == 0 {
+        println!(
+            "  no findings{}",
+            if report.bounded.is_some() {
+                " within the bound (nothing is proven beyond it)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+fn json_report(
+    name: &str,
+    report: &Report,
+    journals: &[Option<PathBuf>],
+    elapsed: std::time::Duration,
+) -> serde_json::Value {
+    let findings: Vec<serde_json::Value> = report
+        .findings
+        .iter()
+        .zip(journals)
+        .map(|(f, j)| {
+            serde_json::json!({
+                "kind": kind_name(&f.kind),
+                "severity": if f.error { "error" } else { "warning" },
+                "message": f.message,
+                "path": f.path.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "journal": j.as_ref().map(|p| p.display().to_string()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "file": name,
+        "states": report.states,
+        "steps": report.steps,
+        "depth": report.depth,
+        "complete": report.bounded.is_none(),
+        "frontier": report.bounded.unwrap_or(0),
+        "seconds": elapsed.as_secs_f64(),
+        "ignored": report.ignored,
+        "findings": findings,
+    })
+}
+
+/// A finding's kind as `--json` names it.
+pub fn kind_name(k: &verify::FindingKind) -> &'static str {
+    use verify::FindingKind::*;
+    match k {
+        Invariant { .. } => "invariant",
+        NeverReach { .. } => "never_reach",
+        CannotReach { .. } => "always_can_reach",
+        Trap => "trap",
+        Deadlock => "deadlock",
+        NeverTaken { .. } => "never_taken",
+        ExecutionError { .. } => "error_execution",
+        Loop { .. } => "microstep_limit",
+        UnboundedGrowth { .. } => "unbounded_growth",
+    }
+}
