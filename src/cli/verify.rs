@@ -3,6 +3,7 @@
 
 use super::{exit, report};
 use crate::chart::{CompileOptions, compile};
+use crate::lifecycle::plan::{self, Plan};
 use crate::model::load::{self, FileKind};
 use crate::stepper::{Command, Session};
 use crate::verify::{self, Finding, Input, Options, Report};
@@ -77,8 +78,7 @@ fn verify_file(path: &Path, opts: &Options, args: &Args) -> u8 {
     };
     let text = file.text.clone();
     if load::detect_kind(&text) == FileKind::Workflow {
-        eprintln!("orca verify: {name}: workflows cannot be verified yet");
-        return exit::USAGE;
+        return verify_workflow(path, file, opts, args);
     }
     let chart = match load::load_machine_source(file)
         .and_then(|m| compile(&m, &CompileOptions::default()))
@@ -133,6 +133,115 @@ fn verify_file(path: &Path, opts: &Options, args: &Args) -> u8 {
         print_report(&name, &chart, &report, &journals, elapsed);
     }
     outcome(&report, args.deny_findings)
+}
+
+/// `orca verify WORKFLOW`: every order and outcome of its work; counterexamples are written
+/// as `orca step` scripts (a simulation runs nothing, so it has no journal).
+fn verify_workflow(path: &Path, file: crate::model::SourceFile, opts: &Options, args: &Args) -> u8 {
+    let name = path.display().to_string();
+    let text = file.text.clone();
+    let plan = match Plan::load_source(file, plan::base_dir(path)) {
+        Ok((plan, _)) => plan,
+        Err(d) => {
+            report::print(&d.0, |f| (f == name).then(|| text.clone()));
+            return exit::USAGE;
+        }
+    };
+    let started = Instant::now();
+    let r = verify::workflow::explore(&plan, opts.max_states, opts.depth);
+    let elapsed = started.elapsed();
+    let mut scripts = Vec::new();
+    for (n, f) in r.findings.iter().enumerate() {
+        let out = args
+            .counterexamples
+            .join(format!("{}-{}.steps", sanitize(&plan.id), n + 1));
+        let body = f.path.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let written =
+            std::fs::create_dir_all(&args.counterexamples).and_then(|_| std::fs::write(&out, body));
+        scripts.push(match written {
+            Ok(()) => Some(out),
+            Err(e) => {
+                eprintln!("orca: cannot write {}: {e}", out.display());
+                None
+            }
+        });
+    }
+    if args.json {
+        let findings: Vec<serde_json::Value> = r
+            .findings
+            .iter()
+            .zip(&scripts)
+            .map(|(f, s)| {
+                serde_json::json!({
+                    "kind": kind_name(&f.kind),
+                    "severity": if f.error { "error" } else { "warning" },
+                    "message": f.message,
+                    "path": f.path,
+                    "script": s.as_ref().map(|p| p.display().to_string()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "file": name,
+                "states": r.states,
+                "steps": r.steps,
+                "depth": r.depth,
+                "complete": r.bounded.is_none(),
+                "frontier": r.bounded.unwrap_or(0),
+                "seconds": elapsed.as_secs_f64(),
+                "ends": { "succeeded": r.ends.0, "failed": r.ends.1 },
+                "findings": findings,
+            })
+        );
+    } else {
+        let scope = match r.bounded {
+            None => "every order and outcome of its work".to_string(),
+            Some(frontier) => format!("BOUNDED: {frontier} states left unexplored at the bound"),
+        };
+        println!(
+            "{name}: {} states, {} steps, depth {}, {:.2}s, {} ends ({} succeeded, {} failed), {scope}",
+            r.states,
+            r.steps,
+            r.depth,
+            elapsed.as_secs_f64(),
+            r.ends.0 + r.ends.1,
+            r.ends.0,
+            r.ends.1,
+        );
+        for (f, s) in r.findings.iter().zip(&scripts) {
+            let level = if f.error { "error" } else { "warning" };
+            println!("{name}:1:1: {level}: {}", f.message);
+            println!(
+                "  shortest path ({} answers): {}",
+                f.path.len(),
+                f.path.join(", ")
+            );
+            if let Some(s) = s {
+                println!("  replay: orca step {name} < {}", s.display());
+            }
+        }
+        if r.findings.is_empty() {
+            println!(
+                "  no findings{}",
+                if r.bounded.is_some() {
+                    " within the bound (nothing is proven beyond it)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let errors = r.findings.iter().any(|f| f.error);
+    let warnings = r.findings.iter().any(|f| !f.error);
+    if errors || (args.deny_findings && warnings) {
+        exit::FAILED
+    } else if r.bounded.is_some() {
+        BOUNDED
+    } else {
+        exit::OK
+    }
 }
 
 /// The exit status of one file's report.
@@ -335,5 +444,8 @@ pub fn kind_name(k: &verify::FindingKind) -> &'static str {
         ExecutionError { .. } => "error_execution",
         Loop { .. } => "microstep_limit",
         UnboundedGrowth { .. } => "unbounded_growth",
+        DependencyOrder { .. } => "dependency_order",
+        CompensationOrder { .. } => "compensation_order",
+        Uncompensated { .. } => "uncompensated",
     }
 }

@@ -119,6 +119,11 @@ impl WorkflowSession {
         })
     }
 
+    /// The simulated engine, as it is now.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The work the simulation waits for.
     pub fn would_run(&self) -> Vec<WouldRun> {
         self.engine.would_run()

@@ -42,6 +42,7 @@ pub mod key;
 pub mod paths;
 pub mod slice;
 mod store;
+pub mod workflow;
 
 pub use inputs::Input;
 
@@ -107,6 +108,13 @@ pub enum FindingKind {
     Loop { message: String },
     /// A context value grows along a cycle of inputs that can be repeated forever.
     UnboundedGrowth { name: String },
+    /// Workflows: an operation started before its dependencies allowed it.
+    DependencyOrder { operation: String },
+    /// Workflows: a compensation began while an operation that succeeded later was not
+    /// yet compensated.
+    CompensationOrder { operation: String },
+    /// Workflows: a failed run ended with these operations still succeeded, not undone.
+    Uncompensated { operations: Vec<String> },
 }
 
 /// One finding, with the shortest inputs that lead from the start to it (empty for

@@ -750,6 +750,74 @@ impl Engine {
         ending
     }
 
+    /// Succeeded operations in the order they succeeded.
+    pub fn completed(&self) -> &[OpId] {
+        &self.completed
+    }
+
+    /// Whether the run is over: the root settled, compensation done, nothing running.
+    pub fn is_finished(&self) -> bool {
+        self.finished()
+    }
+
+    /// A simulation's state, for `orca verify`: equal for two simulations that will go on
+    /// alike. Tokens, clocks and the jitter generator are left out; pending timers count by
+    /// their order (which fires first), not their times.
+    pub fn sim_key(&self) -> String {
+        use std::fmt::Write;
+        let mut k = String::new();
+        let _ = write!(k, "{}#", self.plan.ops.len());
+        for (op, run) in self.ops.iter().enumerate() {
+            let l = self.life(op);
+            let _ = write!(
+                k,
+                "{}/{}/{}/{}/{}/{}/{:?}/{}/{}/{}/{}/{}/{}|",
+                l.state_name(),
+                l.phase().as_str(),
+                l.attempt(),
+                l.children_pending(),
+                l.failures(),
+                l.waiting(),
+                run.ready,
+                run.running_children,
+                run.unmet,
+                run.reported,
+                run.settled_once,
+                run.queued,
+                run.children_started,
+            );
+        }
+        let _ = write!(
+            k,
+            "c{:?}t{:?}{}{}{}{}q{}",
+            self.completed,
+            self.to_compensate,
+            self.compensating,
+            self.compensation_begun,
+            self.cancelled,
+            self.failure.is_some(),
+            self.queue.len(),
+        );
+        let waiting: Vec<(OpId, Purpose)> = self
+            .waiting_work
+            .iter()
+            .filter(|&&(op, _, token)| self.ops[op].token == token)
+            .map(|&(op, p, _)| (op, p))
+            .collect();
+        let _ = write!(k, "w{waiting:?}");
+        if let Some(sim) = &self.simulated {
+            let running: Vec<(OpId, Purpose)> = sim.iter().map(|(&op, &(p, _))| (op, p)).collect();
+            let _ = write!(k, "s{running:?}");
+        }
+        let timers: Vec<(OpId, bool)> = self
+            .sim_timers()
+            .into_iter()
+            .map(|(_, op, t)| (op, t))
+            .collect();
+        let _ = write!(k, "T{timers:?}");
+        k
+    }
+
     /// The journal could not be written: why the run stopped.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
