@@ -7,6 +7,7 @@ mod progress;
 pub mod report;
 mod run;
 mod step;
+mod test_paths;
 mod verify;
 mod workflow;
 
@@ -70,6 +71,9 @@ enum Command {
     /// Explore every reachable state of a machine, check its invariants and write each
     /// counterexample as a journal. Exit 3 when a bound stopped the exploration.
     Verify(verify::Args),
+    /// Generate the shortest inputs to every reachable state and across every transition,
+    /// as `orca step --script` files or JSON; `--check` runs them.
+    TestPaths(test_paths::Args),
 }
 
 /// The single-threaded tokio runtime runs are driven on; `None` (said on stderr) if it
@@ -117,7 +121,7 @@ pub fn main() -> ExitCode {
     };
     // The verifier runs a machine through every error it can make: those are findings,
     // reported once each, not warnings by the million.
-    let quiet = matches!(cli.command, Command::Verify(_));
+    let quiet = matches!(cli.command, Command::Verify(_) | Command::TestPaths(_));
     init_tracing(cli.log_format, if quiet { "error" } else { "warn" });
     // Output piped into `head` ends quietly when the reader goes, as with other Unix tools,
     // instead of a panic on the broken pipe. Not for commands that run commands: writing a
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Runs(a) => workflow::runs(a),
         Command::Status(a) => workflow::status(a),
         Command::Verify(a) => verify::run(a),
+        Command::TestPaths(a) => test_paths::run(a),
     };
     ExitCode::from(code)
 }

@@ -17,6 +17,34 @@ pub struct Args {
     /// (or `orca run`) recorded there.
     #[arg(long, value_name = "PATH")]
     journal: Option<PathBuf>,
+    /// Read the commands from this file (one a line, `#` starts a comment line) instead of
+    /// standard input; `orca test-paths` and `orca verify` write such files.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+}
+
+/// The scripted commands: from `--script FILE` or standard input, blank and `#` lines
+/// skipped; `None` (said on stderr) if the script cannot be read.
+fn script_lines(args: &Args) -> Option<Box<dyn Iterator<Item = String>>> {
+    let lines: Box<dyn Iterator<Item = String>> = match &args.script {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Box::new(
+                text.lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            Err(e) => {
+                eprintln!("orca: {}: cannot read: {e}", path.display());
+                return None;
+            }
+        },
+        None => Box::new(std::io::stdin().lock().lines().map_while(Result::ok)),
+    };
+    Some(Box::new(lines.filter(|l| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    })))
 }
 
 pub fn run(args: Args) -> u8 {
@@ -43,17 +71,17 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let stdin = std::io::stdin();
-    if stdin.is_terminal() && std::io::stdout().is_terminal() && !args.json {
+    if args.script.is_none() && stdin.is_terminal() && std::io::stdout().is_terminal() && !args.json
+    {
         let code = terminal(&mut session);
         return close(&mut session, code);
     }
     // Scripted: the same commands, one per line, no prompt and no colour.
+    let Some(lines) = script_lines(&args) else {
+        return close(&mut session, exit::USAGE);
+    };
     let mut out = std::io::stdout().lock();
-    let mut lines = stdin.lock().lines();
-    while let Some(Ok(line)) = lines.next() {
-        if line.trim().is_empty() {
-            continue;
-        }
+    for line in lines {
         let before = session.instance().context().clone();
         let reply = session.run_line(&line);
         let written = if args.json {
@@ -296,8 +324,10 @@ fn workflow(args: &Args, text: &str) -> u8 {
             return exit::USAGE;
         }
     };
-    let interactive =
-        std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && !args.json;
+    let interactive = args.script.is_none()
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+        && !args.json;
     let mut out = std::io::stdout().lock();
     if !args.json {
         let _ = writeln!(
@@ -330,7 +360,9 @@ fn workflow(args: &Args, text: &str) -> u8 {
     } else {
         None
     };
-    let mut lines = std::io::stdin().lock().lines();
+    let Some(mut lines) = script_lines(args) else {
+        return exit::USAGE;
+    };
     loop {
         let line = match &mut editor {
             Some(rl) => match rl.readline(&format!("{BOLD}{GREEN}orca>{RESET} ")) {
@@ -339,8 +371,8 @@ fn workflow(args: &Args, text: &str) -> u8 {
                 Err(_) => break,                                               // Ctrl-D quits
             },
             None => match lines.next() {
-                Some(Ok(l)) => l,
-                _ => break,
+                Some(l) => l,
+                None => break,
             },
         };
         if line.trim().is_empty() {

@@ -151,8 +151,8 @@ pub struct Report {
     pub inputs: Vec<Input>,
     /// For each transition, the shortest path that takes it (`None`: never taken).
     pub transition_paths: Vec<Option<Vec<Input>>>,
-    /// For each state, whether it was ever active.
-    pub states_reached: Vec<bool>,
+    /// For each chart state, the shortest path that makes it active (`None`: never).
+    pub active_paths: Vec<Option<Vec<Input>>>,
     /// The shortest path to each distinct state, when asked for ([`explore_with`]).
     pub state_paths: Vec<Vec<Input>>,
 }
@@ -212,7 +212,7 @@ pub fn explore_with(
         errors_seen: Vec::new(),
         invariant_failed: vec![false; chart.properties.invariants.len()],
         never_reached: vec![false; chart.properties.never_reach.len()],
-        states_reached: vec![false; chart.states.len()],
+        first_active: vec![None; chart.states.len()],
         edges: Vec::new(),
         keep_edges: !chart.properties.always_can_reach.is_empty() || has_final(&chart),
         deadlocks: 0,
@@ -273,7 +273,8 @@ struct Explorer {
     errors_seen: Vec<String>,
     invariant_failed: Vec<bool>,
     never_reached: Vec<bool>,
-    states_reached: Vec<bool>,
+    /// Per chart state: the first explored state where it is active.
+    first_active: Vec<Option<u32>>,
     /// (from, to) for every edge between distinct states, when traps are to be checked.
     edges: Vec<(u32, u32)>,
     keep_edges: bool,
@@ -518,7 +519,7 @@ impl Explorer {
             return;
         };
         for s in inst.configuration() {
-            self.states_reached[s.index()] = true;
+            self.first_active[s.index()].get_or_insert(id);
         }
         for (n, &s) in self.chart.properties.never_reach.iter().enumerate() {
             if inst.is_active(s) && !self.never_reached[n] {
@@ -696,6 +697,11 @@ impl Explorer {
                 }
             }
         }
+        let active_paths = self
+            .first_active
+            .iter()
+            .map(|f| f.map(|id| self.path_to(id)))
+            .collect();
         let state_paths = if paths {
             (0..self.store.len() as u32)
                 .map(|i| self.path_to(i))
@@ -713,7 +719,7 @@ impl Explorer {
             ignored,
             inputs: self.inputs,
             transition_paths,
-            states_reached: self.states_reached,
+            active_paths,
             state_paths,
         }
     }

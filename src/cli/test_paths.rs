@@ -1,0 +1,173 @@
+//! `orca test-paths FILE`: the shortest inputs to every reachable state and across every
+//! transition, as `orca step --script` files or JSON; `--check` runs each through the stepper.
+
+use super::{exit, report};
+use crate::chart::{CompileOptions, compile};
+use crate::model::load::{self, FileKind};
+use crate::stepper::Session;
+use crate::verify::paths::{self, Goal, TestPath};
+use crate::verify::{self, Options};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The machine.
+    file: PathBuf,
+    /// Write one `orca step --script` file per path into this directory.
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Print the paths as one JSON list.
+    #[arg(long)]
+    json: bool,
+    /// Run every path through `orca step`'s session and check that it reaches its state or
+    /// takes its transition.
+    #[arg(long)]
+    check: bool,
+    /// Stop exploring after this many distinct states.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_states: usize,
+    /// Explore paths of at most this many inputs.
+    #[arg(long, value_name = "N")]
+    depth: Option<usize>,
+}
+
+pub fn run(args: Args) -> u8 {
+    let name = args.file.display().to_string();
+    let file = match load::read_source(&args.file) {
+        Ok(f) => f,
+        Err(d) => {
+            report::print(&d.0, |_| None);
+            return exit::USAGE;
+        }
+    };
+    let text = file.text.clone();
+    if load::detect_kind(&text) == FileKind::Workflow {
+        eprintln!(
+            "orca: {name} is a workflow; test-paths generates paths through machines (for a workflow, `orca verify` explores every order and outcome of its work)"
+        );
+        return exit::USAGE;
+    }
+    let chart = match load::load_machine_source(file)
+        .and_then(|m| compile(&m, &CompileOptions::default()))
+    {
+        Ok((chart, _)) => Arc::new(chart),
+        Err(d) => {
+            report::print(&d.0, |f| (f == name).then(|| text.clone()));
+            return exit::USAGE;
+        }
+    };
+    let opts = Options {
+        depth: args.depth,
+        max_states: args.max_states.max(1),
+        ..Options::default()
+    };
+    let report = verify::explore(chart.clone(), &opts);
+    let tests = paths::test_paths(&chart, &report);
+    if let Some(dir) = &args.output {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("orca: cannot create {}: {e}", dir.display());
+            return exit::USAGE;
+        }
+        for (n, t) in tests.iter().enumerate() {
+            let kind = match t.goal {
+                Goal::State(_) => "state",
+                Goal::Transition(_) => "transition",
+            };
+            let out = dir.join(format!("{:03}-{kind}.steps", n + 1));
+            if let Err(e) = std::fs::write(&out, paths::script(t)) {
+                eprintln!("orca: cannot write {}: {e}", out.display());
+                return exit::USAGE;
+            }
+        }
+    }
+    if args.json {
+        let list: Vec<serde_json::Value> = tests
+            .iter()
+            .map(|t| {
+                let (kind, target) = match &t.goal {
+                    Goal::State(s) => ("state", chart.state(*s).path.clone()),
+                    Goal::Transition(tr) => ("transition", chart.describe_transition(*tr)),
+                };
+                serde_json::json!({
+                    "kind": kind,
+                    "target": target,
+                    "steps": t.inputs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else if !args.check && args.output.is_none() {
+        for t in &tests {
+            println!("{}", paths::script(t));
+        }
+    }
+    if report.bounded.is_some() {
+        eprintln!(
+            "orca: the exploration stopped at its bound ({} states, {} left): states and transitions beyond it have no path",
+            report.states,
+            report.bounded.unwrap_or(0)
+        );
+    }
+    if !args.check {
+        return if report.bounded.is_some() {
+            super::verify::BOUNDED
+        } else {
+            exit::OK
+        };
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for t in &tests {
+        match check(&chart, &name, &text, t) {
+            Ok(()) => passed += 1,
+            Err(why) => {
+                failed += 1;
+                println!("FAILED {}: {why}", t.name);
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 { exit::FAILED } else { exit::OK }
+}
+
+/// Runs one path through a stepper session, as `orca step --script` would.
+fn check(chart: &crate::chart::Chart, name: &str, text: &str, t: &TestPath) -> Result<(), String> {
+    let mut session = Session::from_text(name, text)?;
+    let mut last_taken = Vec::new();
+    for input in &t.inputs {
+        for cmd in super::verify::commands(input) {
+            let reply = session.run(cmd);
+            if let Some(e) = reply.error {
+                return Err(format!("`{input}`: {e}"));
+            }
+            last_taken = reply.taken;
+        }
+    }
+    match t.goal {
+        Goal::State(s) if session.instance().is_active(s) => Ok(()),
+        Goal::State(_) => Err(format!(
+            "ends in {:?}",
+            session.instance().configuration_paths()
+        )),
+        Goal::Transition(tr) => {
+            let want = chart.describe_transition(tr);
+            if t.inputs.is_empty() {
+                // Taken by the start itself (an eventless transition): ask the interpreter.
+                let mut inst =
+                    crate::interpreter::Instance::new(session.instance().chart().clone());
+                inst.observe(true);
+                inst.start().map_err(|e| e.to_string())?;
+                return if inst.take_observed().taken.contains(&tr) {
+                    Ok(())
+                } else {
+                    Err(format!("the start does not take {want}"))
+                };
+            }
+            if last_taken.contains(&want) {
+                Ok(())
+            } else {
+                Err(format!("the last step took {last_taken:?}, not {want}"))
+            }
+        }
+    }
+}
