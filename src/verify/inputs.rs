@@ -43,6 +43,9 @@ impl fmt::Display for Input {
     }
 }
 
+/// The name sent for "any event no descriptor names", when a `*` descriptor exists.
+pub const OTHER_EVENT: &str = "orca.verify.other";
+
 /// At most this many payloads per event name, however many literals the guards hold.
 const MAX_PAYLOADS: usize = 16;
 
@@ -58,6 +61,15 @@ pub fn inputs(chart: &Chart) -> Vec<Input> {
                 names.push(name);
             }
         }
+    }
+    // A `*` transition also hears events no descriptor names: one fresh name stands for
+    // them all.
+    let any = chart
+        .transitions
+        .iter()
+        .any(|t| t.events.contains(&Descriptor::Any));
+    if any {
+        names.push(OTHER_EVENT);
     }
     let mut out = Vec::new();
     for name in names {
@@ -256,6 +268,12 @@ mod tests {
                 "tick"
             ]
         );
+    }
+
+    #[test]
+    fn a_wildcard_adds_an_event_no_descriptor_names() {
+        let got = names(r#"Machine(states: { "a": (on: { "GO": "b", "*": "c" }), "b": (), "c": () })"#);
+        assert_eq!(got, ["GO", OTHER_EVENT, "tick"]);
     }
 
     #[test]

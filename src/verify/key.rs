@@ -95,7 +95,12 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
             }
         }
     }
-    let timers = inst.timers();
+    // A stopped instance fires nothing any more: its leftover timers do not count.
+    let timers = if *inst.status() == Status::Running {
+        inst.timers()
+    } else {
+        &[]
+    };
     varint(out, timers.len() as u64);
     for t in timers {
         varint(out, t.due.saturating_sub(inst.now()));

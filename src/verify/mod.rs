@@ -153,8 +153,12 @@ pub struct Report {
     pub transition_paths: Vec<Option<Vec<Input>>>,
     /// For each chart state, the shortest path that makes it active (`None`: never).
     pub active_paths: Vec<Option<Vec<Input>>>,
-    /// The shortest path to each distinct state, when asked for ([`explore_with`]).
+    /// The shortest path to each distinct state and its key, when asked for
+    /// ([`explore_with`]).
     pub state_paths: Vec<Vec<Input>>,
+    pub state_keys: Vec<Vec<u8>>,
+    /// Which context values the keys hold (see [`slice`]).
+    pub relevance: Relevance,
 }
 
 /// Explores `chart` with `opts`.
@@ -702,12 +706,12 @@ impl Explorer {
             .iter()
             .map(|f| f.map(|id| self.path_to(id)))
             .collect();
-        let state_paths = if paths {
+        let (state_paths, state_keys) = if paths {
             (0..self.store.len() as u32)
-                .map(|i| self.path_to(i))
-                .collect()
+                .map(|i| (self.path_to(i), self.store.get(i).to_vec()))
+                .unzip()
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Report {
             findings: self.findings,
@@ -721,6 +725,8 @@ impl Explorer {
             transition_paths,
             active_paths,
             state_paths,
+            state_keys,
+            relevance: self.rel,
         }
     }
 }
