@@ -272,7 +272,8 @@ mod tests {
 
     #[test]
     fn a_wildcard_adds_an_event_no_descriptor_names() {
-        let got = names(r#"Machine(states: { "a": (on: { "GO": "b", "*": "c" }), "b": (), "c": () })"#);
+        let got =
+            names(r#"Machine(states: { "a": (on: { "GO": "b", "*": "c" }), "b": (), "c": () })"#);
         assert_eq!(got, ["GO", OTHER_EVENT, "tick"]);
     }
 
