@@ -294,7 +294,6 @@ impl Default for Limits {
 
 /// A running machine. A clone is an independent copy of its whole state (the chart and
 /// host shared): the verifier explores from one state by cloning it once per input.
-#[derive(Clone)]
 pub struct Instance {
     chart: Arc<Chart>,
     core: Core,
@@ -302,7 +301,6 @@ pub struct Instance {
 
 /// An instance's state: everything but the chart, so that the algorithm can borrow the chart
 /// while changing the state.
-#[derive(Clone)]
 struct Core {
     host: Arc<Host>,
     /// Whether each state is active, by id.
@@ -329,7 +327,7 @@ struct Core {
 /// self-sends, a trace, the general algorithm's buffers. Kept behind one pointer, allocated
 /// the first time one is needed, so that an instance of a simple machine stays small
 /// (the hier3 instance never allocates it, however many events it processes).
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Cold {
     limits: Limits,
     /// Events raised inside the machine, processed before the next external one.
@@ -399,6 +397,80 @@ struct Scratch {
     exit: Vec<StateId>,
     enter: Vec<StateId>,
     recent: Vec<TransitionId>,
+}
+
+// Clones copy field by field; `clone_from` reuses the target's allocations, so that the
+// verifier, which copies one state once per input, allocates nothing for a state it has seen.
+impl Clone for Instance {
+    fn clone(&self) -> Instance {
+        Instance {
+            chart: self.chart.clone(),
+            core: self.core.clone(),
+        }
+    }
+    fn clone_from(&mut self, source: &Instance) {
+        // The same chart (and host) in the common case: no reference count to touch, which
+        // threads copying states in parallel would otherwise contend for.
+        if !Arc::ptr_eq(&self.chart, &source.chart) {
+            self.chart = source.chart.clone();
+        }
+        self.core.clone_from(&source.core);
+    }
+}
+
+impl Clone for Core {
+    fn clone(&self) -> Core {
+        Core {
+            host: self.host.clone(),
+            active: self.active.clone(),
+            config: self.config.clone(),
+            context: self.context.clone(),
+            slots_ok: self.slots_ok,
+            now: self.now,
+            seq: self.seq,
+            status: self.status.clone(),
+            current: self.current.clone(),
+            cold: self.cold.clone(),
+        }
+    }
+    fn clone_from(&mut self, s: &Core) {
+        if !Arc::ptr_eq(&self.host, &s.host) {
+            self.host = s.host.clone();
+        }
+        self.active.clone_from(&s.active);
+        self.config.clone_from(&s.config);
+        self.context.clone_from(&s.context);
+        self.slots_ok = s.slots_ok;
+        self.now = s.now;
+        self.seq = s.seq;
+        self.status.clone_from(&s.status);
+        self.current.clone_from(&s.current);
+        match (&mut self.cold, &s.cold) {
+            (Some(mine), Some(theirs)) => mine.clone_from(theirs),
+            (mine, theirs) => *mine = theirs.clone(),
+        }
+    }
+}
+
+impl Clone for Cold {
+    fn clone(&self) -> Cold {
+        let mut c = Cold::default();
+        c.clone_from(self);
+        c
+    }
+    fn clone_from(&mut self, s: &Cold) {
+        self.limits = s.limits;
+        self.internal.clone_from(&s.internal);
+        self.history.clone_from(&s.history);
+        self.external.clone_from(&s.external);
+        self.timers.clone_from(&s.timers);
+        self.output.clone_from(&s.output);
+        self.effects.clone_from(&s.effects);
+        self.trace.clone_from(&s.trace);
+        self.to_invoke.clone_from(&s.to_invoke);
+        self.invoked.clone_from(&s.invoked);
+        self.observed.clone_from(&s.observed);
+    }
 }
 
 /// A clone starts with empty buffers: their contents never outlive a macrostep.
@@ -477,6 +549,22 @@ impl Instance {
     /// nothing.
     pub fn holds(&self, expr: crate::chart::ExprId, event: Option<&Event>) -> Result<bool, String> {
         self.core.eval_bool_with(&self.chart, expr, event)
+    }
+
+    /// What was observed since [`Instance::take_observed`] or [`Instance::clear_observed`].
+    pub fn observed(&self) -> Option<&Observed> {
+        self.core.cold().observed.as_ref()
+    }
+
+    /// Forgets what was observed and the effects issued, keeping their buffers.
+    pub fn clear_observed(&mut self) {
+        if let Some(c) = &mut self.core.cold {
+            if let Some(o) = &mut c.observed {
+                o.taken.clear();
+                o.errors.clear();
+            }
+            c.effects.clear();
+        }
     }
 
     /// The invokes running, by the state that started them.

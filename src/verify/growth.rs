@@ -12,8 +12,9 @@ use crate::model::Json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// How often the loop is repeated to confirm it.
-const CONFIRM: usize = 2;
+/// How often the loop is repeated to confirm it: a counter with a guard on a bound below
+/// this is not reported.
+const CONFIRM: usize = 256;
 
 pub fn find(chart: &Arc<Chart>, rel: &Relevance, path: &[Input]) -> Option<Finding> {
     let shape_rel = Relevance {
@@ -38,7 +39,7 @@ pub fn find(chart: &Arc<Chart>, rel: &Relevance, path: &[Input]) -> Option<Findi
                 let way = if delta > 0.0 { "grows" } else { "shrinks" };
                 return Some(Finding {
                     message: format!(
-                        "context `{name}` {way} without bound: repeating `{}` comes back to the same states and changes it by {delta} each time",
+                        "context `{name}` {way} without bound: repeating `{}` comes back to the same states and changes it by {delta} each time ({CONFIRM} repetitions checked)",
                         inputs.join(", ")
                     ),
                     kind: FindingKind::UnboundedGrowth { name },

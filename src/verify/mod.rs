@@ -175,12 +175,17 @@ struct Origin {
 
 const NO_PARENT: u32 = u32::MAX;
 
+/// At most this many distinct `error.execution` messages are reported.
+const MAX_ERRORS: usize = 10;
+
 /// What one input did to one state, computed in a worker.
 struct Succ {
     parent: u32,
     input: u32,
     observed: Observed,
     failed: Option<String>,
+    /// The state reached, when it was known already (else its key is `key`).
+    target: Option<u32>,
     /// The new state's key and hash, and the state itself unless the key was known already.
     key: Vec<u8>,
     hash: u64,
@@ -223,6 +228,7 @@ pub fn explore_with(
         steps: 0,
         bounded: None,
         depth: 0,
+        loop_found: false,
         done: Vec::new(),
         goals: vec![Vec::new(); chart.properties.always_can_reach.len()],
         event_invariants: chart
@@ -288,6 +294,8 @@ struct Explorer {
     event_invariants: Vec<usize>,
     bounded: Option<usize>,
     depth: usize,
+    /// A microstep-limit finding was made (one is enough).
+    loop_found: bool,
     /// Per state, when edges are kept: whether it is done, and whether each
     /// `always_can_reach` state is active.
     done: Vec<bool>,
@@ -308,6 +316,7 @@ impl Explorer {
         init.observe(true);
         let started = init.start();
         let observed = init.take_observed();
+        init.clear_observed();
         let mut k = Vec::new();
         key::write(&init, &self.rel, &mut k);
         if !self.chart.properties.starts.is_empty() {
@@ -323,6 +332,7 @@ impl Explorer {
             input: NO_PARENT,
             observed,
             failed,
+            target: None,
             key: k,
             hash: h,
             instance: Some(init),
@@ -342,7 +352,10 @@ impl Explorer {
                 let this = &*self;
                 let expanded: Vec<Expansion> = batch
                     .par_iter()
-                    .map(|(id, inst)| this.expand(*id, inst))
+                    .map_init(
+                        || None,
+                        |scratch, (id, inst)| this.expand(*id, inst, scratch),
+                    )
                     .collect();
                 for e in expanded {
                     if e.stuck {
@@ -377,7 +390,7 @@ impl Explorer {
     }
 
     /// Applies every input to one state (in a worker: reads the store, changes nothing).
-    fn expand(&self, id: u32, inst: &Instance) -> Expansion {
+    fn expand(&self, id: u32, inst: &Instance, scratch: &mut Option<Instance>) -> Expansion {
         let mut succs = Vec::new();
         let own = self.store.get(id);
         let mut stuck = *inst.status() == Status::Running;
@@ -398,21 +411,37 @@ impl Explorer {
             if matches!(input, Input::Tick) && inst.next_due().is_none() {
                 continue;
             }
-            let mut next = inst.clone();
-            let result = apply(&mut next, input);
-            let observed = next.take_observed();
-            key::write(&next, &self.rel, &mut buf);
+            // One copy per worker, overwritten for each input: a state seen before costs
+            // no allocation.
+            let next = match scratch {
+                Some(s) => {
+                    s.clone_from(inst);
+                    s
+                }
+                None => scratch.insert(inst.clone()),
+            };
+            let result = apply(next, input);
+            key::write(next, &self.rel, &mut buf);
             stuck &= buf == own;
             let hash = store::hash(&buf);
             let event = match input {
                 Input::Event(e) => Some(e),
                 _ => None,
             };
-            let known = self.store.find(&buf, hash).is_some();
-            if known
-                && observed.taken.is_empty()
-                && observed.errors.is_empty()
-                && result.is_ok()
+            let known = self.store.find(&buf, hash);
+            let observed = next.observed();
+            let news = |o: &Observed| {
+                o.taken
+                    .iter()
+                    .any(|t| self.first_taken[t.index()].is_none())
+                    || o.errors.iter().any(|e| {
+                        self.errors_seen.len() < MAX_ERRORS && !self.errors_seen.contains(e)
+                    })
+            };
+            let failed_new = result.is_err() && !self.loop_found;
+            if let Some(target) = known
+                && !observed.is_some_and(news)
+                && !failed_new
                 && self.event_invariants.is_empty()
             {
                 // Nothing new can come of it but the edge.
@@ -420,9 +449,10 @@ impl Explorer {
                     succs.push(Succ {
                         parent: id,
                         input: n as u32,
-                        observed,
+                        observed: Observed::default(),
                         failed: None,
-                        key: buf.clone(),
+                        target: Some(target),
+                        key: Vec::new(),
                         hash,
                         instance: None,
                         event_invariants: Vec::new(),
@@ -430,15 +460,26 @@ impl Explorer {
                 }
                 continue;
             }
-            let event_invariants = self.violated(&next, event, !known);
+            let event_invariants = self.violated(next, event, known.is_none());
+            let observed = observed.cloned().unwrap_or_default();
+            let instance = known.is_none().then(|| {
+                let mut keep = next.clone();
+                keep.clear_observed();
+                keep
+            });
             succs.push(Succ {
                 parent: id,
                 input: n as u32,
                 observed,
                 failed: result.err().map(|e| e.to_string()),
-                key: buf.clone(),
+                target: known,
+                key: if known.is_none() {
+                    buf.clone()
+                } else {
+                    Vec::new()
+                },
                 hash,
-                instance: (!known).then_some(next),
+                instance,
                 event_invariants,
             });
         }
@@ -477,7 +518,7 @@ impl Explorer {
             self.first_taken[t.index()].get_or_insert(origin);
         }
         for message in &succ.observed.errors {
-            if !self.errors_seen.contains(message) && self.errors_seen.len() < 10 {
+            if !self.errors_seen.contains(message) && self.errors_seen.len() < MAX_ERRORS {
                 self.errors_seen.push(message.clone());
                 let path = self.path_via(origin);
                 self.findings.push(Finding {
@@ -492,10 +533,7 @@ impl Explorer {
             }
         }
         if let Some(message) = &succ.failed
-            && !self
-                .findings
-                .iter()
-                .any(|f| matches!(&f.kind, FindingKind::Loop { .. }))
+            && !std::mem::replace(&mut self.loop_found, true)
         {
             let path = self.path_via(origin);
             self.findings.push(Finding {
@@ -511,7 +549,10 @@ impl Explorer {
         for &n in &succ.event_invariants {
             self.invariant(n, origin);
         }
-        let (id, new) = self.store.insert(&succ.key, succ.hash);
+        let (id, new) = match succ.target {
+            Some(id) => (id, false),
+            None => self.store.insert(&succ.key, succ.hash),
+        };
         if self.keep_edges && succ.parent != NO_PARENT && id != succ.parent {
             self.edges.push((succ.parent, id));
         }

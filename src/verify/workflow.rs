@@ -104,10 +104,14 @@ impl fmt::Display for Line<'_> {
     }
 }
 
+/// A step's problems: the finding's kind and its message.
+type Problems = Vec<(FindingKind, String)>;
+
 /// What one state's expansion found, computed in a worker.
 struct Expanded {
     id: u32,
-    succs: Vec<(Answer, String, Vec<(FindingKind, String)>)>,
+    /// Per answer: the state it leads to and what the step did wrong.
+    succs: Vec<(Answer, String, Problems)>,
     finished: bool,
     failed: bool,
     uncompensated: Vec<OpId>,
@@ -325,7 +329,7 @@ fn expand(plan: &Plan, id: u32, path: &[Answer]) -> Expanded {
 
 /// What one step did wrong: an operation started before its dependencies allowed it, or a
 /// compensation began while one that succeeded later was not yet undone.
-fn check_step(plan: &Plan, before: &Engine, after: &Engine) -> Vec<(FindingKind, String)> {
+fn check_step(plan: &Plan, before: &Engine, after: &Engine) -> Problems {
     let mut out = Vec::new();
     let settled_ok = |e: &Engine, d: OpId| {
         matches!(e.state(d), "Succeeded" | "Compensating" | "Compensated")
