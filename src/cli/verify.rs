@@ -426,6 +426,7 @@ fn json_report(
         "complete": report.bounded.is_none(),
         "frontier": report.bounded.unwrap_or(0),
         "seconds": elapsed.as_secs_f64(),
+        "bytes": report.bytes,
         "ignored": report.ignored,
         "findings": findings,
     })

@@ -65,8 +65,9 @@ pub struct MachineDef {
 pub struct VerifyDef {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub events: Dict<Vec<Json>>,
-    /// Starting points besides the file's own context: each map's values are set (as the
-    /// stepper's `set` does) right after the start, and exploration goes on from there.
+    /// Starting points: each map's values are set (as the stepper's `set` does) right after
+    /// the start, and exploration goes on from each; when given, the file's own context is
+    /// explored only if one of them leaves it as it is (`{}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<Dict<Json>>,
 }

@@ -670,7 +670,9 @@ impl Session {
     /// Writes the session's current line as a journal (a new file): `orca replay` reproduces
     /// every step. Returns the number of steps written.
     pub fn save(&self, path: &Path) -> Result<usize, String> {
-        let header = Header::for_machine(Path::new(&self.file), &self.source, "virtual");
+        let mut header = Header::for_machine(Path::new(&self.file), &self.source, "virtual");
+        // A session continued from it (`orca step --journal`) may go back and forth.
+        header.rewinds = true;
         let w =
             JournalWriter::create(path, header, SyncPolicy::Batch).map_err(|e| e.to_string())?;
         // Rebuilt with a recorder, so that invoked machines' definitions are written too.

@@ -196,6 +196,10 @@ fn around(lit: &Fast) -> Vec<Json> {
 
 fn comparisons(e: &Fast, out: &mut IndexMap<Vec<String>, Vec<Json>>) {
     let mut note = |path: Vec<String>, values: Vec<Json>| {
+        // A comparison with something other than a literal (`> limit`) suggests no value.
+        if values.is_empty() {
+            return;
+        }
         let slot = out.entry(path).or_default();
         for v in values {
             if !slot.contains(&v) {
@@ -275,6 +279,14 @@ mod tests {
         let got =
             names(r#"Machine(states: { "a": (on: { "GO": "b", "*": "c" }), "b": (), "c": () })"#);
         assert_eq!(got, ["GO", OTHER_EVENT, "tick"]);
+    }
+
+    #[test]
+    fn a_comparison_with_a_variable_leaves_the_other_payloads() {
+        let got = names(
+            r#"Machine(context: { "limit": 3 }, states: { "a": (on: { "E": (target: "b", guard: "event.data.n > limit || event.data.k == 'x'") }), "b": () })"#,
+        );
+        assert_eq!(got, [r#"E {"k":"x"}"#, r#"E {"k":""}"#, "tick"]);
     }
 
     #[test]

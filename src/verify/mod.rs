@@ -326,7 +326,13 @@ impl Explorer {
         }
         let h = store::hash(&k);
         let failed = started.err().map(|e| e.to_string());
-        let invariants = self.violated(&init, None, true);
+        // The point before `verify.context`'s starting points is no state the machine rests
+        // in: its invariants are checked at the starting points.
+        let invariants = if self.chart.properties.starts.is_empty() {
+            self.violated(&init, None, true)
+        } else {
+            Vec::new()
+        };
         let succ = Succ {
             parent: NO_PARENT,
             input: NO_PARENT,
@@ -495,14 +501,19 @@ impl Explorer {
         new: bool,
     ) -> Vec<usize> {
         let invs = &self.chart.properties.invariants;
-        let check = |n: usize| !matches!(inst.holds(invs[n].expr, event), Ok(true));
+        // An invariant that reads `event` speaks of steps with an event: not of the start,
+        // a tick or a `set`.
+        let check = |&n: &usize| {
+            (event.is_some() || !self.event_invariants.contains(&n))
+                && !matches!(inst.holds(invs[n].expr, event), Ok(true))
+        };
         if new {
-            (0..invs.len()).filter(|&n| check(n)).collect()
+            (0..invs.len()).filter(check).collect()
         } else {
             self.event_invariants
                 .iter()
                 .copied()
-                .filter(|&n| check(n))
+                .filter(check)
                 .collect()
         }
     }
