@@ -498,3 +498,27 @@ fn s6_4_invoke_starts_on_entry_and_is_cancelled_on_exit() {
     send(&mut m, "STOP");
     assert_eq!(m.take_effects(), [Effect::CancelInvoke { id: "w".into() }]);
 }
+
+/// 3.10 / Appendix D: a transition from inside a parallel state to that state's own deep
+/// history exits the parallel state (its domain is the root while nothing is recorded) and
+/// records history on the way out; entry must use the same domain, so the parallel state is
+/// entered again (it was left inactive when the domain was recomputed from the new values).
+#[test]
+fn s3_10_history_recorded_by_the_exit_does_not_move_the_domain_of_entry() {
+    let m = machine(
+        r##"Machine(states: {
+            "p": (kind: Parallel, states: {
+                "r": (states: {
+                    "c": (states: { "x": (), "y": () }, on: { "AGAIN": "#p.h" }),
+                }),
+                "h": (kind: History(Deep)),
+            }),
+        })"##,
+    );
+    let mut m = m;
+    assert_eq!(config(&m), ["p", "p.r", "p.r.c", "p.r.c.x"]);
+    send(&mut m, "AGAIN");
+    assert_eq!(config(&m), ["p", "p.r", "p.r.c", "p.r.c.x"]);
+    send(&mut m, "AGAIN");
+    assert_eq!(config(&m), ["p", "p.r", "p.r.c", "p.r.c.x"]);
+}

@@ -402,13 +402,28 @@ impl Core {
         }
         // The microstep's record goes before what its content records (sends, logs, errors).
         let mark = self.cold().trace.as_ref().map_or(0, Vec::len);
+        // A domain that depends on history is taken before the exit, which records new
+        // history: entry must use the same one, or states exited above a domain recomputed
+        // from the new values would not be entered again (a transition from inside a
+        // parallel state to that state's own deep history left it inactive).
+        let domains: Vec<Option<StateId>> = if enabled
+            .iter()
+            .all(|&t| chart.transition(t).static_entry.is_some())
+        {
+            Vec::new()
+        } else {
+            enabled
+                .iter()
+                .map(|&t| self.transition_domain(chart, t))
+                .collect()
+        };
         let mut exited = std::mem::take(&mut self.cold_mut().scratch.exit);
         self.exit_states(chart, enabled, &mut exited);
         for &t in enabled {
             self.run_block(chart, &chart.transition(t).actions);
         }
         let mut entered = std::mem::take(&mut self.cold_mut().scratch.enter);
-        self.enter_states_for(chart, enabled, &mut entered);
+        self.enter_states_for(chart, enabled, &domains, &mut entered);
         let event = if eventless {
             None
         } else {
@@ -596,6 +611,7 @@ impl Core {
         &mut self,
         chart: &Chart,
         enabled: &[TransitionId],
+        domains: &[Option<StateId>],
         to_enter: &mut Vec<StateId>,
     ) {
         to_enter.clear();
@@ -606,12 +622,15 @@ impl Core {
             to_enter.extend_from_slice(entry);
             return self.enter_states(chart, to_enter);
         }
-        for &t in enabled {
+        for (n, &t) in enabled.iter().enumerate() {
             let tr = chart.transition(t);
             for &s in &tr.targets {
                 chart.add_descendant_states_to_enter(s, &self.cold().history, to_enter);
             }
-            let ancestor = self.transition_domain(chart, t);
+            let ancestor = match domains.get(n) {
+                Some(&d) => d,
+                None => self.transition_domain(chart, t),
+            };
             for &s in self.effective_target_states(chart, t).iter() {
                 chart.add_ancestor_states_to_enter(s, ancestor, &self.cold().history, to_enter);
             }
