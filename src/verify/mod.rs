@@ -186,10 +186,12 @@ struct Succ {
     failed: Option<String>,
     /// The state reached, when it was known already (else its key is `key`).
     target: Option<u32>,
-    /// The new state's key and hash, and the state itself unless the key was known already.
+    /// The new state's key and hash (when it was not known).
     key: Vec<u8>,
     hash: u64,
-    instance: Option<Instance>,
+    /// Where the parent sits in its batch: a new state is built again from it, once, after
+    /// the merge (cheaper than a copy from every worker that happens upon it).
+    pos: u32,
     /// Invariants that read `event` and failed on this step (the state alone cannot say).
     event_invariants: Vec<usize>,
 }
@@ -341,11 +343,13 @@ impl Explorer {
             target: None,
             key: k,
             hash: h,
-            instance: Some(init),
+            pos: 0,
             event_invariants: invariants,
         };
         let mut frontier = Vec::new();
-        self.merge(succ, &mut frontier);
+        if let Some(id) = self.merge(succ) {
+            self.adopt(id, init, &mut frontier);
+        }
         let mut depth = 0;
         'levels: while !frontier.is_empty() {
             if opts.depth.is_some_and(|d| depth >= d) {
@@ -358,18 +362,37 @@ impl Explorer {
                 let this = &*self;
                 let expanded: Vec<Expansion> = batch
                     .par_iter()
+                    .enumerate()
                     .map_init(
                         || None,
-                        |scratch, (id, inst)| this.expand(*id, inst, scratch),
+                        |scratch, (pos, (id, inst))| this.expand(*id, pos as u32, inst, scratch),
                     )
                     .collect();
+                let mut build: Vec<(u32, u32, u32)> = Vec::new();
                 for e in expanded {
                     if e.stuck {
                         self.stuck(e.id);
                     }
                     for succ in e.succs {
-                        self.merge(succ, &mut next);
+                        let (pos, input) = (succ.pos, succ.input);
+                        if let Some(id) = self.merge(succ) {
+                            build.push((id, pos, input));
+                        }
                     }
+                }
+                let inputs = &self.inputs;
+                let built: Vec<(u32, Instance)> = build
+                    .par_iter()
+                    .map(|&(id, pos, input)| {
+                        let mut inst = batch[pos as usize].1.clone();
+                        // Deterministic: the same state the worker saw; what it did is merged.
+                        let _ = apply(&mut inst, &inputs[input as usize]);
+                        inst.clear_observed();
+                        (id, inst)
+                    })
+                    .collect();
+                for (id, inst) in built {
+                    self.adopt(id, inst, &mut next);
                 }
                 progress(Progress {
                     states: self.store.len(),
@@ -391,12 +414,21 @@ impl Explorer {
             if next.is_empty() {
                 self.depth = depth - 1;
             }
+            // Freed by the pool's threads, which allocated them: the allocator takes a
+            // block back fastest on its own thread.
+            std::mem::take(&mut frontier).into_par_iter().for_each(drop);
             frontier = next;
         }
     }
 
     /// Applies every input to one state (in a worker: reads the store, changes nothing).
-    fn expand(&self, id: u32, inst: &Instance, scratch: &mut Option<Instance>) -> Expansion {
+    fn expand(
+        &self,
+        id: u32,
+        pos: u32,
+        inst: &Instance,
+        scratch: &mut Option<Instance>,
+    ) -> Expansion {
         let mut succs = Vec::new();
         let own = self.store.get(id);
         let mut stuck = *inst.status() == Status::Running;
@@ -460,19 +492,18 @@ impl Explorer {
                         target: Some(target),
                         key: Vec::new(),
                         hash,
-                        instance: None,
+                        pos,
                         event_invariants: Vec::new(),
                     });
                 }
                 continue;
             }
             let event_invariants = self.violated(next, event, known.is_none());
-            let observed = observed.cloned().unwrap_or_default();
-            let instance = known.is_none().then(|| {
-                let mut keep = next.clone();
-                keep.clear_observed();
-                keep
-            });
+            // Copied only when it tells something new (the merge looks at nothing else).
+            let observed = match observed {
+                Some(o) if news(o) => o.clone(),
+                _ => Observed::default(),
+            };
             succs.push(Succ {
                 parent: id,
                 input: n as u32,
@@ -485,7 +516,7 @@ impl Explorer {
                     Vec::new()
                 },
                 hash,
-                instance,
+                pos,
                 event_invariants,
             });
         }
@@ -518,8 +549,9 @@ impl Explorer {
         }
     }
 
-    /// Takes one step's result into the explored set, in a fixed order (one thread).
-    fn merge(&mut self, succ: Succ, next: &mut Vec<(u32, Instance)>) {
+    /// Takes one step's result into the explored set, in a fixed order (one thread); the
+    /// number of the state it found, when that state is new.
+    fn merge(&mut self, succ: Succ) -> Option<u32> {
         self.steps += 1;
         let origin = Origin {
             parent: succ.parent,
@@ -568,12 +600,14 @@ impl Explorer {
             self.edges.push((succ.parent, id));
         }
         if !new {
-            return;
+            return None;
         }
         self.origins.push(origin);
-        let Some(inst) = succ.instance else {
-            return;
-        };
+        Some(id)
+    }
+
+    /// A new state, built: what is checked of its configuration, and on to the next level.
+    fn adopt(&mut self, id: u32, inst: Instance, next: &mut Vec<(u32, Instance)>) {
         for s in inst.configuration() {
             self.first_active[s.index()].get_or_insert(id);
         }
