@@ -397,7 +397,7 @@ impl Core {
         {
             return self.plain_microstep(chart, *t);
         }
-        if let Some(o) = self.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+        if let Some(o) = self.observed.as_mut() {
             o.taken.extend_from_slice(enabled);
         }
         // The microstep's record goes before what its content records (sends, logs, errors).
@@ -450,7 +450,7 @@ impl Core {
     /// transition's actions.
     fn plain_microstep(&mut self, chart: &Chart, t: TransitionId) {
         let tr = chart.transition(t);
-        if let Some(o) = self.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+        if let Some(o) = self.observed.as_mut() {
             o.taken.push(t);
         }
         tracing::trace!(transition = t.0, "microstep");
@@ -790,7 +790,7 @@ impl Core {
         self.record(|| Trace::Error {
             message: message.clone(),
         });
-        if let Some(o) = self.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+        if let Some(o) = self.observed.as_mut() {
             o.errors.push(message.clone());
         }
         let data = serde_json::json!({ "message": message });

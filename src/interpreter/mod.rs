@@ -321,6 +321,9 @@ struct Core {
     current: Option<Event>,
     /// Everything else, allocated on first use (see [`Cold`]).
     cold: Option<Box<Cold>>,
+    /// What [`Instance::observe`] collects: apart from `Cold`, so that observing a simple
+    /// machine (as the verifier does) does not make every copy of it carry the cold part.
+    observed: Option<Box<Observed>>,
 }
 
 /// The parts of an instance that many machines never use: timers, invokes, effects, history,
@@ -346,8 +349,6 @@ struct Cold {
     invoked: Vec<(StateId, String)>,
     /// Reused buffers, so that a macrostep does not allocate.
     scratch: Scratch,
-    /// What [`Instance::observe`] collects.
-    observed: Option<Observed>,
 }
 
 /// What an observed instance did since the observation was last taken: cheaper than a
@@ -378,7 +379,6 @@ static EMPTY_COLD: Cold = Cold {
         enter: Vec::new(),
         recent: Vec::new(),
     },
-    observed: None,
 };
 
 impl Core {
@@ -431,6 +431,7 @@ impl Clone for Core {
             status: self.status.clone(),
             current: self.current.clone(),
             cold: self.cold.clone(),
+            observed: self.observed.clone(),
         }
     }
     fn clone_from(&mut self, s: &Core) {
@@ -446,6 +447,10 @@ impl Clone for Core {
         self.status.clone_from(&s.status);
         self.current.clone_from(&s.current);
         match (&mut self.cold, &s.cold) {
+            (Some(mine), Some(theirs)) => mine.clone_from(theirs),
+            (mine, theirs) => *mine = theirs.clone(),
+        }
+        match (&mut self.observed, &s.observed) {
             (Some(mine), Some(theirs)) => mine.clone_from(theirs),
             (mine, theirs) => *mine = theirs.clone(),
         }
@@ -469,7 +474,6 @@ impl Clone for Cold {
         self.trace.clone_from(&s.trace);
         self.to_invoke.clone_from(&s.to_invoke);
         self.invoked.clone_from(&s.invoked);
-        self.observed.clone_from(&s.observed);
     }
 }
 
@@ -505,6 +509,7 @@ impl Instance {
             status: Status::NotStarted,
             current: None,
             cold: None,
+            observed: None,
         };
         Instance { chart, core }
     }
@@ -531,14 +536,12 @@ impl Instance {
 
     /// Starts (or stops) collecting [`Observed`]: the transitions taken and the errors raised.
     pub fn observe(&mut self, on: bool) {
-        if on || self.core.cold.is_some() {
-            self.core.cold_mut().observed = on.then(Observed::default);
-        }
+        self.core.observed = on.then(Box::default);
     }
 
     /// What was observed since the last call (empty when not observing).
     pub fn take_observed(&mut self) -> Observed {
-        match self.core.cold.as_mut().and_then(|c| c.observed.as_mut()) {
+        match self.core.observed.as_mut() {
             Some(o) => std::mem::take(o),
             None => Observed::default(),
         }
@@ -553,16 +556,16 @@ impl Instance {
 
     /// What was observed since [`Instance::take_observed`] or [`Instance::clear_observed`].
     pub fn observed(&self) -> Option<&Observed> {
-        self.core.cold().observed.as_ref()
+        self.core.observed.as_deref()
     }
 
     /// Forgets what was observed and the effects issued, keeping their buffers.
     pub fn clear_observed(&mut self) {
+        if let Some(o) = &mut self.core.observed {
+            o.taken.clear();
+            o.errors.clear();
+        }
         if let Some(c) = &mut self.core.cold {
-            if let Some(o) = &mut c.observed {
-                o.taken.clear();
-                o.errors.clear();
-            }
             c.effects.clear();
         }
     }
