@@ -309,6 +309,7 @@ fn a_bound_says_so_with_exit_3_and_names_the_growing_value() {
     let (code, report) = verify(&counter, &d, &["--max-states", "300"]);
     assert_eq!(code, Some(3), "{report}");
     assert_eq!(report["complete"], false);
+    assert_eq!(report["states"], 300, "the bound is exact");
     assert!(report["frontier"].as_u64().unwrap() > 0);
     let g = finding(&report, "unbounded_growth");
     assert!(g["message"].as_str().unwrap().contains("`n` grows"));
@@ -503,4 +504,46 @@ fn test_paths_reach_every_state_and_take_every_transition() {
         configuration(&last).contains(&"player.playing.chorus".to_string()),
         "{last}"
     );
+}
+
+#[test]
+fn typos_in_verify_are_warnings() {
+    let d = dir("typo");
+    let m = write(
+        &d,
+        "t.ron",
+        r#"Machine(context: { "n": 0 }, states: { "a": (on: { "PAY": "b" }), "b": () },
+            verify: (events: { "PAYY": [1] }, context: [{ "m": 1 }]))"#,
+    );
+    let out = orca(&["check", &m]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`verify.events` names `PAYY`, which no transition handles"),
+        "{err}"
+    );
+    assert!(err.contains("`verify.context` sets `m`"), "{err}");
+    assert_eq!(
+        orca(&["check", "--deny-warnings", &m]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_script_with_a_failing_command_fails() {
+    let d = dir("script");
+    let ok = write(&d, "ok.steps", "# a comment\nsend PLAY\n\nsend PAUSE\n");
+    let bad = write(&d, "bad.steps", "send PLAY\nset volume {\n");
+    let run = |script: &str| {
+        orca(&[
+            "step",
+            "machines/media_player.ron",
+            "--json",
+            "--script",
+            script,
+        ])
+        .status
+        .code()
+    };
+    assert_eq!(run(&ok), Some(0));
+    assert_eq!(run(&bad), Some(1));
 }

@@ -131,6 +131,45 @@ pub(super) fn warnings(chart: &Chart, loaded: &LoadedMachine, diags: &mut Diagno
             check(&t.actions, t.span);
         }
     }
+    // `verify`: a name nothing uses is most likely a typo, which would leave the verifier
+    // sending payloads nobody asked for, or starting from values nothing reads.
+    for name in chart.properties.events.keys() {
+        if !chart
+            .transitions
+            .iter()
+            .any(|t| t.events.iter().any(|d| d.matches(name)))
+        {
+            let path = ["verify".into(), "events".into(), name.as_str().into()];
+            diags.push(
+                w(
+                    "unknown-verify-event",
+                    loaded.span(&path),
+                    format!("`verify.events` names `{name}`, which no transition handles"),
+                )
+                .with_hint("the verifier sends only events that some transition names"),
+            );
+        }
+    }
+    for (i, start) in chart.properties.starts.iter().enumerate() {
+        for name in start.keys() {
+            if !chart.context.contains_key(name) {
+                let path = [
+                    "verify".into(),
+                    "context".into(),
+                    crate::model::source::Seg::Index(i),
+                    name.as_str().into(),
+                ];
+                diags.push(
+                    w(
+                        "unknown-verify-context",
+                        loaded.span(&path),
+                        format!("`verify.context` sets `{name}`, which the machine's `context` does not declare"),
+                    )
+                    .with_hint("starting points replace declared values; declare it in `context`"),
+                );
+            }
+        }
+    }
 }
 
 /// Calls `f` on every op, including those nested in `If` and `Foreach`.

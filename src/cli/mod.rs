@@ -122,7 +122,7 @@ pub fn main() -> ExitCode {
     // The verifier runs a machine through every error it can make: those are findings,
     // reported once each, not warnings by the million.
     let quiet = matches!(cli.command, Command::Verify(_) | Command::TestPaths(_));
-    init_tracing(cli.log_format, if quiet { "error" } else { "warn" });
+    init_tracing(cli.log_format, if quiet { "off" } else { "warn" });
     // Output piped into `head` ends quietly when the reader goes, as with other Unix tools,
     // instead of a panic on the broken pipe. Not for commands that run commands: writing a
     // phase's stdin to a command that did not read it must not kill the runner; those

@@ -81,9 +81,11 @@ pub fn run(args: Args) -> u8 {
         return close(&mut session, exit::USAGE);
     };
     let mut out = std::io::stdout().lock();
+    let mut failed = false;
     for line in lines {
         let before = session.instance().context().clone();
         let reply = session.run_line(&line);
+        failed |= reply.error.is_some();
         let written = if args.json {
             writeln!(out, "{}", session.json(&reply))
         } else {
@@ -97,7 +99,14 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let _ = out.flush();
-    close(&mut session, exit::OK)
+    // A script (`--script`) is a test: a command that failed fails it. Standard input keeps
+    // going on errors, as a person at the prompt would.
+    let code = if failed && args.script.is_some() {
+        exit::FAILED
+    } else {
+        exit::OK
+    };
+    close(&mut session, code)
 }
 
 /// Makes the journal durable before leaving.
@@ -363,6 +372,7 @@ fn workflow(args: &Args, text: &str) -> u8 {
     let Some(mut lines) = script_lines(args) else {
         return exit::USAGE;
     };
+    let mut failed = false;
     loop {
         let line = match &mut editor {
             Some(rl) => match rl.readline(&format!("{BOLD}{GREEN}orca>{RESET} ")) {
@@ -379,6 +389,7 @@ fn workflow(args: &Args, text: &str) -> u8 {
             continue;
         }
         let reply = session.run_line(&line);
+        failed |= reply.error.is_some();
         let written = if args.json {
             writeln!(out, "{}", session.json(&reply))
         } else {
@@ -412,5 +423,9 @@ fn workflow(args: &Args, text: &str) -> u8 {
             }
         }
     }
-    exit::OK
+    if failed && args.script.is_some() {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
 }

@@ -130,7 +130,9 @@ pub fn run(args: Args) -> u8 {
     if failed > 0 { exit::FAILED } else { exit::OK }
 }
 
-/// Runs one path through a stepper session, as `orca step --script` would.
+/// Runs one path through a stepper session, as `orca step --script` would, and through an
+/// observed instance, which tells the transitions apart by identity (several can read alike,
+/// e.g. two targetless ones in one state).
 fn check(chart: &crate::chart::Chart, name: &str, text: &str, t: &TestPath) -> Result<(), String> {
     let mut session = Session::from_text(name, text)?;
     let mut last_taken = Vec::new();
@@ -143,27 +145,23 @@ fn check(chart: &crate::chart::Chart, name: &str, text: &str, t: &TestPath) -> R
             last_taken = reply.taken;
         }
     }
+    let mut inst = crate::interpreter::Instance::new(session.instance().chart().clone());
+    inst.observe(true);
+    inst.start().map_err(|e| e.to_string())?;
+    for input in &t.inputs {
+        inst.take_observed();
+        verify::apply(&mut inst, input).map_err(|e| format!("`{input}`: {e}"))?;
+    }
     match t.goal {
-        Goal::State(s) if session.instance().is_active(s) => Ok(()),
+        Goal::State(s) if session.instance().is_active(s) && inst.is_active(s) => Ok(()),
         Goal::State(_) => Err(format!(
             "ends in {:?}",
             session.instance().configuration_paths()
         )),
         Goal::Transition(tr) => {
             let want = chart.describe_transition(tr);
-            if t.inputs.is_empty() {
-                // Taken by the start itself (an eventless transition): ask the interpreter.
-                let mut inst =
-                    crate::interpreter::Instance::new(session.instance().chart().clone());
-                inst.observe(true);
-                inst.start().map_err(|e| e.to_string())?;
-                return if inst.take_observed().taken.contains(&tr) {
-                    Ok(())
-                } else {
-                    Err(format!("the start does not take {want}"))
-                };
-            }
-            if last_taken.contains(&want) {
+            let by_stepper = t.inputs.is_empty() || last_taken.contains(&want);
+            if by_stepper && inst.take_observed().taken.contains(&tr) {
                 Ok(())
             } else {
                 Err(format!("the last step took {last_taken:?}, not {want}"))

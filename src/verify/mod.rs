@@ -137,7 +137,7 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Distinct states explored.
     pub states: usize,
-    /// Inputs applied (edges of the state graph, duplicates included).
+    /// Inputs applied: edges of the state graph, self-loops and duplicates included.
     pub steps: u64,
     /// The longest shortest path explored.
     pub depth: usize,
@@ -231,6 +231,8 @@ pub fn explore_with(
         bounded: None,
         depth: 0,
         loop_found: false,
+        max_states: opts.max_states,
+        refused: 0,
         done: Vec::new(),
         goals: vec![Vec::new(); chart.properties.always_can_reach.len()],
         event_invariants: chart
@@ -298,6 +300,9 @@ struct Explorer {
     depth: usize,
     /// A microstep-limit finding was made (one is enough).
     loop_found: bool,
+    /// `--max-states`, and how many new states were turned away at it.
+    max_states: usize,
+    refused: usize,
     /// Per state, when edges are kept: whether it is done, and whether each
     /// `always_can_reach` state is active.
     done: Vec<bool>,
@@ -310,6 +315,8 @@ struct Expansion {
     succs: Vec<Succ>,
     /// Running, and no input leads anywhere else.
     stuck: bool,
+    /// Inputs applied.
+    applied: u32,
 }
 
 impl Explorer {
@@ -370,6 +377,7 @@ impl Explorer {
                     .collect();
                 let mut build: Vec<(u32, u32, u32)> = Vec::new();
                 for e in expanded {
+                    self.steps += e.applied as u64;
                     if e.stuck {
                         self.stuck(e.id);
                     }
@@ -400,10 +408,10 @@ impl Explorer {
                     depth: depth + 1,
                     bytes: self.store.bytes(),
                 });
-                if self.store.len() >= opts.max_states {
+                if self.refused > 0 {
                     let unexpanded: usize =
                         frontier[((b + 1) * opts.batch).min(frontier.len())..].len();
-                    self.bounded = Some(next.len() + unexpanded);
+                    self.bounded = Some(next.len() + unexpanded + self.refused);
                     self.depth = depth + 1;
                     break 'levels;
                 }
@@ -437,9 +445,11 @@ impl Explorer {
                 id,
                 succs,
                 stuck: false,
+                applied: 0,
             };
         }
         let mut buf = Vec::new();
+        let mut applied = 0;
         // With `verify.context`, the start only leads to the starting points it lists.
         let from_start = id == 0 && !self.chart.properties.starts.is_empty();
         for (n, input) in self.inputs.iter().enumerate() {
@@ -459,6 +469,7 @@ impl Explorer {
                 None => scratch.insert(inst.clone()),
             };
             let result = apply(next, input);
+            applied += 1;
             key::write(next, &self.rel, &mut buf);
             stuck &= buf == own;
             let hash = store::hash(&buf);
@@ -520,7 +531,12 @@ impl Explorer {
                 event_invariants,
             });
         }
-        Expansion { id, succs, stuck }
+        Expansion {
+            id,
+            succs,
+            stuck,
+            applied,
+        }
     }
 
     /// The invariants that do not hold in `inst` (all of them when the state is new, else
@@ -552,7 +568,6 @@ impl Explorer {
     /// Takes one step's result into the explored set, in a fixed order (one thread); the
     /// number of the state it found, when that state is new.
     fn merge(&mut self, succ: Succ) -> Option<u32> {
-        self.steps += 1;
         let origin = Origin {
             parent: succ.parent,
             input: succ.input,
@@ -594,7 +609,15 @@ impl Explorer {
         }
         let (id, new) = match succ.target {
             Some(id) => (id, false),
-            None => self.store.insert(&succ.key, succ.hash),
+            None => match self.store.find(&succ.key, succ.hash) {
+                Some(id) => (id, false),
+                // The bound: states past it are counted, not kept.
+                None if self.store.len() >= self.max_states => {
+                    self.refused += 1;
+                    return None;
+                }
+                None => self.store.insert(&succ.key, succ.hash),
+            },
         };
         if self.keep_edges && succ.parent != NO_PARENT && id != succ.parent {
             self.edges.push((succ.parent, id));
