@@ -464,16 +464,29 @@ impl Clone for Cold {
         c
     }
     fn clone_from(&mut self, s: &Cold) {
+        // Mostly empty on both sides: a cheap test spares the collections' own copying.
+        fn copy<T: Clone>(mine: &mut VecDeque<T>, theirs: &VecDeque<T>) {
+            if !(mine.is_empty() && theirs.is_empty()) {
+                mine.clone_from(theirs);
+            }
+        }
+        fn copy_vec<T: Clone>(mine: &mut Vec<T>, theirs: &Vec<T>) {
+            if !(mine.is_empty() && theirs.is_empty()) {
+                mine.clone_from(theirs);
+            }
+        }
         self.limits = s.limits;
-        self.internal.clone_from(&s.internal);
-        self.history.clone_from(&s.history);
-        self.external.clone_from(&s.external);
-        self.timers.clone_from(&s.timers);
+        copy(&mut self.internal, &s.internal);
+        if !(self.history.is_empty() && s.history.is_empty()) {
+            self.history.clone_from(&s.history);
+        }
+        copy(&mut self.external, &s.external);
+        copy_vec(&mut self.timers, &s.timers);
         self.output.clone_from(&s.output);
-        self.effects.clone_from(&s.effects);
+        copy_vec(&mut self.effects, &s.effects);
         self.trace.clone_from(&s.trace);
-        self.to_invoke.clone_from(&s.to_invoke);
-        self.invoked.clone_from(&s.invoked);
+        copy_vec(&mut self.to_invoke, &s.to_invoke);
+        copy_vec(&mut self.invoked, &s.invoked);
     }
 }
 

@@ -471,13 +471,19 @@ impl Explorer {
             let result = apply(next, input);
             applied += 1;
             key::write(next, &self.rel, &mut buf);
-            stuck &= buf == own;
+            let same = buf == own;
+            stuck &= same;
             let hash = store::hash(&buf);
             let event = match input {
                 Input::Event(e) => Some(e),
                 _ => None,
             };
-            let known = self.store.find(&buf, hash);
+            // A step back to the same state (an ignored event, a false guard) needs no lookup.
+            let known = if same {
+                Some(id)
+            } else {
+                self.store.find(&buf, hash)
+            };
             let observed = next.observed();
             let news = |o: &Observed| {
                 o.taken
@@ -609,14 +615,16 @@ impl Explorer {
         }
         let (id, new) = match succ.target {
             Some(id) => (id, false),
-            None => match self.store.find(&succ.key, succ.hash) {
-                Some(id) => (id, false),
+            None => match self
+                .store
+                .insert_within(&succ.key, succ.hash, self.max_states)
+            {
+                Some(found) => found,
                 // The bound: states past it are counted, not kept.
-                None if self.store.len() >= self.max_states => {
+                None => {
                     self.refused += 1;
                     return None;
                 }
-                None => self.store.insert(&succ.key, succ.hash),
             },
         };
         if self.keep_edges && succ.parent != NO_PARENT && id != succ.parent {

@@ -39,22 +39,34 @@ impl Store {
         self.table.find(hash, |&id| self.get(id) == key).copied()
     }
 
-    /// Adds a key: its number, and whether it was new.
-    pub fn insert(&mut self, key: &[u8], h: u64) -> (u32, bool) {
-        if let Some(id) = self.find(key, h) {
-            return (id, false);
-        }
-        let id = self.starts.len() as u32;
-        self.starts.push(self.arena.len() as u64);
-        self.arena.extend_from_slice(key);
-        let (arena, starts) = (&self.arena, &self.starts);
-        let key_of = |id: &u32| {
-            let i = *id as usize;
+    /// Adds a key: its number, and whether it was new; `None` (refused) for a new key once
+    /// `max` keys are held. One lookup.
+    pub fn insert_within(&mut self, key: &[u8], h: u64, max: usize) -> Option<(u32, bool)> {
+        let Store {
+            arena,
+            starts,
+            table,
+        } = self;
+        fn slice<'a>(arena: &'a [u8], starts: &[u64], id: u32) -> &'a [u8] {
+            let i = id as usize;
             let end = starts.get(i + 1).map_or(arena.len(), |&e| e as usize);
-            hash(&arena[starts[i] as usize..end])
-        };
-        self.table.insert_unique(h, id, key_of);
-        (id, true)
+            &arena[starts[i] as usize..end]
+        }
+        match table.entry(
+            h,
+            |&id| slice(arena, starts, id) == key,
+            |&id| hash(slice(arena, starts, id)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => Some((*e.get(), false)),
+            hashbrown::hash_table::Entry::Vacant(_) if starts.len() >= max => None,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let id = starts.len() as u32;
+                starts.push(arena.len() as u64);
+                arena.extend_from_slice(key);
+                v.insert(id);
+                Some((id, true))
+            }
+        }
     }
 
     /// Bytes held: the arena, the offsets and the table.
@@ -75,7 +87,7 @@ mod tests {
             .collect();
         let mut ids = Vec::new();
         for k in &keys {
-            ids.push(s.insert(k, hash(k)));
+            ids.push(s.insert_within(k, hash(k), usize::MAX).unwrap());
         }
         for (k, (id, _)) in keys.iter().zip(&ids) {
             assert_eq!(s.get(*id), &k[..]);
@@ -85,5 +97,13 @@ mod tests {
         assert_eq!(s.len(), distinct.len());
         assert_eq!(ids.iter().filter(|(_, new)| *new).count(), distinct.len());
         assert_eq!(s.find(b"missing key", hash(b"missing key")), None);
+        assert_eq!(
+            s.insert_within(b"one more", hash(b"one more"), s.len()),
+            None
+        );
+        assert_eq!(
+            s.insert_within(&keys[0], hash(&keys[0]), s.len()),
+            Some((ids[0].0, false))
+        );
     }
 }
