@@ -547,3 +547,33 @@ fn a_script_with_a_failing_command_fails() {
     assert_eq!(run(&ok), Some(0));
     assert_eq!(run(&bad), Some(1));
 }
+
+#[test]
+fn test_paths_bring_every_operation_to_every_state_it_can_reach() {
+    let out = orca(&["test-paths", "machines/saga.ron", "--json"]);
+    assert!(out.status.success());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    let find = |op: &str, state: &str| {
+        list.iter()
+            .find(|p| p["target"] == op && p["state"] == state)
+            .unwrap_or_else(|| panic!("no path for {op} {state}"))
+    };
+    assert_eq!(
+        find("flight", "Failed")["steps"],
+        serde_json::json!(["fail flight"])
+    );
+    assert_eq!(
+        find("flight", "Compensating")["steps"],
+        serde_json::json!(["ok flight", "tick"]),
+        "hotel and car time out together: the run fails and rolls the flight back (a failed hotel alone waits for the car, on_child_failure: Continue)"
+    );
+    let out = orca(&["test-paths", "machines/saga.ron", "--check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with(&format!("{} passed, 0 failed", list.len())),
+        "{text}"
+    );
+}

@@ -1,5 +1,7 @@
 //! `orca test-paths FILE`: the shortest inputs to every reachable state and across every
-//! transition, as `orca step --script` files or JSON; `--check` runs each through the stepper.
+//! transition of a machine (for a workflow: the shortest answers that bring each operation to
+//! each lifecycle state), as `orca step --script` files or JSON; `--check` runs each through
+//! the stepper.
 
 use super::{exit, report};
 use crate::chart::{CompileOptions, compile};
@@ -12,7 +14,7 @@ use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The machine.
+    /// The machine or workflow.
     file: PathBuf,
     /// Write one `orca step --script` file per path into this directory.
     #[arg(long, value_name = "DIR")]
@@ -43,10 +45,7 @@ pub fn run(args: Args) -> u8 {
     };
     let text = file.text.clone();
     if load::detect_kind(&text) == FileKind::Workflow {
-        eprintln!(
-            "orca: {name} is a workflow; test-paths generates paths through machines (for a workflow, `orca verify` explores every order and outcome of its work)"
-        );
-        return exit::USAGE;
+        return workflow(&args, file);
     }
     let chart = match load::load_machine_source(file)
         .and_then(|m| compile(&m, &CompileOptions::default()))
@@ -168,4 +167,93 @@ fn check(chart: &crate::chart::Chart, name: &str, text: &str, t: &TestPath) -> R
             }
         }
     }
+}
+
+/// `orca test-paths WORKFLOW`: the shortest answers that bring each operation to each
+/// lifecycle state it can reach, as `orca step --script` files; `--check` runs them through
+/// the workflow stepper and checks the state.
+fn workflow(args: &Args, file: crate::model::SourceFile) -> u8 {
+    use crate::lifecycle::plan::{self, Plan};
+    use crate::stepper::workflow::WorkflowSession;
+    let name = args.file.display().to_string();
+    let text = file.text.clone();
+    let base = plan::base_dir(&args.file).to_path_buf();
+    let plan = match Plan::load_source(file, &base) {
+        Ok((plan, _)) => plan,
+        Err(d) => {
+            report::print(&d.0, |f| (f == name).then(|| text.clone()));
+            return exit::USAGE;
+        }
+    };
+    let r = verify::workflow::explore(&plan, args.max_states.max(1), args.depth);
+    let script = |(op, state, lines): &(String, &str, Vec<String>)| {
+        let mut s = format!("# operation {op} {state} ({} answers)\n", lines.len());
+        for l in lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    };
+    if let Some(dir) = &args.output {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("orca: cannot create {}: {e}", dir.display());
+            return exit::USAGE;
+        }
+        for (n, t) in r.reached.iter().enumerate() {
+            let out = dir.join(format!("{:03}-operation.steps", n + 1));
+            if let Err(e) = std::fs::write(&out, script(t)) {
+                eprintln!("orca: cannot write {}: {e}", out.display());
+                return exit::USAGE;
+            }
+        }
+    }
+    if args.json {
+        let list: Vec<serde_json::Value> = r
+            .reached
+            .iter()
+            .map(|(op, state, lines)| {
+                serde_json::json!({ "kind": "operation", "target": op, "state": state, "steps": lines })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else if !args.check && args.output.is_none() {
+        for t in &r.reached {
+            println!("{}", script(t));
+        }
+    }
+    if !args.check {
+        return if r.bounded.is_some() {
+            super::verify::BOUNDED
+        } else {
+            exit::OK
+        };
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for (op, state, lines) in &r.reached {
+        let outcome = (|| {
+            let mut s = WorkflowSession::from_text(&name, &text, &base)?;
+            for l in lines {
+                if let Some(e) = s.run_line(l).error {
+                    return Err(format!("`{l}`: {e}"));
+                }
+            }
+            let e = s.engine();
+            let id = (0..e.plan().ops.len())
+                .find(|&i| e.plan().display_path(i) == op)
+                .ok_or_else(|| format!("no operation `{op}`"))?;
+            match e.state(id) {
+                now if now == *state => Ok(()),
+                now => Err(format!("`{op}` is {now}")),
+            }
+        })();
+        match outcome {
+            Ok(()) => passed += 1,
+            Err(why) => {
+                failed += 1;
+                println!("FAILED operation {op} {state}: {why}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 { exit::FAILED } else { exit::OK }
 }

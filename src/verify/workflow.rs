@@ -52,6 +52,9 @@ pub struct WorkflowReport {
     pub bounded: Option<usize>,
     /// Ends reached: (succeeded, failed).
     pub ends: (usize, usize),
+    /// Every lifecycle state each operation reaches, with the shortest answers that get it
+    /// there (as `orca step` lines): operation path, state, lines. For `orca test-paths`.
+    pub reached: Vec<(String, &'static str, Vec<String>)>,
 }
 
 /// A fresh simulation of `plan`.
@@ -115,6 +118,8 @@ struct Expanded {
     finished: bool,
     failed: bool,
     uncompensated: Vec<OpId>,
+    /// Each operation's lifecycle state.
+    states: Vec<&'static str>,
 }
 
 /// Explores every answer order and outcome of `plan`'s run.
@@ -135,7 +140,9 @@ pub fn explore(plan: &Plan, max_states: usize, depth: Option<usize>) -> Workflow
         depth: 0,
         bounded: None,
         ends: (0, 0),
+        reached: Vec::new(),
     };
+    let mut reached_seen: std::collections::HashSet<(OpId, &'static str)> = Default::default();
     let mut seen_kinds: Vec<String> = Vec::new();
     let path_of = |origins: &Vec<(u32, Option<Answer>)>, mut id: u32| {
         let mut out = Vec::new();
@@ -166,6 +173,15 @@ pub fn explore(plan: &Plan, max_states: usize, depth: Option<usize>) -> Workflow
             .collect();
         let mut next = Vec::new();
         for e in expanded {
+            for (op, &state) in e.states.iter().enumerate() {
+                if reached_seen.insert((op, state)) {
+                    report.reached.push((
+                        plan.display_path(op).to_string(),
+                        state,
+                        lines(&path_of(&origins, e.id)),
+                    ));
+                }
+            }
             if ends.len() <= e.id as usize {
                 ends.resize(e.id as usize + 1, false);
             }
@@ -318,12 +334,14 @@ fn expand(plan: &Plan, id: u32, path: &[Answer]) -> Expanded {
         let problems = check_step(plan, &here, &e);
         succs.push((a, e.sim_key(), problems));
     }
+    let states = (0..plan.ops.len()).map(|op| here.state(op)).collect();
     Expanded {
         id,
         succs,
         finished,
         failed,
         uncompensated,
+        states,
     }
 }
 
