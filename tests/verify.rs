@@ -577,3 +577,25 @@ fn test_paths_bring_every_operation_to_every_state_it_can_reach() {
         "{text}"
     );
 }
+
+#[test]
+fn a_heartbeat_is_not_a_deadlock() {
+    let d = dir("heartbeat");
+    let m = write(
+        &d,
+        "h.ron",
+        r#"Machine(states: { "beating": (after: { "5s": "beating" }) })"#,
+    );
+    let (code, report) = verify(&m, &d, &["--deny-findings"]);
+    assert_eq!(code, Some(0), "{report}");
+    let stuck = write(
+        &d,
+        "s.ron",
+        r#"Machine(states: { "a": (on: { "GO": "b" }), "b": () })"#,
+    );
+    let (_, report) = verify(&stuck, &d, &[]);
+    assert_eq!(
+        finding(&report, "deadlock")["path"],
+        serde_json::json!(["GO"])
+    );
+}

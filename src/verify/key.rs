@@ -77,23 +77,15 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
             extra.push((name, v));
             continue;
         }
-        if rel.is_relevant(slot, name) && !(rel.shape && v.is_number()) {
-            json(out, v);
-        } else {
-            out.push(type_tag(v));
-        }
+        value(out, v, rel.is_relevant(slot, name), rel.shape);
     }
-    if !extra.is_empty() {
-        extra.sort_by(|a, b| a.0.cmp(b.0));
-        out.push(0xfe);
-        for (name, v) in extra {
-            str(out, name);
-            if rel.is_relevant(None, name) && !(rel.shape && v.is_number()) {
-                json(out, v);
-            } else {
-                out.push(type_tag(v));
-            }
-        }
+    // Names the chart does not declare, by name: the order they were created in is not
+    // observable (expressions name variables, nothing iterates the context).
+    extra.sort_by(|a, b| a.0.cmp(b.0));
+    varint(out, extra.len() as u64);
+    for (name, v) in extra {
+        str(out, name);
+        value(out, v, rel.is_relevant(None, name), rel.shape);
     }
     // A stopped instance fires nothing any more: its leftover timers do not count.
     let timers = if *inst.status() == Status::Running {
@@ -139,6 +131,48 @@ fn str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// A context value: whole when relevant; else its *shape*, which is what decides whether
+/// expressions reading it fail (a missing key, a wrong type) without the values themselves.
+/// With `numbers_out`, a relevant top-level number counts by its type only.
+fn value(out: &mut Vec<u8>, v: &Json, relevant: bool, numbers_out: bool) {
+    if relevant && !(numbers_out && v.is_number()) {
+        json(out, v);
+    } else {
+        shape(out, v);
+    }
+}
+
+/// Types all the way down, keys of maps in their order; a list by the distinct shapes of its
+/// items (not its length, so that a list that only grows does not make new states).
+fn shape(out: &mut Vec<u8>, v: &Json) {
+    out.push(type_tag(v));
+    match v {
+        Json::Array(a) => {
+            let mut shapes: Vec<Vec<u8>> = Vec::new();
+            for x in a {
+                let mut one = Vec::new();
+                shape(&mut one, x);
+                if !shapes.contains(&one) {
+                    shapes.push(one);
+                }
+            }
+            shapes.sort();
+            varint(out, shapes.len() as u64);
+            for one in shapes {
+                out.extend_from_slice(&one);
+            }
+        }
+        Json::Object(m) => {
+            varint(out, m.len() as u64);
+            for (k, x) in m {
+                str(out, k);
+                shape(out, x);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn type_tag(v: &Json) -> u8 {
     match v {
         Json::Null => 0x10,
@@ -151,7 +185,7 @@ fn type_tag(v: &Json) -> u8 {
     }
 }
 
-/// A JSON value, maps with sorted keys.
+/// A JSON value; maps in their order, which `Foreach` and printing can see.
 fn json(out: &mut Vec<u8>, v: &Json) {
     match v {
         Json::Null => out.push(0),
@@ -183,9 +217,7 @@ fn json(out: &mut Vec<u8>, v: &Json) {
         Json::Object(m) => {
             out.push(8);
             varint(out, m.len() as u64);
-            let mut entries: Vec<_> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            for (k, x) in entries {
+            for (k, x) in m {
                 str(out, k);
                 json(out, x);
             }
@@ -221,18 +253,22 @@ mod tests {
     };
 
     #[test]
-    fn the_order_values_were_created_in_does_not_matter() {
-        let text = r#"Machine(states: { "a": (on: {
-            "XY": (actions: [Assign("x", "1"), Assign("y", "{'p': 1, 'q': 2}")]),
-            "YX": (actions: [Assign("y", "{'q': 2, 'p': 1}"), Assign("x", "1")]),
+    fn the_order_variables_were_created_in_does_not_matter_but_a_maps_order_does() {
+        let text = r#"Machine(context: { "m": {} }, states: { "a": (on: {
+            "XY": (actions: [Assign("x", "1"), Assign("y", "2")]),
+            "YX": (actions: [Assign("y", "2"), Assign("x", "1")]),
+            "AB": (actions: [Assign("m.a", "1"), Assign("m.b", "2")]),
+            "BA": (actions: [Assign("m.b", "2"), Assign("m.a", "1")]),
         }) })"#;
-        let mut a = start(text);
-        let mut b = start(text);
-        a.send(Event::external("XY")).unwrap();
-        b.send(Event::external("YX")).unwrap();
-        assert_eq!(key(&a, &ALL), key(&b, &ALL));
-        let c = start(text);
-        assert_ne!(key(&a, &ALL), key(&c, &ALL));
+        let after = |e: &str| {
+            let mut i = start(text);
+            i.send(Event::external(e)).unwrap();
+            key(&i, &ALL)
+        };
+        assert_eq!(after("XY"), after("YX"));
+        assert_ne!(after("XY"), key(&start(text), &ALL));
+        // `Foreach` over `m` sees the order its keys were added in: different states.
+        assert_ne!(after("AB"), after("BA"));
     }
 
     #[test]
@@ -271,5 +307,41 @@ mod tests {
         n.send(Event::external("N")).unwrap();
         assert_ne!(key(&base, &rel), key(&n, &rel));
         assert_ne!(key(&base, &ALL), key(&s, &ALL));
+    }
+
+    #[test]
+    fn irrelevant_values_keep_the_shape_that_decides_errors() {
+        let text = r#"Machine(context: { "m": { "k": 1 }, "log": [] }, states: { "a": (on: {
+            "CLEAR": (actions: [Assign("m", "{}")]),
+            "K2": (actions: [Assign("m", "{'k': 2}")]),
+            "LOG": (actions: [Assign("log", "log + [1]")]),
+            "T": (actions: [Log("m.k"), Log("log")]),
+        }) })"#;
+        let rel = Relevance {
+            slots: vec![false, false],
+            others: Vec::new(),
+            all: false,
+            shape: false,
+        };
+        let base = start(text);
+        let mut cleared = start(text);
+        cleared.send(Event::external("CLEAR")).unwrap();
+        assert_ne!(key(&base, &rel), key(&cleared, &rel), "`m.k` now fails");
+        let mut k2 = start(text);
+        k2.send(Event::external("K2")).unwrap();
+        assert_eq!(
+            key(&base, &rel),
+            key(&k2, &rel),
+            "a value alone does not count"
+        );
+        let mut once = start(text);
+        once.send(Event::external("LOG")).unwrap();
+        let mut twice = once.clone();
+        twice.send(Event::external("LOG")).unwrap();
+        assert_eq!(
+            key(&once, &rel),
+            key(&twice, &rel),
+            "a growing list is one shape"
+        );
     }
 }

@@ -246,7 +246,7 @@ pub fn explore_with(
     };
     x.run(opts, progress);
     let ignored = slice::ignored(&chart, &x.rel);
-    x.finish(opts, paths, ignored)
+    x.finish(paths, ignored)
 }
 
 /// Applies one input to an instance, as the stepper would (`Tick` with nothing pending does
@@ -364,7 +364,6 @@ impl Explorer {
                 break;
             }
             let mut next: Vec<(u32, Instance)> = Vec::new();
-            let batches = frontier.len().div_ceil(opts.batch.max(1));
             for (b, batch) in frontier.chunks(opts.batch.max(1)).enumerate() {
                 let this = &*self;
                 let expanded: Vec<Expansion> = batch
@@ -415,7 +414,6 @@ impl Explorer {
                     self.depth = depth + 1;
                     break 'levels;
                 }
-                let _ = batches;
             }
             depth += 1;
             self.depth = depth;
@@ -472,7 +470,9 @@ impl Explorer {
             applied += 1;
             key::write(next, &self.rel, &mut buf);
             let same = buf == own;
-            stuck &= same;
+            // Stuck: every input leaves the state as it was and takes no transition (a
+            // timer that re-enters its own state is a heartbeat, not a deadlock).
+            stuck &= same && next.observed().is_none_or(|o| o.taken.is_empty());
             let hash = store::hash(&buf);
             let event = match input {
                 Input::Event(e) => Some(e),
@@ -726,8 +726,7 @@ impl Explorer {
     }
 
     /// The checks that need the whole graph, and the report.
-    fn finish(mut self, opts: &Options, paths: bool, ignored: Vec<String>) -> Report {
-        let _ = opts;
+    fn finish(mut self, paths: bool, ignored: Vec<String>) -> Report {
         let complete = self.bounded.is_none();
         if complete && self.keep_edges {
             let n = self.store.len();

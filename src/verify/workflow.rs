@@ -157,12 +157,13 @@ pub fn explore(plan: &Plan, max_states: usize, depth: Option<usize>) -> Workflow
         answers.iter().map(|&a| Line(plan, a).to_string()).collect()
     };
     let mut frontier = vec![0u32];
+    let mut refused = 0usize;
     let mut level = 0;
     let mut deadlock_seen = false;
     let mut uncompensated_seen: Vec<Vec<OpId>> = Vec::new();
     while !frontier.is_empty() {
-        if depth.is_some_and(|d| level >= d) || keys.len() >= max_states {
-            report.bounded = Some(frontier.len());
+        if depth.is_some_and(|d| level >= d) || refused > 0 {
+            report.bounded = Some(frontier.len() + refused);
             break;
         }
         let paths: Vec<Vec<Answer>> = frontier.iter().map(|&id| path_of(&origins, id)).collect();
@@ -250,7 +251,18 @@ pub fn explore(plan: &Plan, max_states: usize, depth: Option<usize>) -> Workflow
                     }
                 }
                 let n = keys.len() as u32;
-                let id = *keys.entry(key).or_insert(n);
+                let id = match keys.get(&key) {
+                    Some(&id) => id,
+                    // The bound: states past it are counted, not kept.
+                    None if keys.len() >= max_states => {
+                        refused += 1;
+                        continue;
+                    }
+                    None => {
+                        keys.insert(key, n);
+                        n
+                    }
+                };
                 if id != e.id {
                     edges.push((e.id, id));
                 }
@@ -264,6 +276,9 @@ pub fn explore(plan: &Plan, max_states: usize, depth: Option<usize>) -> Workflow
         if !frontier.is_empty() {
             level += 1;
         }
+    }
+    if refused > 0 && report.bounded.is_none() {
+        report.bounded = Some(refused);
     }
     report.depth = level;
     report.states = keys.len();

@@ -761,8 +761,7 @@ impl Engine {
     }
 
     /// A simulation's state, for `orca verify`: equal for two simulations that will go on
-    /// alike. Tokens, clocks and the jitter generator are left out; pending timers count by
-    /// their order (which fires first), not their times.
+    /// alike. Tokens and the clock are left out; pending timers count by how far off they are.
     pub fn sim_key(&self) -> String {
         use std::fmt::Write;
         let mut k = String::new();
@@ -809,12 +808,15 @@ impl Engine {
             let running: Vec<(OpId, Purpose)> = sim.iter().map(|(&op, &(p, _))| (op, p)).collect();
             let _ = write!(k, "s{running:?}");
         }
-        let timers: Vec<(OpId, bool)> = self
+        // Timers by how far off they are (several due together fire together), and the
+        // jitter generator, which decides the delays of retries still to come.
+        let now = self.sim_now;
+        let timers: Vec<(u64, OpId, bool)> = self
             .sim_timers()
             .into_iter()
-            .map(|(_, op, t)| (op, t))
+            .map(|(due, op, t)| (due.saturating_sub(now), op, t))
             .collect();
-        let _ = write!(k, "T{timers:?}");
+        let _ = write!(k, "T{timers:?}r{}", self.rng);
         k
     }
 
