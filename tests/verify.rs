@@ -319,6 +319,17 @@ fn a_bound_says_so_with_exit_3_and_names_the_growing_value() {
     let (code, report) = verify(&counter, &d, &["--depth", "4"]);
     assert_eq!(code, Some(3));
     assert_eq!(report["depth"], 4);
+    // A depth bound past the last new state proves as much as no bound.
+    let small = write(
+        &d,
+        "small.ron",
+        r#"Machine(states: { "a": (on: { "GO": "b" }), "b": (on: { "GO": "a" }) })"#,
+    );
+    let (code, report) = verify(&small, &d, &["--depth", "1"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["complete"], true);
+    let (code, _) = verify(&small, &d, &["--depth", "0"]);
+    assert_eq!(code, Some(3));
 
     let text = orca(&[
         "verify",

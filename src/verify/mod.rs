@@ -360,8 +360,9 @@ impl Explorer {
         let mut depth = 0;
         'levels: while !frontier.is_empty() {
             if opts.depth.is_some_and(|d| depth >= d) {
-                self.bounded = Some(frontier.len());
-                break;
+                // At the depth bound the last level is still expanded, keeping nothing new:
+                // if it finds nothing new the exploration was complete after all.
+                self.max_states = self.max_states.min(self.store.len());
             }
             let mut next: Vec<(u32, Instance)> = Vec::new();
             for (b, batch) in frontier.chunks(opts.batch.max(1)).enumerate() {
@@ -411,7 +412,7 @@ impl Explorer {
                     let unexpanded: usize =
                         frontier[((b + 1) * opts.batch).min(frontier.len())..].len();
                     self.bounded = Some(next.len() + unexpanded + self.refused);
-                    self.depth = depth + 1;
+                    self.depth = if next.is_empty() { depth } else { depth + 1 };
                     break 'levels;
                 }
             }
