@@ -475,7 +475,7 @@ fn test_paths_reach_every_state_and_take_every_transition() {
         assert!(states.contains(&s), "{s} in {states:?}");
     }
     let menu = list.iter().find(|p| p["target"] == "settings").unwrap();
-    assert_eq!(menu["steps"], serde_json::json!(["MENU"]));
+    assert_eq!(menu["steps"], serde_json::json!(["send MENU"]));
 
     let out = orca(&[
         "test-paths",

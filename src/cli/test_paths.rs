@@ -91,7 +91,7 @@ pub fn run(args: Args) -> u8 {
                 serde_json::json!({
                     "kind": kind,
                     "target": target,
-                    "steps": t.inputs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "steps": t.inputs.iter().flat_map(crate::verify::Input::step_lines).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -282,6 +282,21 @@ fn write_journal(
             }
         }
     }
+    // The stepper runs invoked child machines, which the verifier leaves to the environment:
+    // say so when that makes the journal end elsewhere than the path the verifier found.
+    let mut explored = crate::interpreter::Instance::new(session.instance().chart().clone());
+    let _ = explored.start();
+    for input in &f.path {
+        let _ = verify::apply(&mut explored, input);
+    }
+    let (ran, saw) = (session.instance(), &explored);
+    if ran.configuration_paths() != saw.configuration_paths() || ran.context() != saw.context() {
+        eprintln!(
+            "orca: warning: the counterexample's journal ends in {:?}, not in {:?} as explored: the stepper runs the machine's invoked children, the verifier does not",
+            ran.configuration_paths(),
+            saw.configuration_paths()
+        );
+    }
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("orca: cannot create {}: {e}", dir.display());
         return None;
@@ -414,6 +429,7 @@ fn json_report(
                 "severity": if f.error { "error" } else { "warning" },
                 "message": f.message,
                 "path": f.path.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "steps": f.path.iter().flat_map(Input::step_lines).collect::<Vec<_>>(),
                 "journal": j.as_ref().map(|p| p.display().to_string()),
             })
         })

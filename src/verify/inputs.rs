@@ -25,7 +25,19 @@ pub enum Input {
     Set(Vec<(String, Json)>),
 }
 
-/// As `orca step` reads it: `NAME`, `NAME JSON` or `tick`.
+impl Input {
+    /// As `orca step` lines (`send NAME JSON`, `tick`, `set NAME JSON`): unlike the short
+    /// form of `Display`, never mistaken for a stepper command.
+    pub fn step_lines(&self) -> Vec<String> {
+        match self {
+            Input::Event(_) => vec![format!("send {self}")],
+            Input::Tick => vec!["tick".into()],
+            Input::Set(values) => values.iter().map(|(k, v)| format!("set {k} {v}")).collect(),
+        }
+    }
+}
+
+/// Short, as reports print a path: `NAME`, `NAME JSON`, `tick` or `set NAME JSON`.
 impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

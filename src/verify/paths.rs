@@ -51,16 +51,9 @@ pub fn test_paths(chart: &Chart, report: &Report) -> Vec<TestPath> {
 /// An `orca step` script: a comment that says what it tests, then one command a line.
 pub fn script(t: &TestPath) -> String {
     let mut s = format!("# {} ({} inputs)\n", t.name, t.inputs.len());
-    for i in &t.inputs {
-        match i {
-            Input::Event(_) => s.push_str(&format!("send {i}\n")),
-            Input::Tick => s.push_str("tick\n"),
-            Input::Set(values) => {
-                for (name, v) in values {
-                    s.push_str(&format!("set {name} {v}\n"));
-                }
-            }
-        }
+    for line in t.inputs.iter().flat_map(Input::step_lines) {
+        s.push_str(&line);
+        s.push('\n');
     }
     s
 }
