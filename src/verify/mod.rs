@@ -267,6 +267,21 @@ pub fn apply(inst: &mut Instance, input: &Input) -> Result<(), crate::interprete
     }
 }
 
+/// Whether no transition of `inst`'s configuration matches `event`, whatever its guards say
+/// (the chart's candidate tables; a `*` descriptor matches everything): then the event is
+/// ignored and leaves the state as it was, and the explorer need not try it.
+fn surely_ignored(chart: &Chart, inst: &Instance, event: &crate::interpreter::Event) -> bool {
+    let class = chart.event_class(&event.name);
+    inst.configuration().all(|s| {
+        let st = chart.state(s);
+        !st.is_atomic()
+            || match class {
+                Some(c) => st.candidates(c).is_some_and(<[TransitionId]>::is_empty),
+                None => !st.selects_any,
+            }
+    })
+}
+
 fn has_final(chart: &Chart) -> bool {
     chart
         .root()
@@ -456,6 +471,14 @@ impl Explorer {
                 continue;
             }
             if matches!(input, Input::Tick) && inst.next_due().is_none() {
+                continue;
+            }
+            if let Input::Event(e) = input
+                && self.event_invariants.is_empty()
+                && surely_ignored(&self.chart, inst, e)
+            {
+                // Back to the same state, nothing taken: as if applied.
+                applied += 1;
                 continue;
             }
             // One copy per worker, overwritten for each input: a state seen before costs
