@@ -3,14 +3,12 @@
 //! each lifecycle state), as `orca step --script` files or JSON; `--check` runs each through
 //! the stepper.
 
-use super::{exit, report};
-use crate::chart::{CompileOptions, compile};
-use crate::model::load::{self, FileKind};
+use super::exit;
+use super::verify::Loaded;
 use crate::stepper::Session;
 use crate::verify::paths::{self, Goal, TestPath};
 use crate::verify::{self, Options};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,25 +34,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> u8 {
     let name = args.file.display().to_string();
-    let file = match load::read_source(&args.file) {
-        Ok(f) => f,
-        Err(d) => {
-            report::print(&d.0, |_| None);
-            return exit::USAGE;
-        }
-    };
-    let text = file.text.clone();
-    if load::detect_kind(&text) == FileKind::Workflow {
-        return workflow(&args, file);
-    }
-    let chart = match load::load_machine_source(file)
-        .and_then(|m| compile(&m, &CompileOptions::default()))
-    {
-        Ok((chart, _)) => Arc::new(chart),
-        Err(d) => {
-            report::print(&d.0, |f| (f == name).then(|| text.clone()));
-            return exit::USAGE;
-        }
+    let (chart, text) = match super::verify::load_file(&args.file) {
+        Ok((Loaded::Machine(chart), text)) => (chart, text),
+        Ok((Loaded::Workflow(plan), text)) => return workflow(&args, &plan, &text),
+        Err(code) => return code,
     };
     let opts = Options {
         depth: args.depth,
@@ -172,20 +155,11 @@ fn check(chart: &crate::chart::Chart, name: &str, text: &str, t: &TestPath) -> R
 /// `orca test-paths WORKFLOW`: the shortest answers that bring each operation to each
 /// lifecycle state it can reach, as `orca step --script` files; `--check` runs them through
 /// the workflow stepper and checks the state.
-fn workflow(args: &Args, file: crate::model::SourceFile) -> u8 {
-    use crate::lifecycle::plan::{self, Plan};
+fn workflow(args: &Args, plan: &crate::lifecycle::plan::Plan, text: &str) -> u8 {
     use crate::stepper::workflow::WorkflowSession;
     let name = args.file.display().to_string();
-    let text = file.text.clone();
-    let base = plan::base_dir(&args.file).to_path_buf();
-    let plan = match Plan::load_source(file, &base) {
-        Ok((plan, _)) => plan,
-        Err(d) => {
-            report::print(&d.0, |f| (f == name).then(|| text.clone()));
-            return exit::USAGE;
-        }
-    };
-    let r = verify::workflow::explore(&plan, args.max_states.max(1), args.depth);
+    let base = crate::lifecycle::plan::base_dir(&args.file);
+    let r = verify::workflow::explore(plan, args.max_states.max(1), args.depth);
     let script = |(op, state, lines): &(String, &str, Vec<String>)| {
         let mut s = format!("# operation {op} {state} ({} answers)\n", lines.len());
         for l in lines {
@@ -231,7 +205,7 @@ fn workflow(args: &Args, file: crate::model::SourceFile) -> u8 {
     let (mut passed, mut failed) = (0, 0);
     for (op, state, lines) in &r.reached {
         let outcome = (|| {
-            let mut s = WorkflowSession::from_text(&name, &text, &base)?;
+            let mut s = WorkflowSession::from_text(&name, text, base)?;
             for l in lines {
                 if let Some(e) = s.run_line(l).error {
                     return Err(format!("`{l}`: {e}"));

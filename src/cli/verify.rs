@@ -67,27 +67,42 @@ fn worse(a: u8, b: u8) -> u8 {
     if rank(b) > rank(a) { b } else { a }
 }
 
-fn verify_file(path: &Path, opts: &Options, args: &Args) -> u8 {
+/// A file `verify` and `test-paths` can work on, loaded; its text kept for the stepper.
+pub enum Loaded {
+    Machine(Arc<crate::chart::Chart>),
+    Workflow(Plan),
+}
+
+/// Loads a machine or a workflow, printing what is wrong with it (`Err`: the exit status).
+pub fn load_file(path: &Path) -> Result<(Loaded, String), u8> {
     let name = path.display().to_string();
-    let file = match load::read_source(path) {
-        Ok(f) => f,
-        Err(d) => {
-            report::print(&d.0, |_| None);
-            return exit::USAGE;
-        }
-    };
+    let file = load::read_source(path).map_err(|d| {
+        report::print(&d.0, |_| None);
+        exit::USAGE
+    })?;
     let text = file.text.clone();
-    if load::detect_kind(&text) == FileKind::Workflow {
-        return verify_workflow(path, file, opts, args);
-    }
-    let chart = match load::load_machine_source(file)
-        .and_then(|m| compile(&m, &CompileOptions::default()))
-    {
-        Ok((chart, _)) => Arc::new(chart),
+    let loaded = if load::detect_kind(&text) == FileKind::Workflow {
+        Plan::load_source(file, plan::base_dir(path)).map(|(p, _)| Loaded::Workflow(p))
+    } else {
+        load::load_machine_source(file)
+            .and_then(|m| compile(&m, &CompileOptions::default()))
+            .map(|(c, _)| Loaded::Machine(Arc::new(c)))
+    };
+    match loaded {
+        Ok(l) => Ok((l, text)),
         Err(d) => {
             report::print(&d.0, |f| (f == name).then(|| text.clone()));
-            return exit::USAGE;
+            Err(exit::USAGE)
         }
+    }
+}
+
+fn verify_file(path: &Path, opts: &Options, args: &Args) -> u8 {
+    let name = path.display().to_string();
+    let (chart, text) = match load_file(path) {
+        Ok((Loaded::Machine(chart), text)) => (chart, text),
+        Ok((Loaded::Workflow(plan), _)) => return verify_workflow(path, &plan, opts, args),
+        Err(code) => return code,
     };
     let started = Instant::now();
     let bar = (!args.json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
@@ -137,18 +152,10 @@ fn verify_file(path: &Path, opts: &Options, args: &Args) -> u8 {
 
 /// `orca verify WORKFLOW`: every order and outcome of its work; counterexamples are written
 /// as `orca step` scripts (a simulation runs nothing, so it has no journal).
-fn verify_workflow(path: &Path, file: crate::model::SourceFile, opts: &Options, args: &Args) -> u8 {
+fn verify_workflow(path: &Path, plan: &Plan, opts: &Options, args: &Args) -> u8 {
     let name = path.display().to_string();
-    let text = file.text.clone();
-    let plan = match Plan::load_source(file, plan::base_dir(path)) {
-        Ok((plan, _)) => plan,
-        Err(d) => {
-            report::print(&d.0, |f| (f == name).then(|| text.clone()));
-            return exit::USAGE;
-        }
-    };
     let started = Instant::now();
-    let r = verify::workflow::explore(&plan, opts.max_states, opts.depth);
+    let r = verify::workflow::explore(plan, opts.max_states, opts.depth);
     let elapsed = started.elapsed();
     let mut scripts = Vec::new();
     for (n, f) in r.findings.iter().enumerate() {
