@@ -143,7 +143,9 @@ fn verify_file(path: &Path, opts: &Options, args: &Args) -> u8 {
         );
     }
     if args.json {
-        println!("{}", json_report(&name, &report, &journals, elapsed));
+        let mut j = json_report(&name, &report, &journals, elapsed);
+        j["cut_payloads"] = verify::inputs::cut_events(&chart).into();
+        println!("{j}");
     } else {
         print_report(&name, &chart, &report, &journals, elapsed);
     }
@@ -374,6 +376,12 @@ fn print_report(
         println!(
             "  values no guard, invariant or delay depends on, left out: {}",
             report.ignored.join(", ")
+        );
+    }
+    for name in verify::inputs::cut_events(chart) {
+        println!(
+            "  `{name}`: its guards' literals combine into more payloads than the {} tried; choose them in `verify.events`",
+            verify::inputs::MAX_PAYLOADS
         );
     }
     for (f, journal) in report.findings.iter().zip(journals) {

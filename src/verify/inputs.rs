@@ -59,7 +59,7 @@ impl fmt::Display for Input {
 pub const OTHER_EVENT: &str = "orca.verify.other";
 
 /// At most this many payloads per event name, however many literals the guards hold.
-const MAX_PAYLOADS: usize = 16;
+pub const MAX_PAYLOADS: usize = 16;
 
 /// The inputs for `chart`: events, then `Tick`, then one `Set` per `verify.context` entry.
 pub fn inputs(chart: &Chart) -> Vec<Input> {
@@ -116,9 +116,31 @@ fn is_external(name: &str) -> bool {
     }
 }
 
-/// Payloads for `name` from the literals its guards compare `event.data` against.
-fn derived_payloads(chart: &Chart, name: &str) -> Vec<Json> {
-    // Field path (empty: the data itself) → candidate values.
+/// The event names whose derived payloads were cut at [`MAX_PAYLOADS`]: their guards'
+/// literals combine into more payloads than are tried. A report says so; `verify.events`
+/// chooses them instead.
+pub fn cut_events(chart: &Chart) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for t in &chart.transitions {
+        for d in &t.events {
+            if let Descriptor::Prefix(name) = d
+                && !chart.properties.events.contains_key(name)
+                && !names.contains(name)
+                && fields(chart, name)
+                    .values()
+                    .try_fold(1usize, |n, v| n.checked_mul(v.len()))
+                    .is_none_or(|n| n > MAX_PAYLOADS)
+            {
+                names.push(name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// Field path (empty: the data itself) → the values the guards of `name`'s transitions
+/// compare it against, with their neighbours.
+fn fields(chart: &Chart, name: &str) -> IndexMap<Vec<String>, Vec<Json>> {
     let mut fields: IndexMap<Vec<String>, Vec<Json>> = IndexMap::new();
     for t in &chart.transitions {
         if !t.events.iter().any(|d| d.matches(name)) {
@@ -130,6 +152,12 @@ fn derived_payloads(chart: &Chart, name: &str) -> Vec<Json> {
             comparisons(f, &mut fields);
         }
     }
+    fields
+}
+
+/// Payloads for `name` from the literals its guards compare `event.data` against.
+fn derived_payloads(chart: &Chart, name: &str) -> Vec<Json> {
+    let fields = fields(chart, name);
     if fields.is_empty() {
         return vec![Json::Null];
     }
@@ -299,6 +327,18 @@ mod tests {
             r#"Machine(context: { "limit": 3 }, states: { "a": (on: { "E": (target: "b", guard: "event.data.n > limit || event.data.k == 'x'") }), "b": () })"#,
         );
         assert_eq!(got, [r#"E {"k":"x"}"#, r#"E {"k":""}"#, "tick"]);
+    }
+
+    #[test]
+    fn payloads_past_the_limit_are_cut_and_said() {
+        let (chart, _) = load_chart_str(
+            "i.ron",
+            r#"Machine(states: { "a": (on: { "E": (target: "b", guard: "event.data.a == 1 && event.data.b == 2 && event.data.c == 3") }), "b": () })"#,
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(inputs(&chart).len(), MAX_PAYLOADS + 1);
+        assert_eq!(cut_events(&chart), ["E"]);
     }
 
     #[test]
