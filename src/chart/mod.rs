@@ -16,6 +16,7 @@ pub mod fast;
 pub mod graph;
 pub mod kernel;
 mod validate;
+pub(crate) use validate::for_each_op;
 
 pub use build::{CompileOptions, compile, load_chart_file, load_chart_str};
 pub use descriptor::Descriptor;

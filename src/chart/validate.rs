@@ -173,7 +173,7 @@ pub(super) fn warnings(chart: &Chart, loaded: &LoadedMachine, diags: &mut Diagno
 }
 
 /// Calls `f` on every op, including those nested in `If` and `Foreach`.
-pub(crate) fn for_each_op(ops: &[Op], f: &mut impl FnMut(&Op)) {
+pub(crate) fn for_each_op<'a>(ops: &'a [Op], f: &mut impl FnMut(&'a Op)) {
     for op in ops {
         f(op);
         match op {

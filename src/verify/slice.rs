@@ -9,7 +9,7 @@
 //! type only: two states that differ in them alone behave alike.
 
 use super::key::Relevance;
-use crate::chart::{Chart, ExprId, Op};
+use crate::chart::{Chart, ExprId, Op, for_each_op};
 use std::collections::BTreeSet;
 
 /// The relevance of every context name of `chart`.
@@ -30,45 +30,29 @@ pub fn relevance(chart: &Chart) -> Relevance {
         blocks.push(&t.actions);
     }
     roots.extend(chart.properties.invariants.iter().map(|i| i.expr));
-    while let Some(ops) = blocks.pop() {
-        for op in ops {
-            match op {
-                Op::Raise { data, .. } => event_data.extend(*data),
-                Op::Send {
-                    data, delay_expr, ..
-                } => {
-                    event_data.extend(*data);
-                    roots.extend(*delay_expr);
-                }
-                Op::Cancel(_) => {}
-                Op::Assign {
-                    location, value, ..
-                } => assigns.push((location[0].as_str(), *value)),
-                Op::Log { .. } => {}
-                Op::If {
-                    branches,
-                    otherwise,
-                } => {
-                    for (g, body) in branches {
-                        roots.push(*g);
-                        blocks.push(body);
-                    }
-                    blocks.push(otherwise);
-                }
-                Op::Foreach {
-                    items,
-                    item,
-                    index,
-                    body,
-                } => {
-                    // The list decides how often the body runs: always relevant.
-                    roots.push(*items);
-                    foreach.push((item, index.as_deref(), *items));
-                    blocks.push(body);
-                }
-                Op::Call { .. } => calls = true,
+    for ops in blocks {
+        for_each_op(ops, &mut |op| match op {
+            Op::Raise { data, .. } => event_data.extend(*data),
+            Op::Send {
+                data, delay_expr, ..
+            } => {
+                event_data.extend(*data);
+                roots.extend(*delay_expr);
             }
-        }
+            Op::Assign {
+                location, value, ..
+            } => assigns.push((location[0].as_str(), *value)),
+            Op::If { branches, .. } => roots.extend(branches.iter().map(|(g, _)| *g)),
+            Op::Foreach {
+                items, item, index, ..
+            } => {
+                // The list decides how often the body runs: always relevant.
+                roots.push(*items);
+                foreach.push((item.as_str(), index.as_deref(), *items));
+            }
+            Op::Call { .. } => calls = true,
+            Op::Cancel(_) | Op::Log { .. } => {}
+        });
     }
     if calls {
         return everything(chart);
