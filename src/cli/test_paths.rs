@@ -92,19 +92,33 @@ pub fn run(args: Args) -> u8 {
         );
     }
     if !args.check {
-        return if report.bounded.is_some() {
-            super::verify::BOUNDED
-        } else {
-            exit::OK
-        };
+        return unchecked(report.bounded.is_some());
     }
+    run_checks(
+        tests
+            .iter()
+            .map(|t| (t.name.clone(), check(&chart, &name, &text, t))),
+    )
+}
+
+/// The exit status without `--check`: 3 when a bound left states without a path.
+fn unchecked(bounded: bool) -> u8 {
+    if bounded {
+        super::verify::BOUNDED
+    } else {
+        exit::OK
+    }
+}
+
+/// Prints each failed check and `N passed, M failed`; exit 1 when one failed.
+fn run_checks(results: impl Iterator<Item = (String, Result<(), String>)>) -> u8 {
     let (mut passed, mut failed) = (0, 0);
-    for t in &tests {
-        match check(&chart, &name, &text, t) {
+    for (name, result) in results {
+        match result {
             Ok(()) => passed += 1,
             Err(why) => {
                 failed += 1;
-                println!("FAILED {}: {why}", t.name);
+                println!("FAILED {name}: {why}");
             }
         }
     }
@@ -196,14 +210,9 @@ fn workflow(args: &Args, plan: &crate::lifecycle::plan::Plan, text: &str) -> u8 
         }
     }
     if !args.check {
-        return if r.bounded.is_some() {
-            super::verify::BOUNDED
-        } else {
-            exit::OK
-        };
+        return unchecked(r.bounded.is_some());
     }
-    let (mut passed, mut failed) = (0, 0);
-    for (op, state, lines) in &r.reached {
+    run_checks(r.reached.iter().map(|(op, state, lines)| {
         let outcome = (|| {
             let mut s = WorkflowSession::from_text(&name, text, base)?;
             for l in lines {
@@ -220,14 +229,6 @@ fn workflow(args: &Args, plan: &crate::lifecycle::plan::Plan, text: &str) -> u8 
                 now => Err(format!("`{op}` is {now}")),
             }
         })();
-        match outcome {
-            Ok(()) => passed += 1,
-            Err(why) => {
-                failed += 1;
-                println!("FAILED operation {op} {state}: {why}");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 { exit::FAILED } else { exit::OK }
+        (format!("operation {op} {state}"), outcome)
+    }))
 }

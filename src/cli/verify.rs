@@ -242,24 +242,33 @@ fn verify_workflow(path: &Path, plan: &Plan, opts: &Options, args: &Args) -> u8 
             );
         }
     }
-    let errors = r.findings.iter().any(|f| f.error);
-    let warnings = r.findings.iter().any(|f| !f.error);
-    if errors || (args.deny_findings && warnings) {
-        exit::FAILED
-    } else if r.bounded.is_some() {
-        BOUNDED
-    } else {
-        exit::OK
-    }
+    status(
+        r.findings.iter().map(|f| f.error),
+        r.bounded.is_some(),
+        args.deny_findings,
+    )
 }
 
 /// The exit status of one file's report.
 pub fn outcome(report: &Report, deny_findings: bool) -> u8 {
-    let errors = report.findings.iter().any(|f| f.error);
-    let warnings = report.findings.iter().any(|f| !f.error);
+    status(
+        report.findings.iter().map(|f| f.error),
+        report.bounded.is_some(),
+        deny_findings,
+    )
+}
+
+/// The exit status: 1 on an error (or a warning, denied), else 3 when bounded, else 0.
+/// `severities`: per finding, whether it is an error.
+fn status(severities: impl Iterator<Item = bool>, bounded: bool, deny_findings: bool) -> u8 {
+    let (mut errors, mut warnings) = (false, false);
+    for e in severities {
+        errors |= e;
+        warnings |= !e;
+    }
     if errors || (deny_findings && warnings) {
         exit::FAILED
-    } else if report.bounded.is_some() {
+    } else if bounded {
         BOUNDED
     } else {
         exit::OK

@@ -249,6 +249,49 @@ pub fn explore_with(
     x.finish(paths, ignored)
 }
 
+/// The state graph's edges reversed (compressed rows), to ask which states can still reach
+/// a goal: traps, `always_can_reach`, workflows that cannot end.
+pub(crate) struct Reverse {
+    starts: Vec<u32>,
+    from: Vec<u32>,
+}
+
+impl Reverse {
+    /// `edges` as (from, to) between states numbered below `n`.
+    pub(crate) fn new(n: usize, edges: &[(u32, u32)]) -> Reverse {
+        let mut starts = vec![0u32; n + 1];
+        for &(_, to) in edges {
+            starts[to as usize + 1] += 1;
+        }
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let mut fill = starts.clone();
+        let mut from = vec![0u32; edges.len()];
+        for &(f, to) in edges {
+            from[fill[to as usize] as usize] = f;
+            fill[to as usize] += 1;
+        }
+        Reverse { starts, from }
+    }
+
+    /// Per state, whether some path leads from it to a state where `goal` holds.
+    pub(crate) fn can_reach(&self, goal: Vec<bool>) -> Vec<bool> {
+        let mut can = goal;
+        let mut queue: Vec<u32> = (0..can.len() as u32).filter(|&i| can[i as usize]).collect();
+        while let Some(s) = queue.pop() {
+            let (a, b) = (self.starts[s as usize], self.starts[s as usize + 1]);
+            for &p in &self.from[a as usize..b as usize] {
+                if !can[p as usize] {
+                    can[p as usize] = true;
+                    queue.push(p);
+                }
+            }
+        }
+        can
+    }
+}
+
 /// Applies one input to an instance, as the stepper would (`Tick` with nothing pending does
 /// nothing).
 pub fn apply(inst: &mut Instance, input: &Input) -> Result<(), crate::interpreter::RunError> {
@@ -754,19 +797,7 @@ impl Explorer {
         let complete = self.bounded.is_none();
         if complete && self.keep_edges {
             let n = self.store.len();
-            let mut rev_start = vec![0u32; n + 1];
-            for &(_, to) in &self.edges {
-                rev_start[to as usize + 1] += 1;
-            }
-            for i in 0..n {
-                rev_start[i + 1] += rev_start[i];
-            }
-            let mut fill = rev_start.clone();
-            let mut rev = vec![0u32; self.edges.len()];
-            for &(from, to) in &self.edges {
-                rev[fill[to as usize] as usize] = from;
-                fill[to as usize] += 1;
-            }
+            let graph = Reverse::new(n, &self.edges);
             let mut targets: Vec<(Option<crate::chart::StateId>, Vec<bool>)> = Vec::new();
             if has_final(&self.chart) {
                 targets.push((None, std::mem::take(&mut self.done)));
@@ -776,17 +807,7 @@ impl Explorer {
                 targets.push((Some(s), goal));
             }
             for (what, goal) in targets {
-                let mut can = goal.clone();
-                let mut queue: Vec<u32> = (0..n as u32).filter(|&i| goal[i as usize]).collect();
-                while let Some(s) = queue.pop() {
-                    let (a, b) = (rev_start[s as usize], rev_start[s as usize + 1]);
-                    for &p in &rev[a as usize..b as usize] {
-                        if !can[p as usize] {
-                            can[p as usize] = true;
-                            queue.push(p);
-                        }
-                    }
-                }
+                let can = graph.can_reach(goal);
                 // Numbered breadth first: the first one is the closest to the start.
                 if let Some(trap) = (0..n).find(|&i| !can[i]) {
                     let count = can.iter().filter(|c| !**c).count();

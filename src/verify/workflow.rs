@@ -286,20 +286,7 @@ pub fn explore(plan: &Plan, max_states: usize, depth: Option<usize>) -> Workflow
         // Every state must be able to reach an end.
         let n = keys.len();
         ends.resize(n, false);
-        let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for &(a, b) in &edges {
-            rev[b as usize].push(a);
-        }
-        let mut can = ends.clone();
-        let mut stack: Vec<u32> = (0..n as u32).filter(|&i| ends[i as usize]).collect();
-        while let Some(s) = stack.pop() {
-            for &p in &rev[s as usize] {
-                if !can[p as usize] {
-                    can[p as usize] = true;
-                    stack.push(p);
-                }
-            }
-        }
+        let can = super::Reverse::new(n, &edges).can_reach(ends);
         if let Some(trap) = (0..n).find(|&i| !can[i]) {
             report.findings.push(WorkflowFinding {
                 kind: FindingKind::Trap,
