@@ -89,15 +89,8 @@ fn record(text: &str, inputs: &[In]) -> Option<(Vec<u8>, Vec<String>)> {
     Some((bytes, moments))
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(48)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(48)))]
 
     /// Replaying a journal rebuilds every moment of the run (configuration, context, pending
     /// delayed events, status), and verification finds no divergence.

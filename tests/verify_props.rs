@@ -16,15 +16,8 @@ use common::machines::{build_with, chart_of, gen_state};
 
 const DEPTH: usize = 5;
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(48)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::cases(48), ..ProptestConfig::default() })]
 
     #[test]
     fn explored_states_are_reached_by_their_paths_and_hold_every_random_run(

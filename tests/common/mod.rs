@@ -3,3 +3,11 @@
 
 pub mod machines;
 pub mod workflows;
+
+/// Proptest's case count: `PROPTEST_CASES` when set, else `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
