@@ -20,4 +20,5 @@ pub mod lifecycle;
 pub mod model;
 pub mod runtime;
 pub mod stepper;
+pub mod store;
 pub mod verify;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// The journal to replay.
+    /// The journal to replay (with --store: the run's id).
     journal: PathBuf,
     /// Print the state after record N instead of the timeline.
     #[arg(long, value_name = "N")]
@@ -29,11 +29,13 @@ pub struct ReplayArgs {
     /// JSON on stdout: one object per step, or one object for --to and --verify.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: super::workflow::StoreArgs,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct LogArgs {
-    /// The journal to print.
+    /// The journal to print (with --store: the run's id).
     journal: PathBuf,
     /// Keep printing records as they are written, until the run's end record.
     #[arg(long)]
@@ -41,6 +43,8 @@ pub struct LogArgs {
     /// One JSON object per record.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: super::workflow::StoreArgs,
 }
 
 /// Reads a journal, printing its warnings; an unreadable one is reported (exit 2).
@@ -61,6 +65,22 @@ pub(super) fn read(path: &Path) -> Result<Journal, u8> {
 
 /// `orca replay`.
 pub fn replay(args: ReplayArgs) -> u8 {
+    if args.store.store.is_some() {
+        let run = args.journal.display().to_string();
+        let j = match stored(&run, &args.store) {
+            Ok(j) => j,
+            Err(code) => return code,
+        };
+        return super::workflow::replay_journal(
+            &run,
+            PathBuf::from("."),
+            j,
+            args.to,
+            args.verify,
+            args.machine.as_deref(),
+            args.json,
+        );
+    }
     let kind = crate::journal::Records::open(&args.journal, crate::journal::Detail::Full)
         .map(|r| r.header.kind.clone());
     if matches!(kind.as_deref(), Ok("workflow")) {
@@ -333,7 +353,13 @@ fn end_text(e: &crate::journal::End) -> String {
 
 /// `orca log`.
 pub fn log(args: LogArgs) -> u8 {
-    let journal = match read(&args.journal) {
+    let run = args.journal.display().to_string();
+    let journal = if args.store.store.is_some() {
+        stored(&run, &args.store)
+    } else {
+        read(&args.journal)
+    };
+    let journal = match journal {
         Ok(j) => j,
         Err(code) => return code,
     };
@@ -370,7 +396,50 @@ pub fn log(args: LogArgs) -> u8 {
         return exit::OK;
     }
     drop(out);
+    if args.store.store.is_some() {
+        return follow_stored(&args, &run, journal.records.len());
+    }
     follow(&args, journal.valid_len, journal.records.len() as u64 + 1)
+}
+
+/// A run's journal from `--store`, its warnings printed.
+fn stored(run: &str, store: &super::workflow::StoreArgs) -> Result<Journal, u8> {
+    let s = super::workflow::read_run(run, store)?;
+    match Journal::read_bytes(&s.bytes) {
+        Ok(j) => {
+            for w in &j.warnings {
+                eprintln!("{run}: warning: {w}");
+            }
+            Ok(j)
+        }
+        Err(e) => {
+            eprintln!("{run}: error: {e}");
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// Follows a run in a store: its new records, read again every 200 ms, until its end.
+fn follow_stored(args: &LogArgs, run: &str, mut shown: usize) -> u8 {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let j = match stored(run, &args.store) {
+            Ok(j) => j,
+            Err(code) => return code,
+        };
+        let mut out = std::io::stdout().lock();
+        for rec in j.records.iter().skip(shown) {
+            if print_record(&mut out, rec, args.json).is_err() {
+                return exit::OK;
+            }
+            if matches!(rec.body, Body::End(_)) {
+                let _ = out.flush();
+                return exit::OK;
+            }
+        }
+        let _ = out.flush();
+        shown = shown.max(j.records.len());
+    }
 }
 
 /// Tails a journal being written, from byte `offset` and record `seq`, until its end record.

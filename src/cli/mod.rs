@@ -9,6 +9,7 @@ mod run;
 mod step;
 mod test_paths;
 mod verify;
+mod worker;
 mod workflow;
 
 use clap::{Parser, Subcommand};
@@ -64,8 +65,10 @@ enum Command {
     /// Continue a workflow run: after a crash from where it stopped; after a failure or a
     /// cancel, rerunning only what did not succeed.
     Resume(workflow::ResumeArgs),
-    /// List the workflow runs under .orca/runs.
+    /// List the workflow runs under .orca/runs (or in --store).
     Runs(workflow::RunsArgs),
+    /// Run the work of workflow runs kept in a PostgreSQL store, beside their coordinators.
+    Worker(worker::Args),
     /// Show one workflow run's operation tree with each operation's state.
     Status(workflow::StatusArgs),
     /// Explore every reachable state of a machine, check its invariants and write each
@@ -129,7 +132,7 @@ pub fn main() -> ExitCode {
     // write their own output without panicking.
     if !matches!(
         cli.command,
-        Command::Run(_) | Command::Resume(_) | Command::Step(_)
+        Command::Run(_) | Command::Resume(_) | Command::Step(_) | Command::Worker(_)
     ) {
         // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
         unsafe {
@@ -145,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Log(a) => journal::log(a),
         Command::Resume(a) => workflow::resume(a),
         Command::Runs(a) => workflow::runs(a),
+        Command::Worker(a) => worker::run(a),
         Command::Status(a) => workflow::status(a),
         Command::Verify(a) => verify::run(a),
         Command::TestPaths(a) => test_paths::run(a),

@@ -50,6 +50,10 @@ pub struct Args {
     /// Workflows: after a cancel, compensate the operations that had succeeded.
     #[arg(long)]
     compensate: bool,
+    #[command(flatten)]
+    store: super::workflow::StoreArgs,
+    #[command(flatten)]
+    workers: super::workflow::LocalWorkers,
 }
 
 /// Parses `NAME` or `NAME=JSON`.
@@ -123,7 +127,18 @@ pub fn run(args: Args) -> u8 {
             output: args.output,
             compensate: args.compensate,
             sync: args.sync,
+            store: args.store.clone(),
+            workers: args.workers.clone(),
         });
+    }
+    // ORCA_STORE set for the workflows of a shell session does not stop machine runs.
+    let from_env = std::env::var("ORCA_STORE").ok() == args.store.store;
+    if args.store.store.is_some() && !from_env {
+        eprintln!(
+            "orca: {}: --store keeps workflow runs; a machine's run is recorded with --journal",
+            args.file.display()
+        );
+        return exit::USAGE;
     }
     let host = Arc::new(Host::default());
     let chart = match load_chart_file(&args.file, &host.compile_options()) {

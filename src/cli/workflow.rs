@@ -1,8 +1,7 @@
 //! `orca run WORKFLOW.ron`, `orca resume RUN`, `orca runs`, `orca status RUN`.
 
 use super::{exit, report};
-use crate::journal::workflow::{WorkflowJournal, WorkflowLog};
-use crate::journal::{End, Header, JournalWriter, SyncPolicy};
+use crate::journal::{End, Header, SyncPolicy};
 use crate::lifecycle::plan::Plan;
 use crate::model::load::read_source;
 use crate::runtime::workflow::{Change, Engine, EngineOptions, RunEnding};
@@ -19,12 +18,32 @@ macro_rules! outln {
     }};
 }
 
-/// The journal's file name inside a run directory.
-pub const JOURNAL: &str = "journal.jsonl";
+use crate::store::file::{FileStore, run_dir_of};
+use crate::store::postgres::PgStore;
+use crate::store::postgres::worker::WorkerOptions;
+use crate::store::{RunStore, RunWriter, StoreError};
+use std::cell::RefCell;
+use std::rc::Rc;
 
-/// Where runs live unless `--run-dir` says otherwise.
-pub fn runs_root() -> PathBuf {
-    PathBuf::from(".orca").join("runs")
+/// `--store`, shared by the commands that read or write runs.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StoreArgs {
+    /// Where runs are kept: a PostgreSQL URL (`postgresql://USER@HOST:PORT/DB`, or
+    /// `postgresql:///DB?host=/socket/dir`); default: the files under .orca/runs.
+    #[arg(long, value_name = "URL", env = "ORCA_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+}
+
+/// The workers a coordinating `orca run --store` starts in its own process.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LocalWorkers {
+    /// With --store: workers in this process that run the work (0: only coordinate, and
+    /// `orca worker`s elsewhere run it).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+    /// With --store: pieces of work each local worker runs at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 /// What `orca run` passes for a workflow file.
@@ -36,33 +55,74 @@ pub struct RunArgs<'a> {
     pub output: bool,
     pub compensate: bool,
     pub sync: SyncPolicy,
+    pub store: StoreArgs,
+    pub workers: LocalWorkers,
 }
 
-/// Holds the run directory for this process: a second `run` or `resume` of the same run
-/// while this one is alive is refused instead of interleaving two writers in one journal.
-fn lock_run(run_dir: &Path) -> Result<std::fs::File, String> {
-    let path = run_dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    // An advisory lock that goes with the descriptor, so also with a killed process.
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "run {} is in use by another orca process (still running?)",
-            run_dir.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+/// The store a command uses: the trait for what both do, the database for the work queue.
+pub(super) enum Opened {
+    File(FileStore),
+    Pg(PgStore),
+}
+
+impl Opened {
+    pub(super) fn open(
+        store: &StoreArgs,
+        run_dir: Option<PathBuf>,
+        sync: SyncPolicy,
+    ) -> Result<Opened, u8> {
+        match store.store.as_deref() {
+            None => Ok(Opened::File(FileStore { run_dir, sync })),
+            Some(url) => match crate::store::open(Some(url)) {
+                Err(e) => Err(store_failed(&e)),
+                Ok(_) => {
+                    let mut pg = PgStore::new(url).map_err(|e| store_failed(&e))?;
+                    if let Some(d) = run_dir {
+                        // Where this host keeps the run's logs.
+                        pg.logs_root = d.parent().map(Path::to_path_buf).unwrap_or_default();
+                    }
+                    Ok(Opened::Pg(pg))
+                }
+            },
+        }
+    }
+
+    pub(super) fn store(&self) -> &dyn RunStore {
+        match self {
+            Opened::File(f) => f,
+            Opened::Pg(p) => p,
+        }
+    }
+
+    /// How to name a run of this store on the command line (`orca resume ...`).
+    fn resume_args(&self, run_id: &str, run_dir: &Path) -> String {
+        match self {
+            Opened::File(_) => run_dir.display().to_string(),
+            Opened::Pg(pg) => format!("{run_id} --store {}", pg.shown()),
+        }
     }
 }
 
-/// Whether `journal` exists without a complete header line: what a runner killed before it
-/// wrote its header leaves, a run that never started.
-fn never_started(journal: &Path) -> bool {
-    std::fs::read(journal).is_ok_and(|b| !b.contains(&b'\n'))
+/// Says why the store cannot be used; the exit status for it.
+pub(super) fn store_failed(e: &StoreError) -> u8 {
+    eprintln!("orca: {e}");
+    exit::USAGE
+}
+
+/// The engine's recorder is the run's writer, which the command also appends to (a
+/// forced resume's `define`, the `end`) and closes.
+struct SharedWriter(Rc<RefCell<Box<dyn RunWriter>>>);
+
+impl crate::runtime::workflow::WorkflowRecorder for SharedWriter {
+    fn record(&mut self, rec: &crate::runtime::workflow::OpRecord) -> Result<(), String> {
+        self.0.borrow_mut().record(rec)
+    }
+    fn rerun(&mut self, from: &[String]) -> Result<(), String> {
+        self.0.borrow_mut().rerun(from)
+    }
+    fn barrier(&mut self) -> Result<(), String> {
+        self.0.borrow_mut().barrier()
+    }
 }
 
 /// Reads and compiles a workflow file, printing its warnings (or its errors, then the exit
@@ -138,6 +198,10 @@ fn small_pages_for_the_heap() {
 /// `orca run WORKFLOW.ron`.
 pub fn run(args: RunArgs) -> u8 {
     small_pages_for_the_heap();
+    let opened = match Opened::open(&args.store, args.run_dir.clone(), args.sync) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let (plan, source) = match load_plan(args.file) {
         Ok(p) => p,
         Err(code) => return code,
@@ -149,36 +213,12 @@ pub fn run(args: RunArgs) -> u8 {
         ),
         None => new_run_id(&plan.id),
     };
-    let run_dir = args
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| runs_root().join(&run_id));
-    if let Err(e) = std::fs::create_dir_all(&run_dir) {
-        eprintln!(
-            "orca: cannot create the run directory {}: {e}",
-            run_dir.display()
-        );
-        return exit::USAGE;
-    }
-    let _lock = match lock_run(&run_dir) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("orca: {e}");
-            return exit::USAGE;
-        }
-    };
-    let journal_path = run_dir.join(JOURNAL);
-    // Starting a run that never started replaces its journal.
-    if never_started(&journal_path) {
-        let _ = std::fs::remove_file(&journal_path);
-    }
+    let store = opened.store();
+    let run_dir = store.run_dir(&run_id);
     let header = Header::for_workflow(args.file, &source, &run_id);
-    let writer = match JournalWriter::create(&journal_path, header, args.sync) {
+    let writer = match store.create(&run_id, header) {
         Ok(w) => w,
-        Err(e) => {
-            eprintln!("orca: {e}");
-            return exit::USAGE;
-        }
+        Err(e) => return store_failed(&e),
     };
     let opts = EngineOptions {
         run_id: run_id.clone(),
@@ -187,14 +227,19 @@ pub fn run(args: RunArgs) -> u8 {
         compensate_on_cancel: args.compensate,
     };
     if !args.json && !args.output {
-        eprintln!("run {run_id}: {}", run_dir.display());
+        match &opened {
+            Opened::File(_) => eprintln!("run {run_id}: {}", run_dir.display()),
+            Opened::Pg(pg) => eprintln!("run {run_id}: {}", pg.shown()),
+        }
     }
     let engine = Engine::new(plan, opts);
     drive(
         engine,
-        WorkflowJournal::new(writer),
+        writer,
         &args_view(&args),
         &run_dir,
+        &opened,
+        &args.workers,
     )
 }
 
@@ -299,9 +344,16 @@ impl crate::runtime::workflow::Observer for Printer {
     }
 }
 
-fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Path) -> u8 {
-    let writer = journal.writer().clone();
-    engine.set_recorder(Box::new(journal));
+fn drive(
+    mut engine: Engine,
+    writer: Box<dyn RunWriter>,
+    view: &View,
+    run_dir: &Path,
+    opened: &Opened,
+    workers: &LocalWorkers,
+) -> u8 {
+    let writer = Rc::new(RefCell::new(writer));
+    engine.set_recorder(Box::new(SharedWriter(writer.clone())));
     let printer = if view.output {
         Printer::Quiet
     } else if !view.json && std::io::stdout().is_terminal() {
@@ -318,15 +370,57 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
         return exit::FAILED;
     };
     let local = tokio::task::LocalSet::new();
-    let ending = local.block_on(&rt, engine.run());
+    let run_id = engine.run_id().to_string();
+    let ending = match opened {
+        Opened::File(_) => local.block_on(&rt, engine.run()),
+        Opened::Pg(pg) => {
+            engine.set_dispatch(Box::new(crate::store::postgres::PgDispatch::new(
+                pg.clone(),
+                &run_id,
+            )));
+            let (ending, failure) = local.block_on(&rt, async {
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let mut handles = Vec::new();
+                for _ in 0..workers.workers {
+                    let opts = WorkerOptions {
+                        concurrency: workers.concurrency.max(1),
+                        tags: Vec::new(),
+                        lease: std::time::Duration::from_secs(10),
+                        name: WorkerOptions::default_name(),
+                    };
+                    let mut stop = stop_rx.clone();
+                    handles.push(tokio::task::spawn_local(
+                        crate::store::postgres::worker::run(pg.clone(), opts, async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        }),
+                    ));
+                }
+                let ending = engine.run().await;
+                let _ = stop_tx.send(true);
+                let mut failure = None;
+                for h in handles {
+                    if let Ok(Err(e)) = h.await {
+                        failure = Some(e);
+                    }
+                }
+                (ending, failure)
+            });
+            if let Some(e) = failure {
+                eprintln!("orca: a local worker stopped: {e}");
+            }
+            ending
+        }
+    };
     engine.finish_observer();
     let end = End {
         ending: ending.as_str().into(),
         message: engine.failure().map(str::to_string),
     };
-    let closed = writer
-        .append(crate::journal::Body::End(end))
-        .and_then(|_| writer.close());
+    let closed = {
+        let mut w = writer.borrow_mut();
+        w.append(crate::journal::Body::End(end))
+            .and_then(|_| w.close())
+    };
     if let Err(e) = closed {
         eprintln!("orca: journal: {e}");
     }
@@ -334,7 +428,8 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
         eprintln!("orca: {f}");
         return exit::FAILED;
     }
-    summary(&engine, ending, view, run_dir);
+    let resume_with = opened.resume_args(&run_id, run_dir);
+    summary(&engine, ending, view, run_dir, &resume_with);
     match ending {
         RunEnding::Succeeded => exit::OK,
         RunEnding::Failed => exit::FAILED,
@@ -342,7 +437,7 @@ fn drive(mut engine: Engine, journal: WorkflowJournal, view: &View, run_dir: &Pa
     }
 }
 
-fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
+fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path, resume_with: &str) {
     let plan = engine.plan();
     if view.output {
         outln!("{}", engine.output(0));
@@ -394,13 +489,13 @@ fn summary(engine: &Engine, ending: RunEnding, view: &View, run_dir: &Path) {
         );
     }
     if ending != RunEnding::Succeeded {
-        outln!("  resume with: orca resume {}", run_dir.display());
+        outln!("  resume with: orca resume {resume_with}");
     }
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ResumeArgs {
-    /// A run id (under .orca/runs) or a run directory.
+    /// A run id (under .orca/runs, or in --store) or a run directory.
     run: String,
     /// Also rerun this operation (dotted path) and what depends on it.
     #[arg(long, value_name = "OP")]
@@ -421,38 +516,40 @@ pub struct ResumeArgs {
     compensate: bool,
     #[arg(long, value_name = "POLICY", default_value = "batch")]
     sync: SyncPolicy,
-}
-
-/// A run id or a directory, to the run directory.
-fn run_dir_of(run: &str) -> PathBuf {
-    let p = PathBuf::from(run);
-    if p.is_dir() { p } else { runs_root().join(run) }
+    /// Stand by while another process runs the run, and take it over when it stops (a
+    /// standby coordinator).
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    workers: LocalWorkers,
 }
 
 /// `orca resume RUN`.
 pub fn resume(args: ResumeArgs) -> u8 {
     small_pages_for_the_heap();
-    let run_dir = run_dir_of(&args.run);
-    let journal_path = run_dir.join(JOURNAL);
-    let _lock = match journal_path.exists().then(|| lock_run(&run_dir)) {
-        Some(Err(e)) => {
-            eprintln!("orca: cannot resume {}: {e}", args.run);
-            return exit::USAGE;
-        }
-        lock => lock,
+    let run_dir_arg = match args.store.store {
+        None => Some(run_dir_of(&args.run)),
+        Some(_) => None,
     };
-    let log = match WorkflowLog::read(&journal_path) {
-        Ok(l) => l,
+    let opened = match Opened::open(&args.store, run_dir_arg, args.sync) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let store = opened.store();
+    let (stored, writer) = match store.reopen(&args.run, args.wait) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("orca: cannot resume {}: {e}", args.run);
-            if never_started(&journal_path) {
-                eprintln!(
-                    "  the run was stopped before it started; start it again with `orca run WORKFLOW --run-dir {}`",
-                    run_dir.display()
-                );
-            }
             return exit::USAGE;
         }
+    };
+    let log = stored.log;
+    let run_dir = store.run_dir(&log.header.instance);
+    let run_dir = match &opened {
+        Opened::File(f) => f.run_dir.clone().unwrap_or(run_dir),
+        Opened::Pg(_) => run_dir,
     };
     for w in &log.warnings {
         eprintln!("orca: warning: {w}");
@@ -521,14 +618,7 @@ pub fn resume(args: ResumeArgs) -> u8 {
     }
     // A run that ended (failed, cancelled) reruns what did not succeed; an interrupted one
     // just goes on from where it stopped.
-    let (writer, _) = match JournalWriter::open_append(&journal_path, args.sync) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("orca: {e}");
-            return exit::USAGE;
-        }
-    };
-    let journal = WorkflowJournal::new(writer);
+    let mut writer = writer;
     if let Ok(text) = &current
         && *text != log.source
     {
@@ -537,39 +627,34 @@ pub fn resume(args: ResumeArgs) -> u8 {
             file: file.display().to_string(),
             source: text.clone(),
         };
-        if let Err(e) = journal
-            .writer()
-            .append(crate::journal::Body::Define(define))
-        {
+        if let Err(e) = writer.append(crate::journal::Body::Define(define)) {
             eprintln!("orca: journal: {e}");
             return exit::FAILED;
         }
     }
-    let mut journal = journal;
     if ended.is_some() || !from.is_empty() {
-        use crate::runtime::workflow::WorkflowRecorder;
         let paths: Vec<String> = from
             .iter()
             .map(|&f| engine.plan().display_path(f).to_string())
             .collect();
-        if let Err(e) = journal.rerun(&paths) {
+        if let Err(e) = writer.rerun(&paths) {
             eprintln!("orca: journal: {e}");
             return exit::FAILED;
         }
         engine.reset_for_rerun(&from);
     }
     if !args.json {
-        eprintln!(
-            "resuming run {}: {}",
-            log.header.instance,
-            run_dir.display()
-        );
+        let place = match &opened {
+            Opened::File(_) => run_dir.display().to_string(),
+            Opened::Pg(pg) => pg.shown().to_string(),
+        };
+        eprintln!("resuming run {}: {place}", log.header.instance);
     }
     let view = View {
         json: args.json,
         output: false,
     };
-    drive(engine, journal, &view, &run_dir)
+    drive(engine, writer, &view, &run_dir, &opened, &args.workers)
 }
 
 /// The first lines where two versions of a file differ.
@@ -598,39 +683,32 @@ pub struct RunsArgs {
     /// One JSON object per run.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
-/// `orca runs`: the runs under .orca/runs, oldest first.
+/// `orca runs`: every run of the store (the files under .orca/runs by default), oldest
+/// first.
 pub fn runs(args: RunsArgs) -> u8 {
-    let root = runs_root();
-    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&root) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join(JOURNAL).exists())
-            .collect(),
-        Err(_) => Vec::new(),
+    let opened = match Opened::open(&args.store, None, SyncPolicy::Batch) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
-    dirs.sort();
-    for d in dirs {
-        let id = d
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (started, status, file) = match WorkflowLog::read(&d.join(JOURNAL)) {
-            Ok(l) => (
-                l.header.started.clone(),
-                l.end.map_or("interrupted".to_string(), |e| e.ending),
-                l.file,
-            ),
-            Err(e) => (String::new(), format!("unreadable: {e}"), String::new()),
-        };
+    let list = match opened.store().list() {
+        Ok(l) => l,
+        Err(e) => return store_failed(&e),
+    };
+    for r in list {
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({"run": id, "started": started, "status": status, "workflow": file})
+                serde_json::json!({"run": r.run, "started": r.started, "status": r.status, "workflow": r.workflow})
             );
         } else {
-            println!("{id:<40} {started:<24} {status:<12} {file}");
+            println!(
+                "{:<40} {:<24} {:<12} {}",
+                r.run, r.started, r.status, r.workflow
+            );
         }
     }
     exit::OK
@@ -638,22 +716,31 @@ pub fn runs(args: RunsArgs) -> u8 {
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// A run id (under .orca/runs) or a run directory.
+    /// A run id (under .orca/runs, or in --store) or a run directory.
     run: String,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Reads a run named on the command line from its store; `None` after saying why.
+pub(super) fn read_run(run: &str, store: &StoreArgs) -> Result<crate::store::StoredRun, u8> {
+    let run_dir = store.store.is_none().then(|| run_dir_of(run));
+    let opened = Opened::open(store, run_dir, SyncPolicy::Batch)?;
+    opened.store().read(run).map_err(|e| {
+        eprintln!("orca: {run}: {e}");
+        exit::USAGE
+    })
 }
 
 /// `orca status RUN`: the operation tree with each operation's state, attempt and time.
 pub fn status(args: StatusArgs) -> u8 {
-    let run_dir = run_dir_of(&args.run);
-    let log = match WorkflowLog::read(&run_dir.join(JOURNAL)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("orca: {}: {e}", args.run);
-            return exit::USAGE;
-        }
+    let log = match read_run(&args.run, &args.store) {
+        Ok(s) => s.log,
+        Err(code) => return code,
     };
+    let run_dir = run_dir_of(&args.run);
     let plan = match plan_of(&log.file, &log.source) {
         Ok(p) => p,
         Err(code) => return code,
@@ -706,6 +793,30 @@ pub fn replay(
         Ok(j) => j,
         Err(code) => return code,
     };
+    let run_dir = journal
+        .parent()
+        .map_or(PathBuf::from("."), Path::to_path_buf);
+    replay_journal(
+        &journal.display().to_string(),
+        run_dir,
+        j,
+        to,
+        verify,
+        file,
+        json,
+    )
+}
+
+/// [`replay`] of a journal read already; `origin` says where it came from.
+pub(super) fn replay_journal(
+    origin: &str,
+    run_dir: PathBuf,
+    j: crate::journal::Journal,
+    to: Option<u64>,
+    verify: bool,
+    file: Option<&Path>,
+    json: bool,
+) -> u8 {
     // The workflow in effect: a `resume --force` records the file it forced, and the resume
     // replayed every record through that one, so a replay does too.
     let forced = j.records.iter().rev().find_map(|r| match &r.body {
@@ -730,9 +841,7 @@ pub fn replay(
         plan,
         EngineOptions {
             run_id: j.header.instance.clone(),
-            run_dir: journal
-                .parent()
-                .map_or(PathBuf::from("."), Path::to_path_buf),
+            run_dir,
             max_parallel: None,
             compensate_on_cancel: false,
         },
@@ -764,11 +873,7 @@ pub fn replay(
             } else {
                 println!("record {}: {e}", rec.seq);
             }
-            eprintln!(
-                "{}: the replay diverges at record {}",
-                journal.display(),
-                rec.seq
-            );
+            eprintln!("{origin}: the replay diverges at record {}", rec.seq);
             return exit::FAILED;
         }
     }

@@ -80,6 +80,12 @@ impl WorkflowLog {
     /// Reads a workflow journal; a machine journal is refused.
     pub fn read(path: &Path) -> Result<WorkflowLog, String> {
         let j = Journal::read_file(path).map_err(|e: JournalError| e.to_string())?;
+        WorkflowLog::from_journal(j, path)
+    }
+
+    /// A workflow run from a journal read elsewhere (from a database); `path` names it in
+    /// messages.
+    pub fn from_journal(j: Journal, path: &Path) -> Result<WorkflowLog, String> {
         if j.header.kind != "workflow" {
             return Err(format!(
                 "{}: this is a {} journal, not a workflow run's",

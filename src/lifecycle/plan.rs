@@ -83,6 +83,8 @@ pub struct OpPlan {
     pub cwd: Option<PathBuf>,
     /// Its `input`, `null` when it sets none.
     pub input: Json,
+    /// The tags a worker needs to run its work: its own and its ancestors', sorted.
+    pub tags: Vec<String>,
 }
 
 /// The work of each lifecycle phase.
@@ -595,19 +597,29 @@ impl<'a> Walker<'a> {
     /// everything about it that does not need its siblings; returns its id.
     fn add(&mut self, parent: Option<OpId>, name: &str, def: &OperationDef, syn: SynPath) -> OpId {
         let id = self.existing.len() + self.new.len();
-        let (path, display, mut env, inherited_cwd) = match parent {
+        let (path, display, mut env, inherited_cwd, mut tags) = match parent {
             None => (
                 String::new(),
                 self.root_id.to_string(),
                 IndexMap::new(),
                 None,
+                Vec::new(),
             ),
             Some(p) => {
                 let path = self.child_path(p, name);
                 let po = self.op(p);
-                (path.clone(), path, po.env.clone(), po.cwd.clone())
+                (
+                    path.clone(),
+                    path,
+                    po.env.clone(),
+                    po.cwd.clone(),
+                    po.tags.clone(),
+                )
             }
         };
+        tags.extend(def.tags.iter().cloned());
+        tags.sort();
+        tags.dedup();
         if let Some(p) = parent {
             // An empty name makes an empty path: name the parent instead.
             let subject = if name.is_empty() {
@@ -705,6 +717,7 @@ impl<'a> Walker<'a> {
             env,
             cwd,
             input: def.input.clone().unwrap_or(Json::Null),
+            tags,
         });
         self.written.push(Written {
             syn: syn.clone(),

@@ -281,6 +281,7 @@ pub const SHARED_FIELDS: &[&str] = &[
     "env",
     "cwd",
     "input",
+    "tags",
 ];
 
 /// Field names only the `Workflow(...)` has, beside [`SHARED_FIELDS`].

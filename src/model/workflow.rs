@@ -54,6 +54,10 @@ pub struct WorkflowDef {
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Json>,
+    /// Workers that may run this operation's work (`orca worker --tags`): a worker runs
+    /// it when it has every tag here and of the ancestors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl WorkflowDef {
@@ -77,6 +81,7 @@ impl WorkflowDef {
             env: self.env.clone(),
             cwd: self.cwd.clone(),
             input: self.input.clone(),
+            tags: self.tags.clone(),
         }
     }
 }
@@ -136,6 +141,10 @@ pub struct OperationDef {
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Json>,
+    /// Workers that may run this operation's work (`orca worker --tags`): a worker runs
+    /// it when it has every tag here and of the ancestors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The work bound to a phase.

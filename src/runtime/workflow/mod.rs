@@ -85,6 +85,36 @@ pub trait Observer {
     fn finish(&mut self) {}
 }
 
+/// A piece of work handed to [`Dispatch`]: which operation, phase and attempt it is, and
+/// what to run.
+#[derive(Debug, Clone)]
+pub struct DispatchedWork {
+    /// The operation's path as `orca status` shows it (the workflow id for the root).
+    pub op: String,
+    /// `analyze`, ..., `integrate`, or `compensate`.
+    pub what: &'static str,
+    pub attempt: u32,
+    /// How many times the run was made to run again (`rerun` records) before this work:
+    /// with `op`, `what` and `attempt` it names the work uniquely within a run, across
+    /// restarts of the process that coordinates it.
+    pub generation: u32,
+    /// The tags a worker needs to run it (the operation's and its ancestors').
+    pub tags: Vec<String>,
+    pub job: Job,
+}
+
+/// Runs work somewhere other than this process (workers sharing a database). Without one,
+/// the engine runs work itself.
+pub trait Dispatch {
+    /// Starts `work`; the future ends with its result. `cancel` fires when the engine stops
+    /// the work (a timeout, a cancel): the work must be stopped wherever it runs.
+    fn dispatch(
+        &mut self,
+        work: DispatchedWork,
+        cancel: oneshot::Receiver<()>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = WorkResult>>>;
+}
+
 /// Options of a workflow run.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -191,6 +221,9 @@ pub struct Engine {
     opts: EngineOptions,
     recorder: Option<Box<dyn WorkflowRecorder>>,
     observer: Option<Box<dyn Observer>>,
+    dispatch: Option<Box<dyn Dispatch>>,
+    /// Resets for a rerun so far ([`DispatchedWork::generation`]).
+    generation: u32,
     queue: VecDeque<(OpId, Event)>,
     /// Work waiting for a global slot, in the order it asked.
     waiting_work: VecDeque<(OpId, Purpose, u64)>,
@@ -267,6 +300,8 @@ impl Engine {
             opts,
             recorder: None,
             observer: None,
+            dispatch: None,
+            generation: 0,
             queue: VecDeque::new(),
             waiting_work: VecDeque::new(),
             in_flight: Default::default(),
@@ -300,6 +335,16 @@ impl Engine {
 
     pub fn set_recorder(&mut self, r: Box<dyn WorkflowRecorder>) {
         self.recorder = Some(r);
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.opts.run_id
+    }
+
+    /// Work runs through `d` instead of in this process.
+    pub fn set_dispatch(&mut self, d: Box<dyn Dispatch>) {
+        self.dispatch = Some(d);
     }
 
     pub fn set_observer(&mut self, o: Box<dyn Observer>) {
@@ -616,6 +661,7 @@ impl Engine {
     }
 
     fn reset(&mut self, from: &[OpId]) {
+        self.generation += 1;
         let mut reset: BTreeSet<OpId> = (0..self.ops.len())
             .filter(|&id| self.life(id).outcome() != Some(Outcome::Succeeded))
             .collect();
@@ -1498,6 +1544,17 @@ impl Engine {
         env.push(("ORCA_OPERATION".into(), operation));
         env.push(("ORCA_PHASE".into(), phase_name.into()));
         env.push(("ORCA_ATTEMPT".into(), attempt.to_string()));
+        // The same for every execution of this attempt (a rerun after a lost worker or a
+        // crash), different for every other: what a command keys its effects on.
+        env.push((
+            "ORCA_IDEMPOTENCY_KEY".into(),
+            format!(
+                "{}/{}/{phase_name}/{attempt}/{}",
+                self.opts.run_id,
+                self.plan.display_path(op),
+                self.generation
+            ),
+        ));
         // Absolute, so that a command with its own `cwd` still finds it.
         let run_dir = self
             .run_dir_abs
@@ -1524,15 +1581,46 @@ impl Engine {
         };
         let tx = self.tx.clone();
         let span = tracing::info_span!("phase", op = %self.plan.display_path(op), phase = phase_name, attempt);
-        tokio::task::spawn_local(async move {
-            let started = tx.clone();
-            let spawned = move |pid| {
-                let _ = started.send(Msg::Spawned { token, pid });
-            };
-            let result =
-                tracing::Instrument::instrument(work::perform(job, cancel_rx, spawned), span).await;
-            let _ = tx.send(Msg::Done { op, token, result });
-        });
+        if let Some(d) = &mut self.dispatch {
+            let mut job = job;
+            // A worker elsewhere resolves nothing against this process's directory.
+            job.log_stem = run_dir
+                .join("logs")
+                .join(job.log_stem.file_name().unwrap_or_default());
+            job.base_dir = std::path::absolute(&job.base_dir).unwrap_or(job.base_dir);
+            if let Some(cwd) = &job.cwd {
+                job.cwd = Some(std::path::absolute(cwd).unwrap_or_else(|_| cwd.clone()));
+            }
+            let fut = d.dispatch(
+                DispatchedWork {
+                    op: self.plan.display_path(op).to_string(),
+                    what: phase_name,
+                    attempt,
+                    generation: self.generation,
+                    tags: self.plan.ops[op].tags.clone(),
+                    job,
+                },
+                cancel_rx,
+            );
+            tokio::task::spawn_local(tracing::Instrument::instrument(
+                async move {
+                    let result = fut.await;
+                    let _ = tx.send(Msg::Done { op, token, result });
+                },
+                span,
+            ));
+        } else {
+            tokio::task::spawn_local(async move {
+                let started = tx.clone();
+                let spawned = move |pid| {
+                    let _ = started.send(Msg::Spawned { token, pid });
+                };
+                let result =
+                    tracing::Instrument::instrument(work::perform(job, cancel_rx, spawned), span)
+                        .await;
+                let _ = tx.send(Msg::Done { op, token, result });
+            });
+        }
         if let (Purpose::Phase(..), Some(ms)) = (purpose, self.plan.ops[op].timeout_ms) {
             let tx = self.tx.clone();
             self.ops[op].timer = Some(tokio::task::spawn_local(async move {

@@ -18,8 +18,8 @@ use tokio::sync::oneshot;
 /// same bound as an invoked command's capture.
 pub const MAX_OUTPUT: usize = super::super::process::MAX_CAPTURE;
 
-/// Everything a piece of work needs to run.
-#[derive(Debug, Clone)]
+/// Everything a piece of work needs to run (serializable: a worker elsewhere may run it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Job {
     pub work: Work,
     /// The JSON document on stdin (and a machine's `input`).
@@ -33,7 +33,7 @@ pub struct Job {
 }
 
 /// How work ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum WorkResult {
     /// `output`: stdout parsed as JSON, else the text; `text`: stdout as it was.
     Succeeded {

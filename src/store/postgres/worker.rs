@@ -1,0 +1,353 @@
+//! `orca worker`: claims ready work from `orca_work` with `FOR UPDATE SKIP LOCKED` (so
+//! workers never wait for each other), holds it under a lease renewed by heartbeat, runs it
+//! exactly as a local run would (`work::perform`) and records the result in the statement
+//! that releases the claim. A result whose lease ran out (the coordinator gave the work
+//! to someone else) is refused and counted.
+
+use super::{PgStore, StoreError, db_error, ensure_parent};
+use crate::runtime::workflow::work::{self, Job, WorkResult};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+const CLAIM: &str =
+    "UPDATE orca_work w SET state = 'claimed', worker = $1, claim = nextval('orca_claims'),
+        lease_until = clock_timestamp() + $2 * interval '1 second',
+        claimed_at = clock_timestamp(), claims = w.claims + 1
+    FROM (SELECT id FROM orca_work WHERE state = 'ready' AND tags <@ $3
+          ORDER BY ordinal, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
+    WHERE w.id = c.id
+    RETURNING w.id, w.claim, w.job, w.run_id, w.op, w.what, w.attempt";
+
+const RENEW: &str =
+    "UPDATE orca_work w SET lease_until = clock_timestamp() + $1 * interval '1 second'
+    FROM unnest($2::bigint[], $3::bigint[]) AS t(id, claim)
+    WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed'
+    RETURNING w.id";
+
+const COMPLETE: &str = "UPDATE orca_work w SET state = 'done', result = t.result, done_at = clock_timestamp()
+    FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, result)
+    WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed' AND w.lease_until > clock_timestamp()
+    RETURNING w.id";
+
+const LATE: &str = "UPDATE orca_work SET late = late + 1 WHERE id = ANY($1)";
+
+/// How a worker works.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Pieces of work at once.
+    pub concurrency: usize,
+    /// It runs work whose tags are all among these.
+    pub tags: Vec<String>,
+    /// A claim lasts this long without a heartbeat; heartbeats come every third of it.
+    pub lease: Duration,
+    /// Shown in `orca_work.worker`.
+    pub name: String,
+}
+
+impl WorkerOptions {
+    /// A name unique to this process: host, pid and a counter.
+    pub fn default_name() -> String {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{host}:{}:{n}", std::process::id())
+    }
+}
+
+/// What a worker did, when it stops.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub ran: u64,
+    /// Results refused because the lease had run out.
+    pub refused: u64,
+    /// Work stopped because its claim was taken back (a cancel, or a lease that ran out).
+    pub lost: u64,
+}
+
+struct Running {
+    claim: i64,
+    cancel: Option<oneshot::Sender<()>>,
+    what: String,
+}
+
+/// Runs until `stop` resolves, then finishes the work it holds and returns (a second
+/// `stop`-style interruption is the caller's: it drops this future, and the work's
+/// processes are stopped with it). Needs a `LocalSet`.
+///
+/// Errors only when the store cannot be used at the start (no connection, a newer
+/// schema); once running, a lost database is waited for with backoff.
+pub async fn run(
+    store: PgStore,
+    opts: WorkerOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<WorkerStats, StoreError> {
+    {
+        let mut c = store.connect().await?;
+        store.schema(&mut c, true).await?;
+    }
+    let pool = store.pool(2)?;
+    let span = tracing::info_span!("worker", name = %opts.name);
+    let _g = span.enter();
+    let lease_s = opts.lease.as_secs_f64();
+    let heartbeat = opts.lease / 3;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, WorkResult)>();
+    let mut running: HashMap<i64, Running> = HashMap::new();
+    let mut results: Vec<(i64, i64, String)> = Vec::new();
+    let mut stats = WorkerStats::default();
+    let mut listener: Option<mpsc::UnboundedReceiver<(String, String)>> = None;
+    let mut _listening = None;
+    let mut stopping = false;
+    let mut delay = Duration::from_millis(50);
+    let mut beat = tokio::time::interval(heartbeat.max(Duration::from_millis(10)));
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        let mut failed = false;
+        if listener.is_none() && !stopping {
+            if let Ok((c, rx)) = store
+                .connect_listening(&["orca_ready", "orca_cancel"])
+                .await
+            {
+                _listening = Some(c);
+                listener = Some(rx);
+            }
+        }
+        if !results.is_empty() {
+            match complete(&pool, &results).await {
+                Ok(refused) => {
+                    for (id, what) in &refused {
+                        tracing::warn!(work = id, what = %what, "result refused: the lease had run out and the work went to another worker");
+                    }
+                    stats.refused += refused.len() as u64;
+                    results.clear();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record results; retrying");
+                    failed = true;
+                }
+            }
+        }
+        let mut claimed_all = false;
+        if !stopping && !failed && running.len() < opts.concurrency {
+            let room = opts.concurrency - running.len();
+            match claim(&pool, &opts, lease_s, room).await {
+                Ok(jobs) => {
+                    claimed_all = jobs.len() == room;
+                    for (id, claim, job, what) in jobs {
+                        let (cancel_tx, cancel_rx) = oneshot::channel();
+                        running.insert(
+                            id,
+                            Running {
+                                claim,
+                                cancel: Some(cancel_tx),
+                                what,
+                            },
+                        );
+                        let tx = done_tx.clone();
+                        tokio::task::spawn_local(async move {
+                            ensure_parent(&job.log_stem);
+                            let result = work::perform(job, cancel_rx, |_| {}).await;
+                            let _ = tx.send((id, result));
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim work; retrying");
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            listener = None;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        } else {
+            delay = Duration::from_millis(50);
+        }
+        if stopping && running.is_empty() && results.is_empty() {
+            return Ok(stats);
+        }
+        // More may be ready already: claim again before waiting.
+        if claimed_all && !failed {
+            while let Ok((id, r)) = done_rx.try_recv() {
+                finished(&mut running, &mut results, &mut stats, id, r);
+            }
+            continue;
+        }
+        tokio::select! {
+            d = done_rx.recv() => {
+                if let Some((id, r)) = d {
+                    finished(&mut running, &mut results, &mut stats, id, r);
+                }
+                while let Ok((id, r)) = done_rx.try_recv() {
+                    finished(&mut running, &mut results, &mut stats, id, r);
+                }
+            }
+            n = async { match &mut listener { Some(l) => l.recv().await, None => std::future::pending().await } } => {
+                match n {
+                    None => listener = None,
+                    Some(n) => {
+                        let mut notes = vec![n];
+                        if let Some(l) = &mut listener {
+                            while let Ok(n) = l.try_recv() {
+                                notes.push(n);
+                            }
+                        }
+                        for (channel, payload) in notes {
+                            if channel == "orca_cancel"
+                                && let Ok(id) = payload.parse::<i64>()
+                                && let Some(r) = running.get_mut(&id)
+                                && let Some(c) = r.cancel.take()
+                            {
+                                stats.lost += 1;
+                                let _ = c.send(());
+                            }
+                        }
+                    }
+                }
+            }
+            _ = beat.tick() => {
+                if !running.is_empty() {
+                    match renew(&pool, lease_s, &running).await {
+                        Ok(alive) => {
+                            for (id, r) in running.iter_mut() {
+                                if !alive.contains(id) && let Some(c) = r.cancel.take() {
+                                    tracing::warn!(work = id, what = %r.what, "the claim was taken back (cancelled, or the lease ran out): stopping the work");
+                                    stats.lost += 1;
+                                    let _ = c.send(());
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot renew leases; retrying"),
+                    }
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = &mut stop, if !stopping => {
+                tracing::info!(running = running.len(), "stopping: finishing the work held");
+                stopping = true;
+                listener = None;
+            }
+        }
+    }
+}
+
+fn finished(
+    running: &mut HashMap<i64, Running>,
+    results: &mut Vec<(i64, i64, String)>,
+    stats: &mut WorkerStats,
+    id: i64,
+    r: WorkResult,
+) {
+    let Some(run) = running.remove(&id) else {
+        return;
+    };
+    // Work whose claim was taken back has nothing to say.
+    if run.cancel.is_none() {
+        return;
+    }
+    stats.ran += 1;
+    let text = serde_json::to_string(&r).unwrap_or_else(|e| {
+        serde_json::to_string(&WorkResult::Failed {
+            error: format!("cannot record the result: {e}"),
+            retryable: false,
+        })
+        .unwrap_or_default()
+    });
+    results.push((id, run.claim, text));
+}
+
+async fn claim(
+    pool: &deadpool_postgres::Pool,
+    opts: &WorkerOptions,
+    lease_s: f64,
+    room: usize,
+) -> Result<Vec<(i64, i64, Job, String)>, String> {
+    let c = pool.get().await.map_err(|e| e.to_string())?;
+    let st = c.prepare_cached(CLAIM).await.map_err(|e| db_error(&e))?;
+    let rows = c
+        .query(&st, &[&opts.name, &lease_s, &opts.tags, &(room as i64)])
+        .await
+        .map_err(|e| db_error(&e))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.get(0);
+        let claim: i64 = r.get(1);
+        let text: &str = r.get(2);
+        let what = format!(
+            "{} {} {} attempt {}",
+            r.get::<_, &str>(3),
+            r.get::<_, &str>(4),
+            r.get::<_, &str>(5),
+            r.get::<_, i32>(6)
+        );
+        match serde_json::from_str::<Job>(text) {
+            Ok(job) => out.push((id, claim, job, what)),
+            Err(e) => {
+                // A job this orca cannot read: record that as its failure.
+                let result = serde_json::to_string(&WorkResult::Failed {
+                    error: format!("the worker cannot read this work: {e}"),
+                    retryable: false,
+                })
+                .unwrap_or_default();
+                complete(pool, &[(id, claim, result)]).await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn renew(
+    pool: &deadpool_postgres::Pool,
+    lease_s: f64,
+    running: &HashMap<i64, Running>,
+) -> Result<HashSet<i64>, String> {
+    let (ids, claims): (Vec<i64>, Vec<i64>) = running
+        .iter()
+        .filter(|(_, r)| r.cancel.is_some())
+        .map(|(&id, r)| (id, r.claim))
+        .unzip();
+    let c = pool.get().await.map_err(|e| e.to_string())?;
+    let st = c.prepare_cached(RENEW).await.map_err(|e| db_error(&e))?;
+    let rows = c
+        .query(&st, &[&lease_s, &ids, &claims])
+        .await
+        .map_err(|e| db_error(&e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Records results, each in the statement that releases its claim; the ones refused (the
+/// lease had run out) come back, and are counted on their rows.
+async fn complete(
+    pool: &deadpool_postgres::Pool,
+    results: &[(i64, i64, String)],
+) -> Result<Vec<(i64, String)>, String> {
+    let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
+    let claims: Vec<i64> = results.iter().map(|r| r.1).collect();
+    let texts: Vec<&str> = results.iter().map(|r| r.2.as_str()).collect();
+    let c = pool.get().await.map_err(|e| e.to_string())?;
+    let st = c.prepare_cached(COMPLETE).await.map_err(|e| db_error(&e))?;
+    let rows = c
+        .query(&st, &[&ids, &claims, &texts])
+        .await
+        .map_err(|e| db_error(&e))?;
+    let accepted: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let refused: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|i| !accepted.contains(i))
+        .collect();
+    if !refused.is_empty() {
+        let st = c.prepare_cached(LATE).await.map_err(|e| db_error(&e))?;
+        c.execute(&st, &[&refused])
+            .await
+            .map_err(|e| db_error(&e))?;
+    }
+    Ok(refused
+        .into_iter()
+        .map(|i| (i, format!("work {i}")))
+        .collect())
+}
