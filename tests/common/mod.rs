@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod machines;
+pub mod pg;
 pub mod workflows;
 
 /// Proptest's case count: `PROPTEST_CASES` when set, else `default`.

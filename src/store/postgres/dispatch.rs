@@ -115,6 +115,7 @@ impl Inner {
         &self,
         w: &DispatchedWork,
         job: &str,
+        ordinal: i64,
     ) -> Result<(i64, Option<WorkResult>), String> {
         let c = self.conn().await.map_err(|e| e.to_string())?;
         let tags: Vec<String> = w.tags.clone();
@@ -128,7 +129,7 @@ impl Inner {
                     &w.what,
                     &(w.attempt as i32),
                     &(w.generation as i32),
-                    &self.next_ordinal.get(),
+                    &ordinal,
                     &tags,
                     &job,
                 ],
@@ -137,9 +138,10 @@ impl Inner {
             .map_err(|e| db_error(&e))?;
         let id: i64 = row.get(0);
         let state: &str = row.get(1);
-        let ordinal: i64 = row.get(3);
+        // Queued behind others' work: this run's next pieces go after it.
+        let placed: i64 = row.get(3);
         self.next_ordinal
-            .set(self.next_ordinal.get().max(ordinal + 1));
+            .set(self.next_ordinal.get().max(placed + 1));
         let result = match state {
             "done" => Some(parse_result(row.get(2))),
             _ => None,
@@ -292,9 +294,12 @@ impl Dispatch for PgDispatch {
                 }
             };
             let mut cancel = cancel;
+            // Taken now, before any await: work handed out together gets successive places.
+            let ordinal = inner.next_ordinal.get();
+            inner.next_ordinal.set(ordinal + 1);
             let mut delay = Duration::from_millis(50);
             let id = loop {
-                match inner.submit(&work, &job).await {
+                match inner.submit(&work, &job, ordinal).await {
                     Ok((_, Some(result))) => return result,
                     Ok((id, None)) => break id,
                     Err(e) => tracing::warn!(error = %e, "cannot hand work out; retrying"),

@@ -30,7 +30,8 @@ const COMPLETE: &str = "UPDATE orca_work w SET state = 'done', result = t.result
     WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed' AND w.lease_until > clock_timestamp()
     RETURNING w.id";
 
-const LATE: &str = "UPDATE orca_work SET late = late + 1 WHERE id = ANY($1)";
+const LATE: &str =
+    "UPDATE orca_work SET late = late + 1 WHERE id = ANY($1) AND state = 'expired' RETURNING id";
 
 /// How a worker works.
 #[derive(Debug, Clone)]
@@ -118,8 +119,11 @@ pub async fn run(
         if !results.is_empty() {
             match complete(&pool, &results).await {
                 Ok(refused) => {
-                    for (id, what) in &refused {
-                        tracing::warn!(work = id, what = %what, "result refused: the lease had run out and the work went to another worker");
+                    for id in &refused {
+                        tracing::warn!(
+                            work = id,
+                            "result refused: the lease had run out, and the work was given to the run's retry policy"
+                        );
                     }
                     stats.refused += refused.len() as u64;
                     results.clear();
@@ -245,10 +249,8 @@ fn finished(
     let Some(run) = running.remove(&id) else {
         return;
     };
-    // Work whose claim was taken back has nothing to say.
-    if run.cancel.is_none() {
-        return;
-    }
+    // Recorded even when the claim was taken back meanwhile: the database refuses it then
+    // (and counts it, when the lease had run out).
     stats.ran += 1;
     let text = serde_json::to_string(&r).unwrap_or_else(|e| {
         serde_json::to_string(&WorkResult::Failed {
@@ -319,12 +321,12 @@ async fn renew(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Records results, each in the statement that releases its claim; the ones refused (the
-/// lease had run out) come back, and are counted on their rows.
+/// Records results, each in the statement that releases its claim; the ones refused because
+/// the lease had run out come back, and are counted on their rows.
 async fn complete(
     pool: &deadpool_postgres::Pool,
     results: &[(i64, i64, String)],
-) -> Result<Vec<(i64, String)>, String> {
+) -> Result<Vec<i64>, String> {
     let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
     let claims: Vec<i64> = results.iter().map(|r| r.1).collect();
     let texts: Vec<&str> = results.iter().map(|r| r.2.as_str()).collect();
@@ -340,14 +342,11 @@ async fn complete(
         .copied()
         .filter(|i| !accepted.contains(i))
         .collect();
-    if !refused.is_empty() {
-        let st = c.prepare_cached(LATE).await.map_err(|e| db_error(&e))?;
-        c.execute(&st, &[&refused])
-            .await
-            .map_err(|e| db_error(&e))?;
+    if refused.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(refused
-        .into_iter()
-        .map(|i| (i, format!("work {i}")))
-        .collect())
+    // Refused because the lease ran out (not because the coordinator cancelled it).
+    let st = c.prepare_cached(LATE).await.map_err(|e| db_error(&e))?;
+    let late = c.query(&st, &[&refused]).await.map_err(|e| db_error(&e))?;
+    Ok(late.iter().map(|r| r.get(0)).collect())
 }

@@ -1,0 +1,615 @@
+//! Workflows on PostgreSQL with `orca worker` processes: the same outcomes as the file
+//! store, workers and coordinators killed, late results refused, the server restarted, bad
+//! addresses. Needs a real PostgreSQL (tests/common/pg.rs): it fails when none can be had.
+
+mod common;
+
+use common::pg::{self, Server};
+use common::workflows::scratch;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn orca_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orca"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("ORCA_STORE");
+    cmd
+}
+
+fn orca(dir: &Path, args: &[&str]) -> Output {
+    orca_cmd(dir, args).output().expect("orca runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn worker(dir: &Path, url: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["worker", "--store", url];
+    args.extend_from_slice(extra);
+    orca_cmd(dir, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("orca worker starts")
+}
+
+fn stop(mut c: Child) -> Output {
+    // SIGTERM: the worker finishes what it holds and says what it did.
+    unsafe {
+        libc::kill(c.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a worker did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.wait_with_output().unwrap()
+}
+
+fn kill9(c: &mut Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// `orca status --json` of a run: (operation, state, output) for each operation.
+fn outcome(dir: &Path, args: &[&str]) -> Vec<(String, String, Value)> {
+    let mut a = vec!["status"];
+    a.extend_from_slice(args);
+    a.push("--json");
+    let o = orca(dir, &a);
+    assert!(o.status.success(), "status: {}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["op"].as_str().unwrap().to_string(),
+                op["state"].as_str().unwrap().to_string(),
+                op["output"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn status_of(dir: &Path, run: &str, url: &str) -> String {
+    let o = orca(dir, &["status", run, "--store", url, "--json"]);
+    assert!(o.status.success(), "status: {}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["status"].as_str().unwrap().to_string()
+}
+
+/// The shipped workflows end the same through 3 workers and a coordinator that only
+/// coordinates as in one process with the file store: states, outputs, exit status.
+#[test]
+fn shipped_workflows_end_alike_on_both_stores() {
+    let server = pg::server();
+    for name in ["release", "fanout", "saga"] {
+        let url = server.database(name);
+        let dir = scratch(&format!("pg-shipped-{name}"));
+        let file = format!("machines/{name}.ron");
+        let on_files = orca(
+            &repo(),
+            &[
+                "run",
+                &file,
+                "--run-dir",
+                dir.join("files").to_str().unwrap(),
+            ],
+        );
+        let workers: Vec<Child> = (0..3)
+            .map(|_| worker(&repo(), &url, &["--concurrency", "2"]))
+            .collect();
+        let pg_dir = dir.join("pg").join(name);
+        let on_pg = orca(
+            &repo(),
+            &[
+                "run",
+                &file,
+                "--store",
+                &url,
+                "--workers",
+                "0",
+                "--run-dir",
+                pg_dir.to_str().unwrap(),
+            ],
+        );
+        let mut ran = 0;
+        for w in workers {
+            let out = stop(w);
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(out.status.success(), "worker: {said}");
+            ran += said
+                .lines()
+                .find(|l| l.starts_with("worker "))
+                .and_then(|l| l.split(": ran ").nth(1))
+                .and_then(|s| s.split(',').next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or_else(|| panic!("worker said: {said}"));
+        }
+        assert_eq!(
+            on_files.status.code(),
+            on_pg.status.code(),
+            "{name}: files {} / postgres {}",
+            text(&on_files),
+            text(&on_pg)
+        );
+        assert!(ran > 0, "{name}: the workers ran nothing");
+        let a = outcome(&repo(), &[dir.join("files").to_str().unwrap()]);
+        let b = outcome(&repo(), &[name, "--store", &url]);
+        assert_eq!(a, b, "{name}: the stores disagree");
+        // The work went through the table, every piece once.
+        let rows = pg::psql(
+            &url,
+            "SELECT count(*), count(*) FILTER (WHERE state = 'done'), max(claims) FROM orca_work",
+        );
+        let parts: Vec<u64> = rows.split('|').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(parts[0], parts[1], "{name}: work left undone: {rows}");
+        assert_eq!(parts[0], ran as u64, "{name}: {rows}");
+        assert_eq!(parts[2], 1, "{name}: work claimed twice: {rows}");
+    }
+}
+
+/// A wrong URL, a refused connection, a database without the schema or with a newer one:
+/// one line, exit 2, no password shown, nothing written.
+#[test]
+fn bad_stores_are_one_clear_line_and_exit_2() {
+    let server = pg::server();
+    let dir = scratch("pg-bad");
+    let wf = repo().join("machines/release.ron");
+    let wf = wf.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "runs".into(),
+                "--store".into(),
+                "postgresql://u:hunter2@h:port/d".into(),
+            ],
+            "invalid",
+        ),
+        (
+            vec![
+                "run".into(),
+                wf.into(),
+                "--store".into(),
+                "postgresql://u:hunter2@127.0.0.1:1/d".into(),
+            ],
+            "cannot connect",
+        ),
+        (
+            vec![
+                "runs".into(),
+                "--store".into(),
+                "mysql://u:hunter2@h/d".into(),
+            ],
+            "not a store address",
+        ),
+        (
+            vec![
+                "worker".into(),
+                "--store".into(),
+                pg::with_database(&server.url, "no_such_db")
+                    .replace("postgres@", "postgres:hunter2@"),
+            ],
+            "does not exist",
+        ),
+    ];
+    for (args, says) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = orca(&dir, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "{args:?} shows the password: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    // No schema: reading commands refuse and create nothing.
+    let empty = server.database("empty");
+    for args in [
+        vec!["runs", "--store", &empty],
+        vec!["status", "r1", "--store", &empty],
+        vec!["log", "r1", "--store", &empty],
+        vec!["resume", "r1", "--store", &empty],
+    ] {
+        let o = orca(&dir, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains("no orca schema"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    assert_eq!(
+        pg::psql(
+            &empty,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+    // A schema from a newer orca: refused before anything is written.
+    let newer = server.database("newer");
+    let o = orca(&dir, &["runs", "--store", &newer]);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::write(
+        dir.join("one.ron"),
+        r#"Workflow(id: "one", tasks: { "a": (run: Shell("true")) })"#,
+    )
+    .unwrap();
+    let made = orca(&dir, &["run", "one.ron", "--store", &newer]);
+    assert!(made.status.success(), "{}", text(&made));
+    pg::psql(&newer, "UPDATE orca_schema SET version = 99");
+    for args in [
+        vec!["run", wf, "--store", &newer],
+        vec!["runs", "--store", &newer],
+        vec!["worker", "--store", &newer],
+    ] {
+        let o = orca(&dir, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("newer than this orca"), "{}", text(&o));
+    }
+    assert_eq!(pg::psql(&newer, "SELECT count(*) FROM orca_runs"), "1");
+}
+
+/// A worker frozen (SIGSTOP) past its lease: the work is retried elsewhere under the retry
+/// policy, and the frozen worker's result, when it thaws, is refused and counted.
+#[test]
+fn a_late_result_from_an_expired_lease_is_refused() {
+    let server = pg::server();
+    let url = server.database("late");
+    let dir = scratch("pg-late");
+    std::fs::write(
+        dir.join("late.ron"),
+        r#"Workflow(id: "late", defaults: (retry: (max_attempts: 3, initial: "10ms", jitter: false)),
+            tasks: { "slow": (run: Shell("echo $ORCA_ATTEMPT >> attempts; sleep 1.5; echo '{\"attempt\":'$ORCA_ATTEMPT'}'")) })"#,
+    )
+    .unwrap();
+    let mut coordinator = orca_cmd(
+        &dir,
+        &[
+            "run",
+            "late.ron",
+            "--store",
+            &url,
+            "--workers",
+            "0",
+            "--run-dir",
+            "runs/late",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let frozen = worker(&dir, &url, &["--lease", "300ms", "--concurrency", "1"]);
+    // Wait until it runs the work, then freeze it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.join("attempts").exists() {
+        assert!(Instant::now() < deadline, "the work never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    unsafe {
+        libc::kill(frozen.id() as i32, libc::SIGSTOP);
+    }
+    let second = worker(&dir, &url, &["--lease", "300ms", "--concurrency", "1"]);
+    let out = wait_for(&mut coordinator, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out));
+    unsafe {
+        libc::kill(frozen.id() as i32, libc::SIGCONT);
+    }
+    let frozen_said = stop(frozen);
+    let _ = stop(second);
+    let said = String::from_utf8_lossy(&frozen_said.stderr);
+    assert!(said.contains("refused 1 late result"), "{said}");
+    let row = pg::psql(
+        &url,
+        "SELECT sum(late), sum(expired), count(*) FILTER (WHERE state = 'done') FROM orca_work",
+    );
+    assert_eq!(row, "1|1|1", "late, expired, done");
+    let attempts = std::fs::read_to_string(dir.join("attempts")).unwrap();
+    assert_eq!(attempts, "1\n2\n", "the second attempt ran the work again");
+    let ops = outcome(&dir, &["late", "--store", &url]);
+    let slow = ops.iter().find(|o| o.0 == "slow").unwrap();
+    assert_eq!(slow.1, "Succeeded");
+    assert_eq!(slow.2, serde_json::json!({"attempt": 2}));
+}
+
+fn wait_for(c: &mut Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while c.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("a process did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = Output {
+        status: c.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    use std::io::Read;
+    if let Some(mut o) = c.stdout.take() {
+        let _ = o.read_to_end(&mut out.stdout);
+    }
+    if let Some(mut e) = c.stderr.take() {
+        let _ = e.read_to_end(&mut out.stderr);
+    }
+    out
+}
+
+/// PostgreSQL restarted in the middle of a run: workers and coordinator reconnect and the
+/// run finishes.
+#[test]
+fn a_run_survives_a_restart_of_the_database() {
+    let own = Server::start("restart");
+    let url = own.database("restart");
+    let dir = scratch("pg-restart");
+    let mut tasks = String::new();
+    for i in 0..40 {
+        tasks.push_str(&format!(
+            "\"t{i}\": (run: Shell(\"sleep 0.05; echo {i} >> done\"){}),\n",
+            if i > 0 {
+                format!(", after: [\"t{}\"]", i - 1)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    std::fs::write(
+        dir.join("chain.ron"),
+        format!("Workflow(id: \"chain\", tasks: {{ {tasks} }})"),
+    )
+    .unwrap();
+    let mut coordinator = orca_cmd(
+        &dir,
+        &[
+            "run",
+            "chain.ron",
+            "--store",
+            &url,
+            "--workers",
+            "0",
+            "--run-dir",
+            "runs/chain",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let w = worker(&dir, &url, &["--lease", "5s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(dir.join("done")).map_or(0, |s| s.lines().count()) < 5 {
+        assert!(Instant::now() < deadline, "the run did not get going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    own.pg_ctl("restart");
+    let out = wait_for(&mut coordinator, Duration::from_secs(60));
+    let _ = stop(w);
+    assert!(out.status.success(), "{}", text(&out));
+    let done = std::fs::read_to_string(dir.join("done")).unwrap();
+    let mut seen: Vec<u32> = done.lines().map(|l| l.parse().unwrap()).collect();
+    seen.dedup();
+    assert_eq!(seen, (0..40).collect::<Vec<_>>(), "in dependency order");
+    assert_eq!(status_of(&dir, "chain", &url), "succeeded");
+}
+
+/// A standby coordinator (`resume --wait`) takes over when the coordinator is killed.
+#[test]
+fn a_standby_coordinator_takes_over() {
+    let server = pg::server();
+    let url = server.database("standby");
+    let dir = scratch("pg-standby");
+    let mut tasks = String::new();
+    for i in 0..30 {
+        tasks.push_str(&format!(
+            "\"t{i}\": (run: Shell(\"sleep 0.05; echo {i} >> done\"){}),\n",
+            if i > 0 {
+                format!(", after: [\"t{}\"]", i - 1)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    std::fs::write(
+        dir.join("chain.ron"),
+        format!("Workflow(id: \"chain\", tasks: {{ {tasks} }})"),
+    )
+    .unwrap();
+    let args = ["--store", &url, "--workers", "0"];
+    let mut first = orca_cmd(&dir, &["run", "chain.ron", "--run-dir", "runs/chain"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let w = worker(&dir, &url, &["--lease", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(dir.join("done")).map_or(0, |s| s.lines().count()) < 3 {
+        assert!(Instant::now() < deadline, "the run did not get going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // While the first holds the run, a plain resume is refused and a standby waits.
+    let refused = orca(
+        &dir,
+        &["resume", "chain", "--store", &url, "--workers", "0"],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("in use by another orca process"));
+    let mut standby = orca_cmd(&dir, &["resume", "chain", "--wait"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        standby.try_wait().unwrap().is_none(),
+        "the standby did not wait"
+    );
+    kill9(&mut first);
+    let out = wait_for(&mut standby, Duration::from_secs(60));
+    let _ = stop(w);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(status_of(&dir, "chain", &url), "succeeded");
+    let done = std::fs::read_to_string(dir.join("done")).unwrap();
+    let mut seen: Vec<u32> = done.lines().map(|l| l.parse().unwrap()).collect();
+    seen.dedup();
+    assert_eq!(seen, (0..30).collect::<Vec<_>>());
+}
+
+/// Two runs share one worker: the one started second is not stuck behind all of the
+/// first's work, and `orca runs` lists both with their state.
+#[test]
+fn runs_on_one_store_share_the_workers_fairly() {
+    let server = pg::server();
+    let url = server.database("fair");
+    let dir = scratch("pg-fair");
+    let wide = |id: &str, n: usize| {
+        let tasks: String = (0..n)
+            .map(|i| format!("\"t{i}\": (run: Shell(\"sleep 0.02; echo {id} >> order\")),\n"))
+            .collect();
+        format!("Workflow(id: \"{id}\", tasks: {{ {tasks} }})")
+    };
+    std::fs::write(dir.join("big.ron"), wide("big", 60)).unwrap();
+    std::fs::write(dir.join("small.ron"), wide("small", 5)).unwrap();
+    let run = |file: &str, name: &str| {
+        orca_cmd(
+            &dir,
+            &[
+                "run",
+                file,
+                "--store",
+                &url,
+                "--workers",
+                "0",
+                "--run-dir",
+                &format!("runs/{name}"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let mut big = run("big.ron", "big");
+    // All of big's work is queued before small starts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pg::psql(&url, "SELECT count(*) FROM orca_work WHERE run_id = 'big'") != "60" {
+        assert!(Instant::now() < deadline, "big's work was not queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut small = run("small.ron", "small");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pg::psql(
+        &url,
+        "SELECT count(*) FROM orca_work WHERE run_id = 'small'",
+    ) != "5"
+    {
+        assert!(Instant::now() < deadline, "small's work was not queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let listed = orca(&dir, &["runs", "--store", &url, "--json"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.lines().all(|l| l.contains("\"running\"")),
+        "{listed}"
+    );
+    let w = worker(&dir, &url, &["--concurrency", "1"]);
+    assert!(
+        wait_for(&mut small, Duration::from_secs(60))
+            .status
+            .success()
+    );
+    assert!(wait_for(&mut big, Duration::from_secs(60)).status.success());
+    let _ = stop(w);
+    let order = std::fs::read_to_string(dir.join("order")).unwrap();
+    let lines: Vec<&str> = order.lines().collect();
+    let last_small = lines.iter().rposition(|l| *l == "small").unwrap();
+    assert!(
+        last_small < 20,
+        "small waited behind big's work: its last piece ran {last_small}th"
+    );
+    let listed = orca(&dir, &["runs", "--store", &url]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("succeeded")).count(),
+        2,
+        "{listed}"
+    );
+}
+
+/// Work of a tagged operation waits for a worker with the tag.
+#[test]
+fn tagged_work_goes_to_workers_with_the_tags() {
+    let server = pg::server();
+    let url = server.database("tags");
+    let dir = scratch("pg-tags");
+    std::fs::write(
+        dir.join("tags.ron"),
+        r#"Workflow(id: "tags", tasks: {
+            "plain": (run: Shell("echo plain >> ran")),
+            "gpu": (tags: ["gpu"], run: Shell("echo \"gpu $ORCA_IDEMPOTENCY_KEY\" >> ran")),
+        })"#,
+    )
+    .unwrap();
+    let mut c = orca_cmd(
+        &dir,
+        &[
+            "run",
+            "tags.ron",
+            "--store",
+            &url,
+            "--workers",
+            "0",
+            "--run-dir",
+            "runs/tags",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let plain = worker(&dir, &url, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(dir.join("ran")).is_ok_and(|s| s.contains("plain")) {
+        assert!(Instant::now() < deadline, "the plain work did not run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        c.try_wait().unwrap().is_none(),
+        "the run ended without its gpu work"
+    );
+    assert_eq!(
+        pg::psql(&url, "SELECT state FROM orca_work WHERE op = 'gpu'"),
+        "ready"
+    );
+    let gpu = worker(&dir, &url, &["--tags", "gpu,fast"]);
+    assert!(wait_for(&mut c, Duration::from_secs(30)).status.success());
+    let _ = stop(plain);
+    let _ = stop(gpu);
+    let ran = std::fs::read_to_string(dir.join("ran")).unwrap();
+    assert!(ran.contains("gpu tags/gpu/execute/1/0"), "{ran}");
+}
