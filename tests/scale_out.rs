@@ -613,3 +613,180 @@ fn tagged_work_goes_to_workers_with_the_tags() {
     let ran = std::fs::read_to_string(dir.join("ran")).unwrap();
     assert!(ran.contains("gpu tags/gpu/execute/1/0"), "{ran}");
 }
+
+/// 4 workers over a 500-operation DAG: a random worker is SIGKILLed every ~200 ms and
+/// restarted, the coordinator is killed twice and resumed. Every operation succeeds once in
+/// the record, no operation starts before its dependencies, and an operation runs twice
+/// only when a lease ran out (counted).
+#[test]
+fn workers_and_coordinator_killed_over_a_500_operation_dag() {
+    const N: usize = 500;
+    let server = pg::server();
+    let url = server.database("crash");
+    let dir = scratch("pg-crash");
+    std::fs::create_dir_all(dir.join("m")).unwrap();
+    // Each operation checks that its dependencies left their marks, logs its start, works
+    // a little and leaves its own mark.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut deps: Vec<Vec<usize>> = Vec::new();
+    let mut tasks = String::new();
+    for i in 0..N {
+        let mut d: Vec<usize> = Vec::new();
+        if i > 0 {
+            for _ in 0..(next() % 3) {
+                let back = 1 + (next() as usize % 40).min(i - 1);
+                let dep = i - back;
+                if !d.contains(&dep) {
+                    d.push(dep);
+                }
+            }
+        }
+        let checks: String = d
+            .iter()
+            .map(|x| format!("[ -f m/t{x} ] || echo t{i} >> violations; "))
+            .collect();
+        let after: Vec<String> = d.iter().map(|x| format!("\"t{x}\"")).collect();
+        tasks.push_str(&format!(
+            "\"t{i}\": (after: [{}], run: Shell(\"{checks}echo t{i} >> starts; sleep 0.0{}; touch m/t{i}\")),\n",
+            after.join(", "),
+            5 + next() % 5
+        ));
+        deps.push(d);
+    }
+    std::fs::write(
+        dir.join("dag.ron"),
+        format!(
+            "Workflow(id: \"dag\", defaults: (retry: (max_attempts: 10, initial: \"20ms\")), tasks: {{ {tasks} }})"
+        ),
+    )
+    .unwrap();
+    let coordinator = |first: bool| {
+        let args: Vec<&str> = if first {
+            vec!["run", "dag.ron", "--run-dir", "runs/dag"]
+        } else {
+            vec!["resume", "dag"]
+        };
+        orca_cmd(&dir, &args)
+            .args(["--store", &url, "--workers", "0", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let start_worker = || worker(&dir, &url, &["--lease", "1s", "--concurrency", "4"]);
+    let mut workers: Vec<Child> = (0..4).map(|_| start_worker()).collect();
+    let mut c = coordinator(true);
+    let t0 = Instant::now();
+    let mut kills = 0;
+    let mut coordinator_kills = 0;
+    let mut rng = 12345u64;
+    let outcome = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(status) = c.try_wait().unwrap() {
+            if coordinator_kills == 2 {
+                break status;
+            }
+            panic!("the coordinator ended ({status}) before it was killed twice");
+        }
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let w = (rng >> 33) as usize % workers.len();
+        kill9(&mut workers[w]);
+        workers[w] = start_worker();
+        kills += 1;
+        let elapsed = t0.elapsed();
+        if (coordinator_kills == 0 && elapsed > Duration::from_millis(1200))
+            || (coordinator_kills == 1 && elapsed > Duration::from_millis(2600))
+        {
+            kill9(&mut c);
+            coordinator_kills += 1;
+            c = coordinator(false);
+        }
+        assert!(
+            elapsed < Duration::from_secs(180),
+            "the run did not finish in 3 minutes"
+        );
+    };
+    for w in workers {
+        let _ = stop(w);
+    }
+    let out = wait_for(&mut c, Duration::from_secs(5));
+    assert!(outcome.success(), "the last coordinator: {}", text(&out));
+    assert!(kills >= 5, "only {kills} workers were killed");
+    assert_eq!(status_of(&dir, "dag", &url), "succeeded");
+    // Exactly one recorded success per operation, in the journal and in the work table.
+    let log = orca(&dir, &["log", "dag", "--store", &url, "--json"]);
+    let mut successes = vec![0; N];
+    for line in String::from_utf8_lossy(&log.stdout).lines().skip(1) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let op = &v["op"];
+        if op["event"]["PhaseSucceeded"]["phase"] == "execute"
+            && let Some(i) = op["op"].as_str().and_then(|o| o.strip_prefix('t'))
+        {
+            successes[i.parse::<usize>().unwrap()] += 1;
+        }
+    }
+    assert!(
+        successes.iter().all(|&n| n == 1),
+        "successes per operation: {:?}",
+        successes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n != 1)
+            .collect::<Vec<_>>()
+    );
+    let done = pg::psql(
+        &url,
+        "SELECT count(DISTINCT op) FROM orca_work WHERE op LIKE 't%' AND state = 'done' AND result LIKE '{\"Succeeded\"%'",
+    );
+    assert_eq!(done, N.to_string());
+    // Dependencies were never violated.
+    let violations = std::fs::read_to_string(dir.join("violations")).unwrap_or_default();
+    assert!(
+        violations.is_empty(),
+        "started before a dependency: {violations}"
+    );
+    // Ran twice only where a lease ran out.
+    let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+    let mut ran = vec![0u32; N];
+    for l in starts.lines() {
+        ran[l[1..].parse::<usize>().unwrap()] += 1;
+    }
+    assert!(ran.iter().all(|&n| n >= 1));
+    let expired: std::collections::HashMap<usize, u32> = pg::psql(
+        &url,
+        "SELECT op, sum(expired) FROM orca_work WHERE op LIKE 't%' GROUP BY op HAVING sum(expired) > 0",
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(|l| {
+        let (op, n) = l.split_once('|').unwrap();
+        (op[1..].parse().unwrap(), n.parse().unwrap())
+    })
+    .collect();
+    let mut twice = 0;
+    for (i, &n) in ran.iter().enumerate() {
+        if n > 1 {
+            twice += 1;
+            let allowed = 1 + expired.get(&i).copied().unwrap_or(0);
+            assert!(
+                n <= allowed,
+                "t{i} ran {n} times with {} expired lease(s)",
+                allowed - 1
+            );
+        }
+    }
+    eprintln!(
+        "crash test: {kills} workers killed, coordinator killed twice; {twice} operations ran twice, {} leases expired",
+        expired.values().sum::<u32>()
+    );
+    let verify = orca(&dir, &["replay", "dag", "--store", &url, "--verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+}
