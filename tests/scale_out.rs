@@ -790,3 +790,127 @@ fn workers_and_coordinator_killed_over_a_500_operation_dag() {
     let verify = orca(&dir, &["replay", "dag", "--store", &url, "--verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
 }
+
+#[derive(Debug, Clone)]
+struct GenTask {
+    after: Vec<usize>,
+    fails: bool,
+    flaky: bool,
+    optional: bool,
+    compensable: bool,
+}
+
+fn gen_workflow() -> impl proptest::strategy::Strategy<Value = Vec<GenTask>> {
+    use proptest::prelude::*;
+    (2usize..9).prop_flat_map(|n| {
+        (0..n)
+            .map(|i| {
+                (
+                    prop::collection::btree_set(0..i.max(1), 0..=i.min(2)),
+                    prop::bool::weighted(0.15),
+                    prop::bool::weighted(0.25),
+                    prop::bool::weighted(0.2),
+                    any::<bool>(),
+                )
+                    .prop_map(
+                        move |(after, fails, flaky, optional, compensable)| GenTask {
+                            after: after.into_iter().filter(|&d| d < i).collect(),
+                            fails,
+                            flaky,
+                            optional,
+                            compensable,
+                        },
+                    )
+            })
+            .collect::<Vec<_>>()
+    })
+}
+
+fn gen_text(tasks: &[GenTask]) -> String {
+    let mut s = String::from(
+        "Workflow(id: \"g\", on_child_failure: Continue, defaults: (retry: (max_attempts: 2, initial: \"5ms\", jitter: false)), tasks: {\n",
+    );
+    for (i, t) in tasks.iter().enumerate() {
+        let after: Vec<String> = t.after.iter().map(|a| format!("\"t{a}\"")).collect();
+        // Flaky: fails its first attempt; the retry succeeds.
+        let body = if t.fails {
+            "exit 1".to_string()
+        } else if t.flaky {
+            format!(
+                "[ $ORCA_ATTEMPT -gt 1 ] || exit 3; echo '{{\\\"t\\\": {i}, \\\"attempt\\\": '$ORCA_ATTEMPT'}}'"
+            )
+        } else {
+            format!("echo '{{\\\"t\\\": {i}}}'")
+        };
+        let compensate = if t.compensable {
+            format!(", compensate: Shell(\"echo undo {i}\")")
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "  \"t{i}\": (after: [{}], run: Shell(\"{body}\"), optional: {}{compensate}),\n",
+            after.join(", "),
+            t.optional
+        ));
+    }
+    s.push_str("})\n");
+    s
+}
+
+/// Generated workflows (dependencies, failures, retries, optional operations,
+/// compensation) end in the same operation states and outputs on both stores. Failures
+/// do not cancel siblings here (`Continue`): with `FailFast`, which siblings a failure
+/// catches still running depends on timing, on either store.
+#[test]
+fn generated_workflows_end_alike_on_both_stores() {
+    use proptest::prelude::*;
+    let server = pg::server();
+    let url = server.database("differential");
+    let dir = scratch("pg-differential");
+    let workers: Vec<Child> = (0..2).map(|_| worker(&dir, &url, &[])).collect();
+    let case = std::sync::atomic::AtomicU32::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: common::cases(8),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&gen_workflow(), |tasks| {
+        let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let file = format!("g{case}.ron");
+        std::fs::write(dir.join(&file), gen_text(&tasks)).unwrap();
+        let files_dir = format!("runs/files{case}");
+        let a = orca(&dir, &["run", &file, "--run-dir", &files_dir]);
+        let pg_name = format!("g{case}");
+        let b = orca(
+            &dir,
+            &[
+                "run",
+                &file,
+                "--store",
+                &url,
+                "--workers",
+                "0",
+                "--run-dir",
+                &format!("runs/{pg_name}"),
+            ],
+        );
+        prop_assert_eq!(
+            a.status.code(),
+            b.status.code(),
+            "{}\n{}",
+            text(&a),
+            text(&b)
+        );
+        prop_assert_eq!(
+            outcome(&dir, &[&files_dir]),
+            outcome(&dir, &[&pg_name, "--store", &url])
+        );
+        Ok(())
+    });
+    for w in workers {
+        let _ = stop(w);
+    }
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
