@@ -62,6 +62,8 @@ struct Inner {
     waiters: RefCell<HashMap<i64, oneshot::Sender<WorkResult>>>,
     next_ordinal: Cell<i64>,
     poller: Cell<bool>,
+    /// A `NOTIFY orca_ready` is due: sent once for all the work handed out together.
+    notify_due: Cell<bool>,
     wake: tokio::sync::Notify,
 }
 
@@ -81,6 +83,7 @@ impl PgDispatch {
                 waiters: RefCell::new(HashMap::new()),
                 next_ordinal: Cell::new(0),
                 poller: Cell::new(false),
+                notify_due: Cell::new(false),
                 wake: tokio::sync::Notify::new(),
             }),
         }
@@ -96,7 +99,7 @@ impl Inner {
             return Ok(c.clone());
         }
         *g = None;
-        let client = self.store.connect().await?;
+        let client = self.store.connect_queue().await?;
         let e = |e: tokio_postgres::Error| StoreError::Unavailable(db_error(&e));
         let c = Rc::new(Conn {
             submit: client.prepare(SUBMIT).await.map_err(e)?,
@@ -310,6 +313,17 @@ impl Dispatch for PgDispatch {
                 }
                 delay = (delay * 2).min(Duration::from_secs(2));
             };
+            if !inner.notify_due.replace(true) {
+                let inner = inner.clone();
+                tokio::task::spawn_local(async move {
+                    // After the other submissions of this turn of the event loop.
+                    tokio::task::yield_now().await;
+                    inner.notify_due.set(false);
+                    if let Ok(c) = inner.conn().await {
+                        let _ = c.client.execute("NOTIFY orca_ready", &[]).await;
+                    }
+                });
+            }
             let (tx, rx) = oneshot::channel();
             inner.waiters.borrow_mut().insert(id, tx);
             inner.wake.notify_one();

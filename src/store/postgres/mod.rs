@@ -36,7 +36,7 @@ CREATE TABLE orca_runs (
     status   text NOT NULL DEFAULT 'running'
 );
 CREATE TABLE orca_journal (
-    run_id text NOT NULL REFERENCES orca_runs ON DELETE CASCADE,
+    run_id text NOT NULL,
     seq    bigint NOT NULL,
     line   text NOT NULL,
     PRIMARY KEY (run_id, seq)
@@ -44,7 +44,7 @@ CREATE TABLE orca_journal (
 CREATE SEQUENCE orca_claims;
 CREATE TABLE orca_work (
     id          bigserial PRIMARY KEY,
-    run_id      text NOT NULL REFERENCES orca_runs ON DELETE CASCADE,
+    run_id      text NOT NULL,
     op          text NOT NULL,
     what        text NOT NULL,
     attempt     int NOT NULL,
@@ -69,10 +69,6 @@ CREATE TABLE orca_work (
 );
 CREATE INDEX orca_work_ready ON orca_work (ordinal, id) WHERE state = 'ready';
 CREATE INDEX orca_work_claimed ON orca_work (run_id, lease_until) WHERE state = 'claimed';
-CREATE FUNCTION orca_work_ready() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM pg_notify('orca_ready', ''); RETURN NULL; END $$;
-CREATE TRIGGER orca_work_ready AFTER INSERT OR UPDATE OF state ON orca_work
-    FOR EACH ROW WHEN (NEW.state = 'ready') EXECUTE FUNCTION orca_work_ready();
 CREATE FUNCTION orca_work_done() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('orca_done', NEW.run_id); RETURN NULL; END $$;
 CREATE TRIGGER orca_work_done AFTER UPDATE OF state ON orca_work
@@ -142,12 +138,34 @@ impl PgStore {
 
     /// A connection, its driver spawned on the current runtime.
     pub async fn connect(&self) -> Result<Client, StoreError> {
-        let (client, conn) = self.config.connect(NoTls).await.map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot connect to {}: {}",
-                self.shown,
-                db_error(&e)
-            ))
+        Self::connect_with(&self.config, &self.shown).await
+    }
+
+    /// The settings of the work queue's connections: commits do not wait for the WAL
+    /// flush. A claim, heartbeat or result lost with a crash of the server only makes work
+    /// run again (it is at-least-once anyway), and whatever the coordinator acted on is
+    /// flushed by the journal's own commit, which waits and comes later in the log.
+    fn queue_config(&self) -> tokio_postgres::Config {
+        let mut c = self.config.clone();
+        // Every query of the queue has its index: a generic plan cached while the table
+        // was nearly empty must not scan it whole for ever after.
+        let ours = "-c synchronous_commit=off -c enable_seqscan=off";
+        let options = match c.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {ours}"),
+            _ => ours.to_string(),
+        };
+        c.options(&options);
+        c
+    }
+
+    /// A connection for the work queue (see [`PgStore::queue_config`]).
+    pub async fn connect_queue(&self) -> Result<Client, StoreError> {
+        Self::connect_with(&self.queue_config(), &self.shown).await
+    }
+
+    async fn connect_with(config: &tokio_postgres::Config, shown: &str) -> Result<Client, StoreError> {
+        let (client, conn) = config.connect(NoTls).await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to {shown}: {}", db_error(&e)))
         })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -203,7 +221,7 @@ impl PgStore {
     /// A pool of `size` connections (workers run several pieces of work at once).
     pub fn pool(&self, size: usize) -> Result<deadpool_postgres::Pool, StoreError> {
         let mgr = deadpool_postgres::Manager::from_config(
-            self.config.clone(),
+            self.queue_config(),
             NoTls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
