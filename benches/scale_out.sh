@@ -32,7 +32,7 @@ while [ $i -lt "$RUNS" ]; do
     i=$((i + 1))
     rm -rf "$DIR/run"
     t0=$(now)
-    "$ORCA" run "$DIR/dag.ron" --run-dir "$DIR/run" --max-parallel 32 >/dev/null
+    "$ORCA" run "$DIR/dag.ron" --run-dir "$DIR/run" --max-parallel 32 >/dev/null 2>&1
     t1=$(now)
     FILES="$FILES $(rate "$t0" "$t1")"
     psql -q "postgresql://postgres@/postgres?host=$DIR" -c "DROP DATABASE IF EXISTS b" -c "CREATE DATABASE b"
