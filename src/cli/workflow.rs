@@ -62,7 +62,7 @@ pub struct RunArgs<'a> {
 /// The store a command uses: the trait for what both do, the database for the work queue.
 pub(super) enum Opened {
     File(FileStore),
-    Pg(PgStore),
+    Pg(Box<PgStore>),
 }
 
 impl Opened {
@@ -81,7 +81,7 @@ impl Opened {
                         // Where this host keeps the run's logs.
                         pg.logs_root = d.parent().map(Path::to_path_buf).unwrap_or_default();
                     }
-                    Ok(Opened::Pg(pg))
+                    Ok(Opened::Pg(Box::new(pg)))
                 }
             },
         }
@@ -90,7 +90,7 @@ impl Opened {
     pub(super) fn store(&self) -> &dyn RunStore {
         match self {
             Opened::File(f) => f,
-            Opened::Pg(p) => p,
+            Opened::Pg(p) => p.as_ref(),
         }
     }
 
@@ -375,7 +375,7 @@ fn drive(
         Opened::File(_) => local.block_on(&rt, engine.run()),
         Opened::Pg(pg) => {
             engine.set_dispatch(Box::new(crate::store::postgres::PgDispatch::new(
-                pg.clone(),
+                pg.as_ref().clone(),
                 &run_id,
             )));
             let (ending, failure) = local.block_on(&rt, async {
@@ -390,9 +390,13 @@ fn drive(
                     };
                     let mut stop = stop_rx.clone();
                     handles.push(tokio::task::spawn_local(
-                        crate::store::postgres::worker::run(pg.clone(), opts, async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        }),
+                        crate::store::postgres::worker::run(
+                            pg.as_ref().clone(),
+                            opts,
+                            async move {
+                                let _ = stop.wait_for(|s| *s).await;
+                            },
+                        ),
                     ));
                 }
                 let ending = engine.run().await;

@@ -469,6 +469,7 @@ mod tests {
             env: [("A".to_string(), "b".to_string())].into(),
             cwd: Some(".".into()),
             input: Some(serde_json::json!(1)),
+            tags: vec!["t".into()],
         };
         assert_fields(&op, &[SHARED_FIELDS, OPERATION_ONLY_FIELDS]);
 
@@ -493,6 +494,7 @@ mod tests {
             env: op.env.clone(),
             cwd: Some(".".into()),
             input: Some(serde_json::json!(1)),
+            tags: vec!["t".into()],
         };
         assert_fields(&wf, &[SHARED_FIELDS, WORKFLOW_ONLY_FIELDS]);
 

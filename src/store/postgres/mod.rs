@@ -163,7 +163,10 @@ impl PgStore {
         Self::connect_with(&self.queue_config(), &self.shown).await
     }
 
-    async fn connect_with(config: &tokio_postgres::Config, shown: &str) -> Result<Client, StoreError> {
+    async fn connect_with(
+        config: &tokio_postgres::Config,
+        shown: &str,
+    ) -> Result<Client, StoreError> {
         let (client, conn) = config.connect(NoTls).await.map_err(|e| {
             StoreError::Unavailable(format!("cannot connect to {shown}: {}", db_error(&e)))
         })?;

@@ -107,14 +107,14 @@ pub async fn run(
     tokio::pin!(stop);
     loop {
         let mut failed = false;
-        if listener.is_none() && !stopping {
-            if let Ok((c, rx)) = store
+        if listener.is_none()
+            && !stopping
+            && let Ok((c, rx)) = store
                 .connect_listening(&["orca_ready", "orca_cancel"])
                 .await
-            {
-                _listening = Some(c);
-                listener = Some(rx);
-            }
+        {
+            _listening = Some(c);
+            listener = Some(rx);
         }
         if !results.is_empty() {
             match complete(&pool, &results).await {
