@@ -16,21 +16,30 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio_postgres::{Client, Statement};
 
-const SUBMIT: &str = "WITH ins AS (
+/// Hands out a batch of work in one statement: each piece is inserted as `ready`, or found
+/// by its name (a coordinator that restarted), or made ready again when it had been
+/// cancelled or had expired. One row comes back per piece, matched by name.
+const SUBMIT: &str = "WITH input AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], $7::text[], $8::text[])
+        AS t(op, what, attempt, generation, ordinal, tags, job)),
+front AS (SELECT coalesce((SELECT ordinal FROM orca_work WHERE state = 'ready' ORDER BY ordinal, id LIMIT 1), 0) AS o),
+ins AS (
     INSERT INTO orca_work (run_id, op, what, attempt, generation, ordinal, tags, job)
-    VALUES ($1, $2, $3, $4, $5,
-        GREATEST($6, coalesce((SELECT ordinal FROM orca_work WHERE state = 'ready' ORDER BY ordinal, id LIMIT 1), 0)),
-        $7, $8)
+    SELECT $1, i.op, i.what, i.attempt, i.generation, GREATEST(i.ordinal, front.o),
+        ARRAY(SELECT json_array_elements_text(i.tags::json)), i.job
+    FROM input i, front
     ON CONFLICT (run_id, op, what, attempt, generation) DO UPDATE
         SET state = 'ready', worker = NULL, lease_until = NULL, result = NULL,
             job = EXCLUDED.job, ready_at = clock_timestamp()
         WHERE orca_work.state IN ('cancelled', 'expired')
-    RETURNING id, state, result, ordinal)
-SELECT id, state, result, ordinal FROM ins
+    RETURNING id, op, what, attempt, generation, state, result, ordinal)
+SELECT id, op, what, attempt, generation, state, result, ordinal FROM ins
 UNION ALL
-SELECT id, state, result, ordinal FROM orca_work
-    WHERE run_id = $1 AND op = $2 AND what = $3 AND attempt = $4 AND generation = $5
-    AND NOT EXISTS (SELECT 1 FROM ins)";
+SELECT w.id, w.op, w.what, w.attempt, w.generation, w.state, w.result, w.ordinal
+    FROM input i JOIN orca_work w ON w.run_id = $1 AND w.op = i.op AND w.what = i.what
+        AND w.attempt = i.attempt AND w.generation = i.generation
+    WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.op = i.op AND ins.what = i.what
+        AND ins.attempt = i.attempt AND ins.generation = i.generation)";
 
 const RESULTS: &str = "SELECT id, state, result FROM orca_work \
     WHERE id = ANY($1) AND state IN ('done', 'expired')";
@@ -45,6 +54,35 @@ const CANCEL: &str = "WITH c AS (UPDATE orca_work SET state = 'cancelled' \
 /// How often the coordinator looks for results without being notified, and for leases
 /// that ran out.
 const POLL: Duration = Duration::from_millis(200);
+
+/// A piece of work's name within its run: operation, phase (`what`), attempt, generation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct WorkKey(String, &'static str, i32, i32);
+
+type Reply = oneshot::Sender<Result<(i64, Option<WorkResult>), String>>;
+
+/// A piece of work waiting for the next batch.
+struct Queued {
+    key: WorkKey,
+    ordinal: i64,
+    /// Its tags as a JSON list.
+    tags: String,
+    job: String,
+    reply: Reply,
+}
+
+/// The `'static` name of a phase as the table spells it.
+fn what_name(s: &str) -> &'static str {
+    const NAMES: [&str; 6] = [
+        "analyze",
+        "research",
+        "decompose",
+        "execute",
+        "integrate",
+        "compensate",
+    ];
+    NAMES.iter().copied().find(|n| *n == s).unwrap_or("unknown")
+}
 
 /// A connection with the statements the coordinator uses, prepared once.
 struct Conn {
@@ -62,8 +100,10 @@ struct Inner {
     waiters: RefCell<HashMap<i64, oneshot::Sender<WorkResult>>>,
     next_ordinal: Cell<i64>,
     poller: Cell<bool>,
-    /// A `NOTIFY orca_ready` is due: sent once for all the work handed out together.
-    notify_due: Cell<bool>,
+    /// Work waiting to be handed out in the next batch.
+    queue: RefCell<Vec<Queued>>,
+    /// A task hands the queue out.
+    flushing: Cell<bool>,
     wake: tokio::sync::Notify,
 }
 
@@ -83,7 +123,8 @@ impl PgDispatch {
                 waiters: RefCell::new(HashMap::new()),
                 next_ordinal: Cell::new(0),
                 poller: Cell::new(false),
-                notify_due: Cell::new(false),
+                queue: RefCell::new(Vec::new()),
+                flushing: Cell::new(false),
                 wake: tokio::sync::Notify::new(),
             }),
         }
@@ -112,44 +153,102 @@ impl Inner {
         Ok(c)
     }
 
-    /// Puts the work in the queue (or finds it there): its id, and its result if a worker
-    /// recorded one already (a coordinator that restarted).
+    /// Hands out everything queued for submission, one statement per batch, until nothing
+    /// is left; each submitter hears its own piece's id (and its result, when a worker
+    /// recorded one already: a coordinator that restarted), or the error.
+    async fn flush(&self) {
+        // After the other submissions of this turn of the event loop.
+        tokio::task::yield_now().await;
+        loop {
+            let batch = std::mem::take(&mut *self.queue.borrow_mut());
+            if batch.is_empty() {
+                break;
+            }
+            // The same piece twice in one batch is sent once; both hear the answer.
+            let mut replies: HashMap<WorkKey, Vec<Reply>> = HashMap::new();
+            let mut rows: Vec<Queued> = Vec::new();
+            for mut q in batch {
+                let (dummy, _) = oneshot::channel();
+                let reply = std::mem::replace(&mut q.reply, dummy);
+                let first = !replies.contains_key(&q.key);
+                replies.entry(q.key.clone()).or_default().push(reply);
+                if first {
+                    rows.push(q);
+                }
+            }
+            match self.submit(&rows).await {
+                Ok(found) => {
+                    for (key, answer) in found {
+                        for r in replies.remove(&key).unwrap_or_default() {
+                            let _ = r.send(Ok(answer.clone()));
+                        }
+                    }
+                    for r in replies.into_values().flatten() {
+                        let _ = r.send(Err("the database did not return the work".into()));
+                    }
+                    if let Ok(c) = self.conn().await {
+                        let _ = c.client.execute("NOTIFY orca_ready", &[]).await;
+                    }
+                }
+                Err(e) => {
+                    for r in replies.into_values().flatten() {
+                        let _ = r.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        self.flushing.set(false);
+    }
+
+    /// One statement for `rows`: each piece's name with its id and recorded result.
+    #[allow(clippy::type_complexity)]
     async fn submit(
         &self,
-        w: &DispatchedWork,
-        job: &str,
-        ordinal: i64,
-    ) -> Result<(i64, Option<WorkResult>), String> {
+        rows: &[Queued],
+    ) -> Result<Vec<(WorkKey, (i64, Option<WorkResult>))>, String> {
         let c = self.conn().await.map_err(|e| e.to_string())?;
-        let tags: Vec<String> = w.tags.clone();
-        let row = c
+        let ops: Vec<&str> = rows.iter().map(|q| q.key.0.as_str()).collect();
+        let whats: Vec<&str> = rows.iter().map(|q| q.key.1).collect();
+        let attempts: Vec<i32> = rows.iter().map(|q| q.key.2).collect();
+        let generations: Vec<i32> = rows.iter().map(|q| q.key.3).collect();
+        let ordinals: Vec<i64> = rows.iter().map(|q| q.ordinal).collect();
+        let tags: Vec<&str> = rows.iter().map(|q| q.tags.as_str()).collect();
+        let jobs: Vec<&str> = rows.iter().map(|q| q.job.as_str()).collect();
+        let found = c
             .client
-            .query_one(
+            .query(
                 &c.submit,
                 &[
                     &self.run,
-                    &w.op,
-                    &w.what,
-                    &(w.attempt as i32),
-                    &(w.generation as i32),
-                    &ordinal,
+                    &ops,
+                    &whats,
+                    &attempts,
+                    &generations,
+                    &ordinals,
                     &tags,
-                    &job,
+                    &jobs,
                 ],
             )
             .await
             .map_err(|e| db_error(&e))?;
-        let id: i64 = row.get(0);
-        let state: &str = row.get(1);
-        // Queued behind others' work: this run's next pieces go after it.
-        let placed: i64 = row.get(3);
-        self.next_ordinal
-            .set(self.next_ordinal.get().max(placed + 1));
-        let result = match state {
-            "done" => Some(parse_result(row.get(2))),
-            _ => None,
-        };
-        Ok((id, result))
+        let mut out = Vec::with_capacity(found.len());
+        for row in found {
+            let id: i64 = row.get(0);
+            let key = WorkKey(
+                row.get::<_, String>(1),
+                what_name(row.get(2)),
+                row.get(3),
+                row.get(4),
+            );
+            let state: &str = row.get(5);
+            // Queued behind others' work: this run's next pieces go after it.
+            let placed: i64 = row.get(7);
+            self.next_ordinal
+                .set(self.next_ordinal.get().max(placed + 1));
+            let result = (state == "done").then(|| parse_result(row.get(6)));
+            out.push((key, (id, result)));
+        }
+        Ok(out)
     }
 
     async fn cancel(&self, id: i64) {
@@ -301,11 +400,31 @@ impl Dispatch for PgDispatch {
             let ordinal = inner.next_ordinal.get();
             inner.next_ordinal.set(ordinal + 1);
             let mut delay = Duration::from_millis(50);
+            let tags = serde_json::to_string(&work.tags).unwrap_or_else(|_| "[]".into());
+            let key = WorkKey(
+                work.op.clone(),
+                work.what,
+                work.attempt as i32,
+                work.generation as i32,
+            );
             let id = loop {
-                match inner.submit(&work, &job, ordinal).await {
-                    Ok((_, Some(result))) => return result,
-                    Ok((id, None)) => break id,
-                    Err(e) => tracing::warn!(error = %e, "cannot hand work out; retrying"),
+                let (reply, answer) = oneshot::channel();
+                inner.queue.borrow_mut().push(Queued {
+                    key: key.clone(),
+                    ordinal,
+                    tags: tags.clone(),
+                    job: job.clone(),
+                    reply,
+                });
+                if !inner.flushing.replace(true) {
+                    let inner = inner.clone();
+                    tokio::task::spawn_local(async move { inner.flush().await });
+                }
+                match answer.await {
+                    Ok(Ok((_, Some(result)))) => return result,
+                    Ok(Ok((id, None))) => break id,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot hand work out; retrying"),
+                    Err(_) => tracing::warn!("cannot hand work out; retrying"),
                 }
                 tokio::select! {
                     _ = &mut cancel => return cancelled(),
@@ -313,17 +432,6 @@ impl Dispatch for PgDispatch {
                 }
                 delay = (delay * 2).min(Duration::from_secs(2));
             };
-            if !inner.notify_due.replace(true) {
-                let inner = inner.clone();
-                tokio::task::spawn_local(async move {
-                    // After the other submissions of this turn of the event loop.
-                    tokio::task::yield_now().await;
-                    inner.notify_due.set(false);
-                    if let Ok(c) = inner.conn().await {
-                        let _ = c.client.execute("NOTIFY orca_ready", &[]).await;
-                    }
-                });
-            }
             let (tx, rx) = oneshot::channel();
             inner.waiters.borrow_mut().insert(id, tx);
             inner.wake.notify_one();
