@@ -358,6 +358,43 @@ fn wait_for(c: &mut Child, limit: Duration) -> Output {
     out
 }
 
+/// `chain.ron`: `n` operations, each after the one before, each appending its number to
+/// `done`.
+fn write_chain(dir: &Path, n: usize) {
+    let tasks: String = (0..n)
+        .map(|i| {
+            let after = if i > 0 {
+                format!(", after: [\"t{}\"]", i - 1)
+            } else {
+                String::new()
+            };
+            format!("\"t{i}\": (run: Shell(\"sleep 0.05; echo {i} >> done\"){after}),\n")
+        })
+        .collect();
+    std::fs::write(
+        dir.join("chain.ron"),
+        format!("Workflow(id: \"chain\", tasks: {{ {tasks} }})"),
+    )
+    .unwrap();
+}
+
+/// Waits until `n` operations of the chain are done.
+fn wait_for_done(dir: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(dir.join("done")).map_or(0, |s| s.lines().count()) < n {
+        assert!(Instant::now() < deadline, "the run did not get going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The chain's operations in the order they finished, a repeat (work run again) counted once.
+fn chain_done(dir: &Path) -> Vec<u32> {
+    let done = std::fs::read_to_string(dir.join("done")).unwrap();
+    let mut seen: Vec<u32> = done.lines().map(|l| l.parse().unwrap()).collect();
+    seen.dedup();
+    seen
+}
+
 /// PostgreSQL restarted in the middle of a run: workers and coordinator reconnect and the
 /// run finishes.
 #[test]
@@ -365,22 +402,7 @@ fn a_run_survives_a_restart_of_the_database() {
     let own = Server::start("restart");
     let url = own.database("restart");
     let dir = scratch("pg-restart");
-    let mut tasks = String::new();
-    for i in 0..40 {
-        tasks.push_str(&format!(
-            "\"t{i}\": (run: Shell(\"sleep 0.05; echo {i} >> done\"){}),\n",
-            if i > 0 {
-                format!(", after: [\"t{}\"]", i - 1)
-            } else {
-                String::new()
-            }
-        ));
-    }
-    std::fs::write(
-        dir.join("chain.ron"),
-        format!("Workflow(id: \"chain\", tasks: {{ {tasks} }})"),
-    )
-    .unwrap();
+    write_chain(&dir, 40);
     let mut coordinator = orca_cmd(
         &dir,
         &[
@@ -399,18 +421,12 @@ fn a_run_survives_a_restart_of_the_database() {
     .spawn()
     .unwrap();
     let w = worker(&dir, &url, &["--lease", "5s"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(dir.join("done")).map_or(0, |s| s.lines().count()) < 5 {
-        assert!(Instant::now() < deadline, "the run did not get going");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_done(&dir, 5);
     own.pg_ctl("restart");
     let out = wait_for(&mut coordinator, Duration::from_secs(60));
     let _ = stop(w);
     assert!(out.status.success(), "{}", text(&out));
-    let done = std::fs::read_to_string(dir.join("done")).unwrap();
-    let mut seen: Vec<u32> = done.lines().map(|l| l.parse().unwrap()).collect();
-    seen.dedup();
+    let seen = chain_done(&dir);
     assert_eq!(seen, (0..40).collect::<Vec<_>>(), "in dependency order");
     assert_eq!(status_of(&dir, "chain", &url), "succeeded");
 }
@@ -421,22 +437,7 @@ fn a_standby_coordinator_takes_over() {
     let server = pg::server();
     let url = server.database("standby");
     let dir = scratch("pg-standby");
-    let mut tasks = String::new();
-    for i in 0..30 {
-        tasks.push_str(&format!(
-            "\"t{i}\": (run: Shell(\"sleep 0.05; echo {i} >> done\"){}),\n",
-            if i > 0 {
-                format!(", after: [\"t{}\"]", i - 1)
-            } else {
-                String::new()
-            }
-        ));
-    }
-    std::fs::write(
-        dir.join("chain.ron"),
-        format!("Workflow(id: \"chain\", tasks: {{ {tasks} }})"),
-    )
-    .unwrap();
+    write_chain(&dir, 30);
     let args = ["--store", &url, "--workers", "0"];
     let mut first = orca_cmd(&dir, &["run", "chain.ron", "--run-dir", "runs/chain"])
         .args(args)
@@ -445,11 +446,7 @@ fn a_standby_coordinator_takes_over() {
         .spawn()
         .unwrap();
     let w = worker(&dir, &url, &["--lease", "1s"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(dir.join("done")).map_or(0, |s| s.lines().count()) < 3 {
-        assert!(Instant::now() < deadline, "the run did not get going");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_done(&dir, 3);
     // While the first holds the run, a plain resume is refused and a standby waits.
     let refused = orca(
         &dir,
@@ -473,9 +470,7 @@ fn a_standby_coordinator_takes_over() {
     let _ = stop(w);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(status_of(&dir, "chain", &url), "succeeded");
-    let done = std::fs::read_to_string(dir.join("done")).unwrap();
-    let mut seen: Vec<u32> = done.lines().map(|l| l.parse().unwrap()).collect();
-    seen.dedup();
+    let seen = chain_done(&dir);
     assert_eq!(seen, (0..30).collect::<Vec<_>>());
 }
 
