@@ -283,23 +283,7 @@ fn a_late_result_from_an_expired_lease_is_refused() {
             tasks: { "slow": (run: Shell("echo $ORCA_ATTEMPT >> attempts; sleep 1.5; echo '{\"attempt\":'$ORCA_ATTEMPT'}'")) })"#,
     )
     .unwrap();
-    let mut coordinator = orca_cmd(
-        &dir,
-        &[
-            "run",
-            "late.ron",
-            "--store",
-            &url,
-            "--workers",
-            "0",
-            "--run-dir",
-            "runs/late",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut coordinator = coordinate(&dir, "late.ron", &url, "late");
     let frozen = worker(&dir, &url, &["--lease", "300ms", "--concurrency", "1"]);
     // Wait until it runs the work, then freeze it.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -332,6 +316,27 @@ fn a_late_result_from_an_expired_lease_is_refused() {
     let slow = ops.iter().find(|o| o.0 == "slow").unwrap();
     assert_eq!(slow.1, "Succeeded");
     assert_eq!(slow.2, serde_json::json!({"attempt": 2}));
+}
+
+/// `orca run FILE --store URL --workers 0` as run NAME: it only coordinates.
+fn coordinate(dir: &Path, file: &str, url: &str, name: &str) -> Child {
+    orca_cmd(
+        dir,
+        &[
+            "run",
+            file,
+            "--store",
+            url,
+            "--workers",
+            "0",
+            "--run-dir",
+            &format!("runs/{name}"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
 }
 
 fn wait_for(c: &mut Child, limit: Duration) -> Output {
@@ -403,23 +408,7 @@ fn a_run_survives_a_restart_of_the_database() {
     let url = own.database("restart");
     let dir = scratch("pg-restart");
     write_chain(&dir, 40);
-    let mut coordinator = orca_cmd(
-        &dir,
-        &[
-            "run",
-            "chain.ron",
-            "--store",
-            &url,
-            "--workers",
-            "0",
-            "--run-dir",
-            "runs/chain",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut coordinator = coordinate(&dir, "chain.ron", &url, "chain");
     let w = worker(&dir, &url, &["--lease", "5s"]);
     wait_for_done(&dir, 5);
     own.pg_ctl("restart");
@@ -570,23 +559,7 @@ fn tagged_work_goes_to_workers_with_the_tags() {
         })"#,
     )
     .unwrap();
-    let mut c = orca_cmd(
-        &dir,
-        &[
-            "run",
-            "tags.ron",
-            "--store",
-            &url,
-            "--workers",
-            "0",
-            "--run-dir",
-            "runs/tags",
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut c = coordinate(&dir, "tags.ron", &url, "tags");
     let plain = worker(&dir, &url, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(dir.join("ran")).is_ok_and(|s| s.contains("plain")) {
