@@ -16,6 +16,7 @@ pub mod replay;
 pub mod workflow;
 mod writer;
 
+pub(crate) use writer::block_signals;
 pub use writer::{JournalWriter, SyncPolicy};
 
 use crate::runtime::{Define, Step};

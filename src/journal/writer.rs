@@ -115,14 +115,7 @@ impl JournalWriter {
         let thread = std::thread::Builder::new()
             .name("orca-journal".into())
             .spawn(move || {
-                // Signals (SIGCHLD of every command a workflow runs) go to the threads that
-                // handle them, not to this one.
-                // SAFETY: blocks signals for this thread only; the set is initialised first.
-                unsafe {
-                    let mut all: libc::sigset_t = std::mem::zeroed();
-                    libc::sigfillset(&mut all);
-                    libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-                }
+                block_signals();
                 s.write_loop()
             })
             .expect("a thread for the journal");
@@ -324,5 +317,16 @@ impl Drop for JournalWriter {
         if Arc::strong_count(&self.thread) == 1 {
             let _ = self.close();
         }
+    }
+}
+
+/// For a writer thread: signals (SIGCHLD of every command a workflow runs, SIGINT) go to
+/// the threads that handle them, not to this one.
+pub(crate) fn block_signals() {
+    // SAFETY: blocks signals for the calling thread only; the set is initialised first.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
 }

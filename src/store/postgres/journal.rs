@@ -138,13 +138,7 @@ impl PgRun {
         let thread = std::thread::Builder::new()
             .name("orca-pg-journal".into())
             .spawn(move || {
-                // SIGCHLD and the others go to the threads that handle them.
-                // SAFETY: blocks signals for this thread only; the set is initialised first.
-                unsafe {
-                    let mut all: libc::sigset_t = std::mem::zeroed();
-                    libc::sigfillset(&mut all);
-                    libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-                }
+                crate::journal::block_signals();
                 let outcome = block(async {
                     let mut client = match store.connect().await {
                         Ok(c) => c,
