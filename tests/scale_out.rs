@@ -478,33 +478,19 @@ fn runs_on_one_store_share_the_workers_fairly() {
     };
     std::fs::write(dir.join("big.ron"), wide("big", 60)).unwrap();
     std::fs::write(dir.join("small.ron"), wide("small", 5)).unwrap();
-    let run = |file: &str, name: &str| {
-        orca_cmd(
-            &dir,
-            &[
-                "run",
-                file,
-                "--store",
-                &url,
-                "--workers",
-                "0",
-                "--run-dir",
-                &format!("runs/{name}"),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-    };
-    let mut big = run("big.ron", "big");
-    // All of big's work is queued before small starts.
+    let mut big = coordinate(&dir, "big.ron", &url, "big");
+    // All of big's work is queued before small starts (once the coordinator made the
+    // tables).
     let deadline = Instant::now() + Duration::from_secs(20);
+    while pg::psql(&url, "SELECT to_regclass('orca_work') IS NOT NULL") != "t" {
+        assert!(Instant::now() < deadline, "no schema was created");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     while pg::psql(&url, "SELECT count(*) FROM orca_work WHERE run_id = 'big'") != "60" {
         assert!(Instant::now() < deadline, "big's work was not queued");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut small = run("small.ron", "small");
+    let mut small = coordinate(&dir, "small.ron", &url, "small");
     let deadline = Instant::now() + Duration::from_secs(20);
     while pg::psql(
         &url,

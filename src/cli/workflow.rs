@@ -73,17 +73,15 @@ impl Opened {
     ) -> Result<Opened, u8> {
         match store.store.as_deref() {
             None => Ok(Opened::File(FileStore { run_dir, sync })),
-            Some(url) => match crate::store::open(Some(url)) {
-                Err(e) => Err(store_failed(&e)),
-                Ok(_) => {
-                    let mut pg = PgStore::new(url).map_err(|e| store_failed(&e))?;
-                    if let Some(d) = run_dir {
-                        // Where this host keeps the run's logs.
-                        pg.logs_root = d.parent().map(Path::to_path_buf).unwrap_or_default();
-                    }
-                    Ok(Opened::Pg(Box::new(pg)))
+            Some(url) if crate::store::is_postgres(url) => {
+                let mut pg = PgStore::new(url).map_err(|e| store_failed(&e))?;
+                if let Some(d) = run_dir {
+                    // Where this host keeps the run's logs.
+                    pg.logs_root = d.parent().map(Path::to_path_buf).unwrap_or_default();
                 }
-            },
+                Ok(Opened::Pg(Box::new(pg)))
+            }
+            Some(url) => Err(store_failed(&crate::store::not_a_store(url))),
         }
     }
 
@@ -551,10 +549,6 @@ pub fn resume(args: ResumeArgs) -> u8 {
     };
     let log = stored.log;
     let run_dir = store.run_dir(&log.header.instance);
-    let run_dir = match &opened {
-        Opened::File(f) => f.run_dir.clone().unwrap_or(run_dir),
-        Opened::Pg(_) => run_dir,
-    };
     for w in &log.warnings {
         eprintln!("orca: warning: {w}");
     }

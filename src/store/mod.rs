@@ -86,11 +86,16 @@ pub fn open(url: Option<&str>) -> Result<Box<dyn RunStore>, StoreError> {
     match url {
         None => Ok(Box::new(file::FileStore::default())),
         Some(u) if is_postgres(u) => Ok(Box::new(postgres::PgStore::new(u)?)),
-        Some(u) => Err(StoreError::Address(format!(
-            "--store {}: not a store address (use postgresql://USER@HOST/DB, or postgresql:///DB?host=/socket/dir)",
-            redact(u)
-        ))),
+        Some(u) => Err(not_a_store(u)),
     }
+}
+
+/// The error for an address that names no store orca knows.
+pub fn not_a_store(url: &str) -> StoreError {
+    StoreError::Address(format!(
+        "--store {}: not a store address (use postgresql://USER@HOST/DB, or postgresql:///DB?host=/socket/dir)",
+        redact(url)
+    ))
 }
 
 /// Whether `url` names a PostgreSQL database.
