@@ -10,10 +10,13 @@
 //! - [`runtime`]: tokio: the clock, invoked child machines and processes, event routing.
 //! - [`journal`]: the durable event journal: writing, reading, replaying and verifying runs.
 //! - [`stepper`]: `orca step` sessions: stepping by hand, back and forward, why.
+//! - [`store`]: where workflow runs are kept: the file journal, or PostgreSQL.
+//! - [`inspect`]: the live inspector: a web page that follows a run.
 //! - [`cli`]: the `orca` command line.
 
 pub mod chart;
 pub mod cli;
+pub mod inspect;
 pub mod interpreter;
 pub mod journal;
 pub mod lifecycle;

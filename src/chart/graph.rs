@@ -9,6 +9,8 @@ use std::fmt::Write;
 pub enum Format {
     Mermaid,
     Dot,
+    /// The structure itself as JSON ([`structure`]): what `orca inspect` lays out.
+    Json,
 }
 
 /// Renders `chart` in `format`.
@@ -25,7 +27,58 @@ pub fn render(chart: &Chart, format: Format) -> String {
     match format {
         Format::Mermaid => mermaid(chart),
         Format::Dot => dot(chart),
+        Format::Json => format!("{:#}\n", structure(chart)),
     }
+}
+
+/// The chart as data: the state tree (`path`, `name`, `kind`, `initial`, `children`) and
+/// every transition (`source`, `targets`, `label`), with `""` for the root's path.
+///
+/// ```
+/// use orca::chart::{CompileOptions, graph, load_chart_str};
+/// let (chart, _) = load_chart_str("m.ron",
+///     r#"Machine(states: { "a": (on: { "GO": "b" }), "b": (kind: Final) })"#,
+///     &CompileOptions::default()).unwrap();
+/// let v = graph::structure(&chart);
+/// assert_eq!(v["states"]["children"][1]["kind"], "final");
+/// assert_eq!(v["transitions"][0]["label"], "GO");
+/// ```
+pub fn structure(chart: &Chart) -> serde_json::Value {
+    fn state(chart: &Chart, id: StateId) -> serde_json::Value {
+        let s = chart.state(id);
+        let kind = match s.kind {
+            Kind::Atomic => "atomic",
+            Kind::Compound => "compound",
+            Kind::Parallel => "parallel",
+            Kind::Final => "final",
+            Kind::History(HistoryDepth::Shallow) => "history",
+            Kind::History(HistoryDepth::Deep) => "deep-history",
+        };
+        serde_json::json!({
+            "path": s.path,
+            "name": s.name,
+            "kind": kind,
+            "initial": s.initial.map(|i| chart.state(i).path.clone()),
+            "children": s.children.iter().map(|&c| state(chart, c)).collect::<Vec<_>>(),
+        })
+    }
+    let transitions: Vec<serde_json::Value> = chart
+        .transitions
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "source": chart.state(t.source).path,
+                "targets": t.targets.iter().map(|&s| chart.state(s).path.clone()).collect::<Vec<_>>(),
+                "label": edge_label(chart, t),
+                "described": chart.describe_transition(t.id),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "id": chart.id,
+        "states": state(chart, StateId::ROOT),
+        "transitions": transitions,
+    })
 }
 
 /// The label of a transition's edge: `EVENT [guard]`, `always [guard]`, `after 30s`.

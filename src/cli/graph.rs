@@ -26,12 +26,15 @@ pub struct Args {
 enum GraphFormat {
     Mermaid,
     Dot,
+    /// The structure as JSON: states and transitions, or operations and dependencies.
+    Json,
 }
 
 pub fn run(args: Args) -> u8 {
     let format = match args.format {
         GraphFormat::Mermaid => Format::Mermaid,
         GraphFormat::Dot => Format::Dot,
+        GraphFormat::Json => Format::Json,
     };
     let text = match draw(&args.file, format) {
         Ok(text) => text,

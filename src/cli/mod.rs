@@ -2,6 +2,7 @@
 
 mod check;
 mod graph;
+mod inspect;
 mod journal;
 mod progress;
 pub mod report;
@@ -67,6 +68,9 @@ enum Command {
     Resume(workflow::ResumeArgs),
     /// List the workflow runs under .orca/runs (or in --store).
     Runs(workflow::RunsArgs),
+    /// Serve a live page showing a recorded run: a machine journal, or a workflow run with
+    /// its operations, timings, logs and outputs.
+    Inspect(inspect::Args),
     /// Run the work of workflow runs kept in a PostgreSQL store, beside their coordinators.
     Worker(worker::Args),
     /// Show one workflow run's operation tree with each operation's state.
@@ -149,6 +153,7 @@ pub fn main() -> ExitCode {
         Command::Resume(a) => workflow::resume(a),
         Command::Runs(a) => workflow::runs(a),
         Command::Worker(a) => worker::run(a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Status(a) => workflow::status(a),
         Command::Verify(a) => verify::run(a),
         Command::TestPaths(a) => test_paths::run(a),

@@ -54,6 +54,11 @@ pub struct Args {
     store: super::workflow::StoreArgs,
     #[command(flatten)]
     workers: super::workflow::LocalWorkers,
+    /// Serve a live page of the run (default 127.0.0.1:0; the URL is printed). A machine
+    /// run then also takes events from the page and, idle, waits for them until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::inspect::server::DEFAULT_ADDR)]
+    inspect: Option<String>,
 }
 
 /// Parses `NAME` or `NAME=JSON`.
@@ -129,6 +134,7 @@ pub fn run(args: Args) -> u8 {
             sync: args.sync,
             store: args.store.clone(),
             workers: args.workers.clone(),
+            inspect: args.inspect.clone(),
         });
     }
     // ORCA_STORE set for the workflows of a shell session does not stop machine runs.
@@ -214,6 +220,26 @@ pub fn run(args: Args) -> u8 {
         }
         None => None,
     };
+    let inspected = match &args.inspect {
+        Some(addr) => {
+            let structure = crate::chart::graph::structure(runner.root().chart());
+            let hub = crate::inspect::Hub::new(
+                crate::inspect::Subject::Machine,
+                crate::inspect::Mode::Run,
+                &args.file.display().to_string(),
+                structure,
+            );
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            runner.set_live_inputs(rx);
+            runner.set_watcher(super::inspect::machine_watcher(hub.clone()));
+            match super::inspect::start(hub.clone(), addr, crate::inspect::Control::Events(tx), None)
+            {
+                Ok(served) => Some((hub, served)),
+                Err(code) => return code,
+            }
+        }
+        None => None,
+    };
     let Some(rt) = super::runtime() else {
         return exit::FAILED;
     };
@@ -250,6 +276,11 @@ pub fn run(args: Args) -> u8 {
         },
         Some(e) => ending_record(e),
     };
+    if let Some((hub, served)) = inspected {
+        hub.set_live(super::inspect::machine_live(runner.root()));
+        hub.end(serde_json::json!({ "ending": &end.ending, "message": &end.message }));
+        served.stop();
+    }
     if let Some(w) = &journal {
         let closed = w.append(Body::End(end)).and_then(|_| w.close());
         if let Err(e) = closed {

@@ -24,6 +24,7 @@ use crate::store::postgres::worker::WorkerOptions;
 use crate::store::{RunStore, RunWriter, StoreError};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// `--store`, shared by the commands that read or write runs.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -57,6 +58,8 @@ pub struct RunArgs<'a> {
     pub sync: SyncPolicy,
     pub store: StoreArgs,
     pub workers: LocalWorkers,
+    /// `--inspect [ADDR]`: serve a live page of the run.
+    pub inspect: Option<String>,
 }
 
 /// The store a command uses: the trait for what both do, the database for the work queue.
@@ -93,7 +96,7 @@ impl Opened {
     }
 
     /// How to name a run of this store on the command line (`orca resume ...`).
-    fn resume_args(&self, run_id: &str, run_dir: &Path) -> String {
+    pub(super) fn resume_args(&self, run_id: &str, run_dir: &Path) -> String {
         match self {
             Opened::File(_) => run_dir.display().to_string(),
             Opened::Pg(pg) => format!("{run_id} --store {}", pg.shown()),
@@ -238,6 +241,7 @@ pub fn run(args: RunArgs) -> u8 {
         &run_dir,
         &opened,
         &args.workers,
+        args.inspect.as_deref(),
     )
 }
 
@@ -246,6 +250,26 @@ struct View {
     json: bool,
     /// Print only the root's output as JSON (nested workflows).
     output: bool,
+}
+
+/// Shows lifecycle changes to the printer and to the inspector's page.
+struct Inspected {
+    inner: Box<dyn crate::runtime::workflow::Observer>,
+    hub: Arc<crate::inspect::Hub>,
+}
+
+impl crate::runtime::workflow::Observer for Inspected {
+    fn change(&mut self, c: &Change) {
+        self.inner.change(c);
+        self.hub
+            .push_json(super::inspect::change_json(crate::journal::wall_ms(), c));
+    }
+    fn idle(&mut self) {
+        self.inner.idle();
+    }
+    fn finish(&mut self) {
+        self.inner.finish();
+    }
 }
 
 fn args_view(a: &RunArgs) -> View {
@@ -349,10 +373,11 @@ fn drive(
     run_dir: &Path,
     opened: &Opened,
     workers: &LocalWorkers,
+    inspect: Option<&str>,
 ) -> u8 {
     let writer = Rc::new(RefCell::new(writer));
     engine.set_recorder(Box::new(SharedWriter(writer.clone())));
-    let printer = if view.output {
+    let printer: Box<dyn crate::runtime::workflow::Observer> = Box::new(if view.output {
         Printer::Quiet
     } else if !view.json && std::io::stdout().is_terminal() {
         Printer::Live(Some(super::progress::Live::new(engine.plan().ops.len())))
@@ -362,8 +387,35 @@ fn drive(
             json: view.json,
             t0: Instant::now(),
         }
+    });
+    let inspected = match inspect {
+        Some(addr) => {
+            let hub = crate::inspect::Hub::new(
+                crate::inspect::Subject::Workflow,
+                crate::inspect::Mode::Run,
+                &format!("{} ({})", engine.plan().id, engine.run_id()),
+                crate::lifecycle::graph::structure(engine.plan()),
+            );
+            let served = match super::inspect::start(
+                hub.clone(),
+                addr,
+                crate::inspect::Control::None,
+                Some(run_dir.to_path_buf()),
+            ) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            engine.set_observer(Box::new(Inspected {
+                inner: printer,
+                hub: hub.clone(),
+            }));
+            Some((hub, served))
+        }
+        None => {
+            engine.set_observer(printer);
+            None
+        }
     };
-    engine.set_observer(Box::new(printer));
     let Some(rt) = super::runtime() else {
         return exit::FAILED;
     };
@@ -426,11 +478,24 @@ fn drive(
     if let Err(e) = closed {
         eprintln!("orca: journal: {e}");
     }
+    let resume_with = opened.resume_args(&run_id, run_dir);
+    if let Some((hub, served)) = inspected {
+        hub.set_structure(crate::lifecycle::graph::structure(engine.plan()));
+        hub.set_live(super::inspect::operations_live(&engine));
+        let mut end = serde_json::json!({
+            "ending": ending.as_str(),
+            "message": engine.failure(),
+        });
+        if ending != RunEnding::Succeeded {
+            end["resume"] = format!("orca resume {resume_with}").into();
+        }
+        hub.end(end);
+        served.stop();
+    }
     if let Some(f) = engine.failure() {
         eprintln!("orca: {f}");
         return exit::FAILED;
     }
-    let resume_with = opened.resume_args(&run_id, run_dir);
     summary(&engine, ending, view, run_dir, &resume_with);
     match ending {
         RunEnding::Succeeded => exit::OK,
@@ -526,6 +591,10 @@ pub struct ResumeArgs {
     store: StoreArgs,
     #[command(flatten)]
     workers: LocalWorkers,
+    /// Serve a live page of the run (default 127.0.0.1:0; the URL is printed).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::inspect::server::DEFAULT_ADDR)]
+    inspect: Option<String>,
 }
 
 /// `orca resume RUN`.
@@ -652,7 +721,15 @@ pub fn resume(args: ResumeArgs) -> u8 {
         json: args.json,
         output: false,
     };
-    drive(engine, writer, &view, &run_dir, &opened, &args.workers)
+    drive(
+        engine,
+        writer,
+        &view,
+        &run_dir,
+        &opened,
+        &args.workers,
+        args.inspect.as_deref(),
+    )
 }
 
 /// The first lines where two versions of a file differ.
@@ -898,7 +975,7 @@ pub(super) fn replay_journal(
 
 /// The plan of a workflow text a journal holds; relative paths resolve from `file`'s
 /// directory.
-fn plan_of(file: &str, source: &str) -> Result<Plan, u8> {
+pub(super) fn plan_of(file: &str, source: &str) -> Result<Plan, u8> {
     let base = crate::lifecycle::plan::base_dir(Path::new(file)).to_path_buf();
     match Plan::load_source(crate::model::SourceFile::new(file, source), &base) {
         Ok((p, _)) => Ok(p),

@@ -29,7 +29,52 @@ pub fn render(plan: &Plan, format: Format) -> String {
     match format {
         Format::Mermaid => mermaid(plan),
         Format::Dot => dot(plan),
+        Format::Json => format!("{:#}\n", structure(plan)),
     }
+}
+
+/// The plan as data: every operation in preorder with its `path` (`""` for the root),
+/// `name`, `parent`, `depth`, `after` (paths) and the work of each phase that has some.
+///
+/// ```
+/// use orca::lifecycle::{graph, plan::Plan};
+/// let w = orca::model::load_workflow_str("w.ron", r#"Workflow(tasks: {
+///     "build": (run: Shell("make")), "test": (after: ["build"], run: Shell("make test")) })"#).unwrap();
+/// let (plan, _) = Plan::compile(&w, std::path::Path::new(".")).unwrap();
+/// let v = graph::structure(&plan);
+/// assert_eq!(v["ops"][2]["after"][0], "build");
+/// assert_eq!(v["ops"][2]["work"]["run"], "make test");
+/// ```
+pub fn structure(plan: &Plan) -> serde_json::Value {
+    let ops: Vec<serde_json::Value> = plan
+        .preorder()
+        .map(|(id, depth)| {
+            let op = &plan.ops[id];
+            let mut work = serde_json::Map::new();
+            for (phase, w) in [
+                ("analyze", &op.phases.analyze),
+                ("research", &op.phases.research),
+                ("decompose", &op.phases.decompose),
+                ("run", &op.phases.run),
+                ("integrate", &op.phases.integrate),
+            ] {
+                if let Some(w) = w {
+                    work.insert(phase.into(), work_text(w).into());
+                }
+            }
+            serde_json::json!({
+                "path": op.path,
+                "name": op.name,
+                "parent": op.parent.map(|p| plan.ops[p].path.clone()),
+                "depth": depth,
+                "after": op.after.iter().map(|&a| plan.ops[a].path.clone()).collect::<Vec<_>>(),
+                "work": work,
+                "optional": op.optional,
+                "dynamic": op.phases.decompose.is_some(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "id": plan.id, "ops": ops })
 }
 
 /// How work reads in a label: the command line, or the file a machine or workflow runs.

@@ -107,6 +107,9 @@ pub enum Recorded {
 /// Receives every [`Recorded`] item of a run, in order (the journal writer).
 pub type Recorder = Box<dyn FnMut(&Recorded) + Send>;
 
+/// Sees every step with the root instance as the step left it (the live inspector).
+pub type Watcher = Box<dyn FnMut(&Step, &Instance) + Send>;
+
 struct Child {
     /// The path of invoke ids from the root: `["w", "inner"]`.
     path: Vec<String>,
@@ -127,6 +130,10 @@ pub struct Runner {
     /// Whether steps carry outcomes (instances record traces).
     recording: bool,
     recorder: Option<Recorder>,
+    watcher: Option<Watcher>,
+    /// External events arriving while the run goes on (`orca run --inspect`): while the
+    /// sender lives, an idle run waits for them instead of ending.
+    live: Option<mpsc::UnboundedReceiver<Event>>,
     /// Replaying a journal: commands are not started, their results are inputs.
     replay: bool,
     /// Stepping: commands are not started either (their results are inputs), but invoked
@@ -157,6 +164,8 @@ impl Runner {
             proc_rx,
             recording: false,
             recorder: None,
+            watcher: None,
+            live: None,
             replay: false,
             simulate: false,
             charts: HashMap::new(),
@@ -170,6 +179,18 @@ impl Runner {
     pub fn set_recorder(&mut self, recorder: Recorder) {
         self.set_recording(true);
         self.recorder = Some(recorder);
+    }
+
+    /// Shows every step, and the root as it left it, to `watcher` (after the recorder).
+    pub fn set_watcher(&mut self, watcher: Watcher) {
+        self.set_recording(true);
+        self.watcher = Some(watcher);
+    }
+
+    /// Events that arrive while the run goes on: [`Runner::run`] delivers them as they come
+    /// and, while `events` has a sender, waits for more rather than ending idle.
+    pub fn set_live_inputs(&mut self, events: mpsc::UnboundedReceiver<Event>) {
+        self.live = Some(events);
     }
 
     /// Whether [`Runner::apply`] returns the outcomes of each step (replays that only
@@ -263,14 +284,17 @@ impl Runner {
         } else {
             Vec::new()
         };
-        let step = Step { t, input, out };
+        let mut step = Step { t, input, out };
         if let Some(rec) = &mut self.recorder {
             let item = Recorded::Step(step);
             rec(&item);
-            let Recorded::Step(step) = item else {
+            let Recorded::Step(s) = item else {
                 unreachable!()
             };
-            return step;
+            step = s;
+        }
+        if let Some(w) = &mut self.watcher {
+            w(&step, &self.root);
         }
         step
     }
@@ -379,10 +403,14 @@ impl Runner {
                 .children
                 .iter()
                 .any(|c| matches!(c.kind, ChildKind::Process(_)));
-            if next_timer.is_none() && !processes {
+            if next_timer.is_none() && !processes && self.live.is_none() {
                 return Ending::Idle;
             }
             match self.opts.clock {
+                Clock::Virtual if next_timer.is_none() && !processes => {
+                    // Only live events can move the run now.
+                    self.next_live(std::future::pending()).await;
+                }
                 Clock::Virtual => {
                     // Commands run in real time even on a virtual clock: wait for them first.
                     if processes {
@@ -405,6 +433,7 @@ impl Runner {
                             None => std::future::pending().await,
                         }
                     };
+                    let live = self.live.is_some();
                     tokio::select! {
                         msg = self.proc_rx.recv() => {
                             if let Some((path, fin)) = msg { self.finished_input(path, fin); }
@@ -413,9 +442,37 @@ impl Runner {
                             let now = self.now_ms();
                             self.apply(StepInput::Advance { to: now });
                         }
+                        ev = Self::recv_live(&mut self.live), if live => self.take_live(ev),
                     }
                 }
             }
+        }
+    }
+
+    /// Waits for a live event (or `other` to finish first) and applies it.
+    async fn next_live(&mut self, other: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            ev = Self::recv_live(&mut self.live) => self.take_live(ev),
+            _ = other => {}
+        }
+    }
+
+    async fn recv_live(live: &mut Option<mpsc::UnboundedReceiver<Event>>) -> Option<Event> {
+        match live {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Applies a live event; `None` means no more will come, and the run may go idle.
+    fn take_live(&mut self, ev: Option<Event>) {
+        match ev {
+            Some(ev) => {
+                self.catch_up();
+                self.apply(StepInput::event(&ev));
+                self.collect_processes();
+            }
+            None => self.live = None,
         }
     }
 

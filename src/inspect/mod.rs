@@ -1,0 +1,268 @@
+//! The live inspector (`orca inspect`, `--inspect` on `run` and `step`): a web page served
+//! by orca itself that draws the machine or workflow and follows the run.
+//!
+//! A run and its page meet in a [`Hub`]. The run side pushes what happened (each step of a
+//! machine, each lifecycle change of a workflow) and replaces the live part of the view
+//! (timers, enabled events, outputs); every push is a short critical section and a version
+//! bump, and nothing on the run side ever waits for a browser. The page side ([`server`])
+//! tells browsers that the version moved (server-sent events carry only the number, so a
+//! burst of changes costs a slow page one fetch) and hands them what they have not seen.
+
+pub mod server;
+
+use crate::model::Json;
+use crate::runtime::Step;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+pub use server::{Control, InspectError, PageCommand, Served, serve};
+
+/// What the page shows: a machine (its chart) or a workflow (its plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Machine,
+    Workflow,
+}
+
+/// How the inspected run is driven: live (`orca run`), by hand (`orca step`), or read back
+/// from its journal (`orca inspect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Step,
+    Recorded,
+}
+
+/// One thing that happened, kept until a page asks for it.
+#[derive(Debug)]
+pub enum Item {
+    /// A machine's step (the input and everything it caused).
+    Step { wall_ms: u64, step: Step },
+    /// Anything else, already in the page's terms (a workflow's lifecycle change).
+    Json(Json),
+}
+
+impl Item {
+    /// The item as the page reads it. A step is summarised for the root instance: its
+    /// configuration afterwards, its context when the step changed it, the transitions
+    /// taken in every instance.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Item::Json(v) => v.clone(),
+            Item::Step { wall_ms, step } => {
+                let root = step.out.iter().find(|o| o.instance == "#");
+                let logs: Vec<Json> = step
+                    .out
+                    .iter()
+                    .flat_map(|o| o.notes.iter().map(move |n| (o, n)))
+                    .filter_map(|(o, n)| match n {
+                        crate::runtime::Note::Log { label, value } => Some(serde_json::json!({
+                            "instance": o.instance, "label": label, "value": value,
+                        })),
+                        crate::runtime::Note::Error(e) => Some(serde_json::json!({
+                            "instance": o.instance, "error": e,
+                        })),
+                        _ => None,
+                    })
+                    .collect();
+                serde_json::json!({
+                    "t": step.t,
+                    "wall": wall_ms,
+                    "input": step.input.describe(),
+                    "event": step.input.to_event().map(|e| e.name.to_string()),
+                    "taken": step.taken(),
+                    "ignored": step.ignored(),
+                    "config": root.map(|o| o.config.clone()),
+                    "status": root.map(|o| o.status.clone()),
+                    "context": root.and_then(|o| o.context.clone()),
+                    "logs": logs,
+                })
+            }
+        }
+    }
+}
+
+/// At most this many items are kept; older ones are dropped (the page says how many) so
+/// that a run of millions of events keeps bounded memory.
+pub const MAX_ITEMS: usize = 200_000;
+
+/// At most this many items go in one answer; the page asks again for the rest.
+const PAGE_ITEMS: usize = 5_000;
+
+struct Model {
+    subject: Subject,
+    mode: Mode,
+    title: String,
+    structure: Arc<Json>,
+    structure_version: u64,
+    /// Bumped when the items are replaced rather than appended to (a stepper went back).
+    generation: u64,
+    /// Items dropped from the front (to [`MAX_ITEMS`]).
+    dropped: u64,
+    items: std::collections::VecDeque<Arc<Item>>,
+    live: Arc<Json>,
+    ended: Option<Json>,
+}
+
+/// Where a run and its pages meet (see the module's documentation).
+///
+/// ```
+/// use orca::inspect::{Hub, Mode, Subject};
+/// let hub = Hub::new(Subject::Workflow, Mode::Run, "build", serde_json::json!({"ops": []}));
+/// hub.push_json(serde_json::json!({"op": "compile", "to": "Executing"}));
+/// let view = hub.view(0, 0);
+/// assert_eq!(view["items"][0]["to"], "Executing");
+/// assert_eq!(view["total"], 1);
+/// ```
+pub struct Hub {
+    model: Mutex<Model>,
+    version: watch::Sender<u64>,
+}
+
+impl Hub {
+    pub fn new(subject: Subject, mode: Mode, title: &str, structure: Json) -> Arc<Hub> {
+        Arc::new(Hub {
+            model: Mutex::new(Model {
+                subject,
+                mode,
+                title: title.to_string(),
+                structure: Arc::new(structure),
+                structure_version: 1,
+                generation: 0,
+                dropped: 0,
+                items: Default::default(),
+                live: Arc::new(Json::Null),
+                ended: None,
+            }),
+            version: watch::channel(0).0,
+        })
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Model)) {
+        f(&mut self.model.lock().unwrap_or_else(|p| p.into_inner()));
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    fn push_item(&self, item: Item) {
+        let item = Arc::new(item);
+        self.change(|m| {
+            if m.items.len() == MAX_ITEMS {
+                m.items.pop_front();
+                m.dropped += 1;
+            }
+            m.items.push_back(item);
+        });
+    }
+
+    /// A machine's step, as it happened.
+    pub fn push_step(&self, step: Step) {
+        self.push_item(Item::Step {
+            wall_ms: crate::journal::wall_ms(),
+            step,
+        });
+    }
+
+    /// A step read back from a journal, with the time it was recorded.
+    pub fn push_recorded_step(&self, wall_ms: u64, step: Step) {
+        self.push_item(Item::Step { wall_ms, step });
+    }
+
+    /// Anything else the page lists in order (a workflow's lifecycle change).
+    pub fn push_json(&self, v: Json) {
+        self.push_item(Item::Json(v));
+    }
+
+    /// Replaces every item (a stepper went back, or reset): pages start over.
+    pub fn replace_steps(&self, steps: Vec<(u64, Step)>) {
+        let items = steps
+            .into_iter()
+            .map(|(wall_ms, step)| Arc::new(Item::Step { wall_ms, step }))
+            .collect();
+        self.change(|m| {
+            m.items = items;
+            m.dropped = 0;
+            m.generation += 1;
+        });
+    }
+
+    /// The part of the view that is not a list: timers, enabled events, outputs.
+    pub fn set_live(&self, live: Json) {
+        let live = Arc::new(live);
+        self.change(|m| m.live = live);
+    }
+
+    /// A new structure (a workflow's plan grew).
+    pub fn set_structure(&self, structure: Json) {
+        let structure = Arc::new(structure);
+        self.change(|m| {
+            m.structure = structure;
+            m.structure_version += 1;
+        });
+    }
+
+    /// The run is over: `ending` says how (shown on the page, which stays readable).
+    pub fn end(&self, ending: Json) {
+        self.change(|m| m.ended = Some(ending));
+    }
+
+    /// Whether [`Hub::end`] was called.
+    pub fn ended(&self) -> bool {
+        self.model
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ended
+            .is_some()
+    }
+
+    /// A receiver that sees every version change (coalesced: a slow reader sees the last).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// The current version.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// The chart or plan the page draws.
+    pub fn structure(&self) -> Json {
+        let m = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        let s = m.structure.clone();
+        drop(m);
+        (*s).clone()
+    }
+
+    /// What a page that has seen `from` items of `generation` needs: the items after those
+    /// (all of them if the generation moved on), the live part, and whether the run ended.
+    /// Items are serialized outside the lock, so a page never holds up the run.
+    pub fn view(&self, from: u64, generation: u64) -> Json {
+        let version = self.version();
+        let m = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        let start = if generation == m.generation {
+            from.max(m.dropped)
+        } else {
+            m.dropped
+        };
+        let skip = (start - m.dropped) as usize;
+        let items: Vec<Arc<Item>> = m.items.iter().skip(skip).take(PAGE_ITEMS).cloned().collect();
+        let total = m.dropped + m.items.len() as u64;
+        let header = serde_json::json!({
+            "version": version,
+            "subject": match m.subject { Subject::Machine => "machine", Subject::Workflow => "workflow" },
+            "mode": match m.mode { Mode::Run => "run", Mode::Step => "step", Mode::Recorded => "recorded" },
+            "title": m.title,
+            "generation": m.generation,
+            "structure_version": m.structure_version,
+            "dropped": m.dropped,
+            "from": start,
+            "total": total,
+            "ended": m.ended,
+        });
+        let live = m.live.clone();
+        drop(m);
+        let mut v = header;
+        v["items"] = items.iter().map(|i| i.to_json()).collect();
+        v["live"] = (*live).clone();
+        v
+    }
+}
