@@ -84,7 +84,8 @@ pub(super) fn machine_watcher(hub: Arc<Hub>) -> crate::runtime::Watcher {
 pub(super) fn change_json(t_ms: u64, c: &crate::runtime::workflow::Change) -> Json {
     serde_json::json!({
         "t": t_ms,
-        "op": c.path,
+        // The page names operations by plan path, the root's being empty.
+        "op": if c.op == 0 { "" } else { c.path.as_str() },
         "event": c.event,
         "from": c.from,
         "to": c.to,
@@ -195,7 +196,9 @@ fn recorded_machine(path: &Path) -> Result<Arc<Hub>, u8> {
     hub.set_live(machine_live(replayer.root()));
     let end = match ending {
         Some(e) => serde_json::json!({ "ending": e.ending, "message": e.message }),
-        None => serde_json::json!({ "ending": "unfinished", "message": "the journal has no end record" }),
+        None => {
+            serde_json::json!({ "ending": "unfinished", "message": "the journal has no end record" })
+        }
     };
     hub.end(end);
     Ok(hub)
@@ -263,7 +266,10 @@ fn recorded_workflow(run: &str, store: &StoreArgs) -> Result<(Arc<Hub>, Option<P
             _ => continue,
         };
         if let Err(e) = engine.replay_entry(&entry) {
-            eprintln!("orca: {run}: warning: replay stopped at record {}: {e}", rec.seq);
+            eprintln!(
+                "orca: {run}: warning: replay stopped at record {}: {e}",
+                rec.seq
+            );
             break;
         }
     }
@@ -284,7 +290,9 @@ fn recorded_workflow(run: &str, store: &StoreArgs) -> Result<(Arc<Hub>, Option<P
         Some(e) if e.ending == "succeeded" => {
             serde_json::json!({ "ending": e.ending, "message": e.message })
         }
-        Some(e) => serde_json::json!({ "ending": e.ending, "message": e.message, "resume": resume }),
+        Some(e) => {
+            serde_json::json!({ "ending": e.ending, "message": e.message, "resume": resume })
+        }
         None => serde_json::json!({
             "ending": "interrupted",
             "message": "the run stopped without an end record (its process was killed or is still running)",

@@ -232,8 +232,12 @@ pub fn run(args: Args) -> u8 {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             runner.set_live_inputs(rx);
             runner.set_watcher(super::inspect::machine_watcher(hub.clone()));
-            match super::inspect::start(hub.clone(), addr, crate::inspect::Control::Events(tx), None)
-            {
+            match super::inspect::start(
+                hub.clone(),
+                addr,
+                crate::inspect::Control::Events(tx),
+                None,
+            ) {
                 Ok(served) => Some((hub, served)),
                 Err(code) => return code,
             }

@@ -21,6 +21,12 @@ pub struct Args {
     /// standard input; `orca test-paths` and `orca verify` write such files.
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
+    /// Serve a live page of the session (default 127.0.0.1:0; the URL is printed) until
+    /// `quit` or the end of the commands: the page sends events and goes back and forth
+    /// too, and both views agree.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::inspect::server::DEFAULT_ADDR)]
+    inspect: Option<String>,
 }
 
 /// The scripted commands: from `--script FILE` or standard input, blank and `#` lines
@@ -71,8 +77,15 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let stdin = std::io::stdin();
-    if args.script.is_none() && stdin.is_terminal() && std::io::stdout().is_terminal() && !args.json
-    {
+    let at_terminal = args.script.is_none()
+        && stdin.is_terminal()
+        && std::io::stdout().is_terminal()
+        && !args.json;
+    if let Some(addr) = args.inspect.clone() {
+        let code = inspected(&args, &mut session, &addr, at_terminal);
+        return close(&mut session, code);
+    }
+    if at_terminal {
         let code = terminal(&mut session);
         return close(&mut session, code);
     }
@@ -107,6 +120,261 @@ pub fn run(args: Args) -> u8 {
         exit::OK
     };
     close(&mut session, code)
+}
+
+/// What reaches an inspected session, in the order it arrives.
+enum Input {
+    /// A line from the terminal or the script; the reader waits for the flag (quit?)
+    /// before it prompts again, so that replies and prompts do not interleave.
+    Line(String, Option<std::sync::mpsc::Sender<bool>>),
+    /// A command from the page.
+    Page(crate::inspect::PageCommand),
+    /// The terminal's printer, which writes above the prompt while it waits for a line.
+    Printer(Box<dyn rustyline::ExternalPrinter + Send>),
+    /// No more lines.
+    End,
+}
+
+/// Commands the page may not run: they end the session or write files where orca runs.
+fn page_refuses(line: &str) -> Option<String> {
+    let word = line.split_whitespace().next().unwrap_or("");
+    matches!(word, "quit" | "exit" | "save")
+        .then(|| format!("`{word}` is for the terminal, not the page"))
+}
+
+/// Tells the page where the session stands: every applied step, the line's length and the
+/// cursor, the timers and the events offered (guards evaluated).
+fn publish(hub: &crate::inspect::Hub, session: &Session) {
+    hub.replace_steps(session.steps().iter().map(|s| (0, s.clone())).collect());
+    let inst = session.instance();
+    let mut live = super::inspect::machine_live(inst);
+    live["offered"] = serde_json::to_value(inst.offered()).unwrap_or_default();
+    live["cursor"] = session.steps().len().into();
+    live["inputs"] = session.line_len().into();
+    live["t"] = inst.now().into();
+    hub.set_live(live);
+}
+
+/// `orca step --inspect`: one session driven from the terminal (or a script or a pipe) and
+/// from the page at once. Lines are read on a thread of their own and commands from both
+/// are run here in arrival order, so both views always show the same session.
+fn inspected(args: &Args, session: &mut Session, addr: &str, at_terminal: bool) -> u8 {
+    use crate::inspect::{Control, Hub, Mode, Subject};
+    let hub = Hub::new(
+        Subject::Machine,
+        Mode::Step,
+        &args.file.display().to_string(),
+        crate::chart::graph::structure(session.chart()),
+    );
+    publish(&hub, session);
+    let (tx, rx) = std::sync::mpsc::channel::<Input>();
+    let (page_tx, page_rx) = std::sync::mpsc::channel::<crate::inspect::PageCommand>();
+    let served = match super::inspect::start(hub.clone(), addr, Control::Step(page_tx), None) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let pages = tx.clone();
+    std::thread::spawn(move || {
+        for cmd in page_rx {
+            if pages.send(Input::Page(cmd)).is_err() {
+                break;
+            }
+        }
+    });
+    if at_terminal {
+        let completions = completions(session);
+        let first = paint(&session.view(None), &COLOUR);
+        std::thread::spawn(move || read_terminal(tx, completions, first));
+    } else {
+        let lines = match &args.script {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some(text.lines().map(str::to_string).collect::<Vec<_>>()),
+                Err(e) => {
+                    eprintln!("orca: {}: cannot read: {e}", path.display());
+                    return exit::USAGE;
+                }
+            },
+            None => None,
+        };
+        std::thread::spawn(move || {
+            let send = |line: String| {
+                let t = line.trim();
+                if t.is_empty() || t.starts_with('#') {
+                    return true;
+                }
+                let (ack, done) = std::sync::mpsc::channel();
+                tx.send(Input::Line(line, Some(ack))).is_ok() && done.recv() == Ok(false)
+            };
+            match lines {
+                Some(lines) => {
+                    for l in lines {
+                        if !send(l) {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    for l in std::io::stdin().lines().map_while(Result::ok) {
+                        if !send(l) {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Input::End);
+        });
+    }
+    let style = if at_terminal { &COLOUR } else { &PLAIN };
+    let mut printer: Option<Box<dyn rustyline::ExternalPrinter + Send>> = None;
+    let mut failed = false;
+    let mut out = std::io::stdout();
+    for input in rx {
+        match input {
+            Input::Printer(p) => printer = Some(p),
+            Input::End => break,
+            Input::Line(line, ack) => {
+                let before = session.instance().context().clone();
+                let reply = session.run_line(&line);
+                failed |= reply.error.is_some();
+                publish(&hub, session);
+                let mut text = String::new();
+                if args.json {
+                    text = format!("{}\n", session.json(&reply));
+                } else {
+                    if let Some(e) = &reply.error {
+                        if at_terminal {
+                            text.push_str(&format!("{YELLOW}error:{RESET} {e}\n"));
+                        } else {
+                            eprintln!("error: {e}");
+                        }
+                    }
+                    text.push_str(&render(session, &reply, &before, style));
+                }
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+                if let Some(ack) = ack {
+                    let _ = ack.send(reply.quit);
+                }
+                if reply.quit {
+                    break;
+                }
+            }
+            Input::Page(cmd) => {
+                let before = session.instance().context().clone();
+                let reply = match page_refuses(&cmd.line) {
+                    Some(e) => crate::stepper::Reply {
+                        error: Some(e),
+                        ..Default::default()
+                    },
+                    None => session.run_line(&cmd.line),
+                };
+                if reply.changed {
+                    publish(&hub, session);
+                }
+                let answer = serde_json::json!({
+                    "state": session.json(&reply),
+                    "text": reply.text,
+                    "error": reply.error,
+                });
+                let _ = cmd.reply.send(answer);
+                // The terminal hears of what the page changed; `why` on hover stays quiet.
+                if reply.changed && !args.json {
+                    let text = format!(
+                        "page> {}\n{}",
+                        cmd.line,
+                        render(session, &reply, &before, style)
+                    );
+                    match &mut printer {
+                        Some(p) => {
+                            let _ = p.print(text);
+                        }
+                        None => {
+                            let _ = out.write_all(text.as_bytes());
+                            let _ = out.flush();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    hub.end(serde_json::json!({ "ending": "the stepper session ended" }));
+    served.stop();
+    if failed && args.script.is_some() {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// The prompt's completion candidates for a session.
+fn completions(session: &Session) -> Completions {
+    let context: Vec<String> = session.instance().context().keys().cloned().collect();
+    let events = session.event_names();
+    Completions {
+        first: COMMANDS
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .chain(events.iter().cloned())
+            .collect(),
+        after: vec![
+            (&["send", "why"], events),
+            (&["set"], context),
+            (&["tree"], session.state_paths()),
+        ],
+    }
+}
+
+/// The prompt of an inspected session, on its own thread: each line goes to the session
+/// and the prompt comes back once it has been answered.
+fn read_terminal(tx: std::sync::mpsc::Sender<Input>, completions: Completions, first: String) {
+    use rustyline::error::ReadlineError;
+    let config = rustyline::Config::builder()
+        .auto_add_history(true)
+        .history_ignore_dups(true)
+        .map(|b| b.completion_type(rustyline::CompletionType::List).build());
+    let editor = config.and_then(rustyline::Editor::<Completions, _>::with_config);
+    let mut rl = match editor {
+        Ok(rl) => rl,
+        Err(e) => {
+            eprintln!("orca: cannot open the terminal: {e}");
+            let _ = tx.send(Input::End);
+            return;
+        }
+    };
+    rl.set_helper(Some(completions));
+    let history = history_file();
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    if let Ok(p) = rl.create_external_printer() {
+        let _ = tx.send(Input::Printer(Box::new(p)));
+    }
+    println!("{first}\n(type `help` for the commands; Tab completes)");
+    loop {
+        let line = match rl.readline(&format!("{BOLD}{GREEN}orca>{RESET} ")) {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("orca: {e}");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (ack, done) = std::sync::mpsc::channel();
+        if tx.send(Input::Line(line, Some(ack))).is_err() || done.recv() != Ok(false) {
+            break;
+        }
+    }
+    if let Some(h) = &history {
+        if let Some(dir) = h.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = rl.save_history(h);
+    }
+    let _ = tx.send(Input::End);
 }
 
 /// Makes the journal durable before leaving.
@@ -203,20 +471,7 @@ fn terminal(session: &mut Session) -> u8 {
             return exit::FAILED;
         }
     };
-    let context: Vec<String> = session.instance().context().keys().cloned().collect();
-    let events = session.event_names();
-    rl.set_helper(Some(Completions {
-        first: COMMANDS
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .chain(events.iter().cloned())
-            .collect(),
-        after: vec![
-            (&["send", "why"], events),
-            (&["set"], context),
-            (&["tree"], session.state_paths()),
-        ],
-    }));
+    rl.set_helper(Some(completions(session)));
     let history = history_file();
     if let Some(h) = &history {
         let _ = rl.load_history(h);

@@ -110,7 +110,8 @@ struct Model {
 /// use orca::inspect::{Hub, Mode, Subject};
 /// let hub = Hub::new(Subject::Workflow, Mode::Run, "build", serde_json::json!({"ops": []}));
 /// hub.push_json(serde_json::json!({"op": "compile", "to": "Executing"}));
-/// let view = hub.view(0, 0);
+/// let view = hub.view(0, 0, 0);
+/// assert_eq!(view["structure"]["ops"], serde_json::json!([]));
 /// assert_eq!(view["items"][0]["to"], "Executing");
 /// assert_eq!(view["total"], 1);
 /// ```
@@ -233,9 +234,10 @@ impl Hub {
     }
 
     /// What a page that has seen `from` items of `generation` needs: the items after those
-    /// (all of them if the generation moved on), the live part, and whether the run ended.
-    /// Items are serialized outside the lock, so a page never holds up the run.
-    pub fn view(&self, from: u64, generation: u64) -> Json {
+    /// (all of them if the generation moved on), the live part, whether the run ended, and
+    /// the structure when it is not version `structure_version`. Items are serialized
+    /// outside the lock, so a page never holds up the run.
+    pub fn view(&self, from: u64, generation: u64, structure_version: u64) -> Json {
         let version = self.version();
         let m = self.model.lock().unwrap_or_else(|p| p.into_inner());
         let start = if generation == m.generation {
@@ -244,7 +246,13 @@ impl Hub {
             m.dropped
         };
         let skip = (start - m.dropped) as usize;
-        let items: Vec<Arc<Item>> = m.items.iter().skip(skip).take(PAGE_ITEMS).cloned().collect();
+        let items: Vec<Arc<Item>> = m
+            .items
+            .iter()
+            .skip(skip)
+            .take(PAGE_ITEMS)
+            .cloned()
+            .collect();
         let total = m.dropped + m.items.len() as u64;
         let header = serde_json::json!({
             "version": version,
@@ -259,8 +267,12 @@ impl Hub {
             "ended": m.ended,
         });
         let live = m.live.clone();
+        let structure = (m.structure_version != structure_version).then(|| m.structure.clone());
         drop(m);
         let mut v = header;
+        if let Some(s) = structure {
+            v["structure"] = (*s).clone();
+        }
         v["items"] = items.iter().map(|i| i.to_json()).collect();
         v["live"] = (*live).clone();
         v

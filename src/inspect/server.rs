@@ -173,9 +173,10 @@ pub fn serve(
                     }
                 };
                 let mut stop = stop_rx;
-                let served = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                });
+                let served =
+                    axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    });
                 if let Err(e) = served.await {
                     tracing::error!(error = %e, "the inspector stopped");
                 }
@@ -234,7 +235,11 @@ const COOKIE: &str = "orca_token";
 
 /// Compares without stopping at the first difference.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The token of a request: `?token=` or the cookie the page got with it.
@@ -299,10 +304,12 @@ struct Since {
     from: u64,
     #[serde(default)]
     generation: u64,
+    #[serde(default)]
+    structure_version: u64,
 }
 
 async fn view(State(app): State<Arc<App>>, Query(q): Query<Since>) -> Response {
-    JsonBody(app.hub.view(q.from, q.generation)).into_response()
+    JsonBody(app.hub.view(q.from, q.generation, q.structure_version)).into_response()
 }
 
 /// Per page: a view of what it has not seen each time the hub changes (a burst of changes
@@ -317,6 +324,7 @@ async fn stream(
         stop: watch::Receiver<bool>,
         from: u64,
         generation: u64,
+        structure_version: u64,
         /// Whether the hub moved since the last message (the first message is due).
         due: bool,
         finished: bool,
@@ -329,6 +337,7 @@ async fn stream(
         stop,
         from: q.from,
         generation: q.generation,
+        structure_version: q.structure_version,
         due: true,
         finished: false,
     };
@@ -348,7 +357,8 @@ async fn stream(
             c.finished = true;
         }
         c.rx.borrow_and_update();
-        let v = c.app.hub.view(c.from, c.generation);
+        let v = c.app.hub.view(c.from, c.generation, c.structure_version);
+        c.structure_version = v["structure_version"].as_u64().unwrap_or(0);
         let total = v["total"].as_u64().unwrap_or(0);
         let got = v["items"].as_array().map_or(0, Vec::len) as u64;
         c.generation = v["generation"].as_u64().unwrap_or(0);

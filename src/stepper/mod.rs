@@ -399,6 +399,22 @@ impl Session {
         self.cursor - 1
     }
 
+    /// The steps applied so far, the start first (the inputs undone by `back` are not
+    /// among them).
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// How many inputs the session's line holds: applied ones and those `forward` redoes.
+    pub fn line_len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// The machine being stepped.
+    pub fn chart(&self) -> &Arc<Chart> {
+        &self.chart
+    }
+
     /// Event names for completion: every name the chart's transitions are written with.
     pub fn event_names(&self) -> Vec<String> {
         self.instance().event_names()

@@ -21,7 +21,7 @@ const S = {
 
 function connect() {
   const from = S.dropped + S.items.length;
-  const es = new EventSource(`api/stream?from=${from}&generation=${S.generation}`);
+  const es = new EventSource(`api/stream?from=${from}&generation=${S.generation}&structure_version=${S.structureVersion}`);
   S.source = es;
   const take = (ev) => apply(JSON.parse(ev.data));
   es.addEventListener('view', take);
@@ -45,7 +45,7 @@ function connection(text) {
   }
 }
 
-async function apply(v) {
+function apply(v) {
   if (S.subject === null) {
     S.subject = v.subject; S.mode = v.mode; S.title = v.title;
     document.body.dataset.subject = v.subject;
@@ -65,11 +65,12 @@ async function apply(v) {
   if (at < S.items.length) S.items.length = Math.max(at, 0);
   for (const it of v.items) S.items.push(it);
   S.live = v.live; S.ended = v.ended;
-  if (v.structure_version !== S.structureVersion || !S.structure) {
+  if (v.structure) {
     S.structureVersion = v.structure_version;
-    S.structure = await (await fetch('api/structure')).json();
+    S.structure = v.structure;
     S.layoutDone = false;
-    await layout();
+    // Laid out once per structure; what changes later is only classes on the drawing.
+    S.layout = layout().then(schedule);
   }
   schedule();
 }
@@ -81,7 +82,7 @@ function schedule() {
 }
 
 function render() {
-  if (!S.structure) return;
+  if (!S.structure || !S.layoutDone) return;
   if (S.subject === 'machine') renderMachine(); else renderWorkflow();
   renderEnded();
   document.body.dataset.version = String(S.dropped + S.items.length);
