@@ -240,8 +240,9 @@ impl Hub {
     pub fn view(&self, from: u64, generation: u64, structure_version: u64) -> Json {
         let version = self.version();
         let m = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        let total = m.dropped + m.items.len() as u64;
         let start = if generation == m.generation {
-            from.max(m.dropped)
+            from.clamp(m.dropped, total)
         } else {
             m.dropped
         };
@@ -253,7 +254,6 @@ impl Hub {
             .take(PAGE_ITEMS)
             .cloned()
             .collect();
-        let total = m.dropped + m.items.len() as u64;
         let header = serde_json::json!({
             "version": version,
             "subject": match m.subject { Subject::Machine => "machine", Subject::Workflow => "workflow" },
@@ -276,5 +276,83 @@ impl Hub {
         v["items"] = items.iter().map(|i| i.to_json()).collect();
         v["live"] = (*live).clone();
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(Subject::Workflow, Mode::Run, "t", json!({"ops": []}))
+    }
+
+    #[test]
+    fn a_page_gets_what_it_has_not_seen_and_the_structure_once() {
+        let h = hub();
+        for i in 0..3 {
+            h.push_json(json!({ "i": i }));
+        }
+        let v = h.view(1, 0, 0);
+        assert_eq!(v["from"], 1);
+        assert_eq!(v["items"], json!([{"i": 1}, {"i": 2}]));
+        assert_eq!(v["structure"], json!({"ops": []}));
+        // A page at the current structure version is not sent it again.
+        let v = h.view(3, 0, 1);
+        assert_eq!(v["items"], json!([]));
+        assert!(v.get("structure").is_none());
+        h.set_structure(json!({"ops": [1]}));
+        assert_eq!(h.view(3, 0, 1)["structure"], json!({"ops": [1]}));
+        // Past the end is the end.
+        assert_eq!(h.view(u64::MAX, 0, 2)["from"], 3);
+    }
+
+    #[test]
+    fn answers_are_paged_and_old_items_dropped() {
+        let h = hub();
+        for i in 0..(MAX_ITEMS + 10) {
+            h.push_json(json!(i));
+        }
+        let v = h.view(0, 0, 0);
+        assert_eq!(v["dropped"], 10);
+        assert_eq!(v["from"], 10);
+        assert_eq!(v["items"].as_array().unwrap().len(), PAGE_ITEMS);
+        assert_eq!(v["items"][0], 10);
+        assert_eq!(v["total"], (MAX_ITEMS + 10) as u64);
+    }
+
+    #[test]
+    fn replacing_the_items_starts_pages_over() {
+        let h = Hub::new(Subject::Machine, Mode::Step, "m", json!({}));
+        h.push_json(json!("a"));
+        h.push_json(json!("b"));
+        h.replace_steps(Vec::new());
+        let v = h.view(2, 0, 0);
+        assert_eq!(v["generation"], 1);
+        assert_eq!(v["from"], 0);
+        assert_eq!(v["total"], 0);
+    }
+
+    #[test]
+    fn a_browser_that_does_not_read_never_holds_up_the_run() {
+        use std::io::Write;
+        let h = hub();
+        let served = serve(h.clone(), "127.0.0.1:0", Control::None, None).unwrap();
+        // A page that asks for the stream and never reads it.
+        let mut stuck = std::net::TcpStream::connect(served.addr).unwrap();
+        write!(
+            stuck,
+            "GET /api/stream HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+        )
+        .unwrap();
+        let big = "x".repeat(1000);
+        for i in 0..50_000 {
+            h.push_json(json!({ "i": i, "pad": big }));
+        }
+        h.end(json!({"ending": "done"}));
+        // Stopping returns although the page never read its final view.
+        served.stop();
+        assert!(h.ended());
     }
 }

@@ -429,6 +429,7 @@ function renderLog(k) {
       el('td', { text: it.ignored ? '(ignored)' : it.taken.join(', ') }));
     if (i === k) tr.classList.add('current');
     if (it.ignored) tr.classList.add('ignored');
+    if (it.event === null) tr.classList.add('clock');
     tr.addEventListener('click', () => moveTo(S.dropped + i));
     rows.push(tr);
   }
