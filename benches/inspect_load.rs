@@ -46,6 +46,8 @@ fn start_inspected(cmd: &mut Command) -> (Child, String) {
     loop {
         line.clear();
         if err.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
             panic!("orca printed no URL");
         }
         if let Some(url) = line.trim().strip_prefix("inspect: ") {
