@@ -34,7 +34,8 @@ fn events_file(n: usize) -> std::path::PathBuf {
     path
 }
 
-/// Starts `cmd` and returns it with the URL it printed.
+/// Starts `cmd` and returns it with the URL it printed; the caller waits for it.
+#[allow(clippy::zombie_processes)]
 fn start_inspected(cmd: &mut Command) -> (Child, String) {
     let mut child = cmd
         .stdout(Stdio::null())
