@@ -30,6 +30,7 @@ fn events_file(n: usize) -> std::path::PathBuf {
     for i in 0..n {
         writeln!(f, "{}", if i % 10 == 9 { "FLIP" } else { "TICK" }).unwrap();
     }
+    writeln!(f, "STOP").unwrap();
     f.flush().unwrap();
     path
 }
@@ -120,60 +121,43 @@ async fn main() {
     let mut plain = Vec::new();
     let mut alone = Vec::new();
     let mut watched = Vec::new();
-    let mut attach = Vec::new();
     for _ in 0..runs {
-        let t = Instant::now();
-        let st = orca()
-            .args(["run", "benches/counter.ron", "--events", &file_arg])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        plain.push(t.elapsed().as_secs_f64());
-
-        let t = Instant::now();
-        let (mut child, _url) = start_inspected(orca().args([
+        plain.push(
+            timed(
+                orca().args(["run", "benches/counter.ron", "--events", &file_arg]),
+                None,
+            )
+            .await,
+        );
+        let inspect = [
             "run",
             "benches/counter.ron",
             "--events",
             &file_arg,
             "--inspect",
-        ]));
-        // Without a page and with the events delivered, the run waits for the page's
-        // events: Ctrl-C ends it once the last step is in.
-        wait_for_steps(&mut child, events, None).await;
-        alone.push(t.elapsed().as_secs_f64());
-
-        let t = Instant::now();
-        let (mut child, url) = start_inspected(orca().args([
-            "run",
-            "benches/counter.ron",
-            "--events",
-            &file_arg,
-            "--inspect",
-        ]));
-        b.goto(&url).await;
-        attach.push(t.elapsed().as_secs_f64());
-        wait_for_steps(&mut child, events, Some(&url)).await;
-        watched.push(t.elapsed().as_secs_f64());
+        ];
+        alone.push(timed(orca().args(inspect), None).await);
+        watched.push(timed(orca().args(inspect), Some(&b)).await);
     }
-    let (p, a, w) = (median(plain), median(alone), median(watched));
-    println!("throughput, {events} events, median of {runs}:");
-    println!(
-        "  without --inspect        {p:.3} s  {:>10.0} events/s",
-        events as f64 / p
-    );
-    println!(
-        "  --inspect, no page       {a:.3} s  {:>10.0} events/s  ({:+.1}%)",
-        events as f64 / a,
-        (p / a - 1.0) * 100.0
-    );
-    println!(
-        "  --inspect, page attached {w:.3} s  {:>10.0} events/s  ({:+.1}%; page attached after {:.3} s)",
-        events as f64 / w,
-        (p / w - 1.0) * 100.0,
-        median(attach)
-    );
+    let result = |v: &[(f64, f64, f64)]| median(v.iter().map(|x| x.0).collect());
+    let exit = |v: &[(f64, f64, f64)]| median(v.iter().map(|x| x.1).collect());
+    let p = result(&plain);
+    println!("throughput, {events} events, median of {runs} (result printed / process exited):");
+    for (name, v) in [
+        ("without --inspect       ", &plain),
+        ("--inspect, no page      ", &alone),
+        ("--inspect, page attached", &watched),
+    ] {
+        let r = result(v);
+        println!(
+            "  {name} {r:.3} s / {:.3} s  {:>10.0} events/s  ({:+.1}%)",
+            exit(v),
+            events as f64 / r,
+            (p / r - 1.0) * 100.0
+        );
+    }
+    let attach = median(watched.iter().map(|x| x.2).collect());
+    println!("  the page was attached {attach:.3} s after the start");
 
     // 2. A steady 1,000 events/s with a page open.
     for with_page in [false, true] {
@@ -228,65 +212,41 @@ async fn main() {
     let _ = std::fs::remove_file(&file);
 }
 
-/// Waits until the inspected run has taken its `events` (its view's total reaches them),
-/// then interrupts it and waits for it to exit.
-async fn wait_for_steps(child: &mut Child, events: usize, _page: Option<&str>) {
-    let url = {
-        // The same address the page uses; asked without a browser.
-        let port = find_port(child.id());
-        format!("127.0.0.1:{port}")
-    };
-    loop {
-        if let Some(total) = view_total(&url) {
-            // At least one step per event, plus the start.
-            if total as usize > events {
-                break;
+/// Runs `cmd` to its end: seconds until it printed its result (`done: ...`), until it
+/// exited, and until `page` (when given) loaded the inspector.
+async fn timed(cmd: &mut Command, page: Option<&browser::Browser>) -> (f64, f64, f64) {
+    let t = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("orca starts");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if line.starts_with("done:") {
+                let _ = tx.send(t.elapsed().as_secs_f64());
             }
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let _ = child.wait();
-}
-
-/// The port a process listens on, from /proc/net/tcp (its only listening socket).
-fn find_port(pid: u32) -> u16 {
-    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|l| {
-            l.to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')
-                .map(String::from)
-        })
-        .collect();
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    for line in tcp.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
-            let port = f[1].rsplit(':').next().unwrap();
-            return u16::from_str_radix(port, 16).unwrap();
+    });
+    let mut attached = 0.0;
+    if let Some(b) = page {
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while err.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(url) = line.trim().strip_prefix("inspect: ") {
+                b.goto(url).await;
+                attached = t.elapsed().as_secs_f64();
+                break;
+            }
+            line.clear();
         }
+        std::thread::spawn(move || for _ in err.lines() {});
     }
-    panic!("process {pid} listens on no TCP port");
-}
-
-/// The number of steps an inspected run has shown, from its view.
-fn view_total(addr: &str) -> Option<u64> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    // Items from far past the end: only the header comes back.
-    write!(
-        s,
-        "GET /api/view?from=18446744073709551615&structure_version=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let body = text.split("\r\n\r\n").nth(1)?;
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v["total"].as_u64()
+    let st = child.wait().unwrap();
+    let exited = t.elapsed().as_secs_f64();
+    assert!(st.success(), "orca failed: {st}");
+    let result = rx.recv().expect("the result line");
+    (result, exited, attached)
 }

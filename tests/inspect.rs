@@ -246,6 +246,7 @@ async fn a_stepper_session_is_shared_by_the_terminal_and_the_page() {
     .await;
 
     // `why` on hover, from the session itself.
+    b.wait_for("button.event[data-event='PAY']").await;
     b.eval("document.querySelector(\"button.event[data-event='PAY']\").dispatchEvent(new Event('mouseenter')); return true;").await;
     b.until(
         "the why text",

@@ -4,7 +4,6 @@
 use super::exit;
 use super::workflow::StoreArgs;
 use crate::inspect::{Control, Hub, Mode, Served, Subject};
-use crate::interpreter::Instance;
 use crate::journal::{Body, Journal};
 use crate::model::Json;
 use crate::runtime::Step;
@@ -47,37 +46,6 @@ pub(super) fn start(
             Err(exit::USAGE)
         }
     }
-}
-
-/// The live part of a machine's view: its pending timers.
-pub(super) fn machine_live(root: &Instance) -> Json {
-    serde_json::json!({
-        "timers": root.timers().iter().map(|t| t.to_json()).collect::<Vec<_>>(),
-    })
-}
-
-/// Whether a step may have changed the pending timers: the clock moved, or something was
-/// sent with a delay or cancelled.
-pub(super) fn touches_timers(step: &Step) -> bool {
-    use crate::runtime::{Note, StepInput};
-    matches!(step.input, StepInput::Advance { .. } | StepInput::Start {})
-        || step.out.iter().flat_map(|o| &o.notes).any(|n| {
-            matches!(
-                n,
-                Note::Sent { due: Some(_), .. } | Note::Cancelled(_) | Note::Micro(_)
-            )
-        })
-}
-
-/// Feeds a machine run's steps to `hub` (the runner's watcher).
-pub(super) fn machine_watcher(hub: Arc<Hub>) -> crate::runtime::Watcher {
-    Box::new(move |step: &Step, root: &Instance| {
-        let timers = touches_timers(step);
-        hub.push_step(step.clone());
-        if timers {
-            hub.set_live(machine_live(root));
-        }
-    })
 }
 
 /// A workflow's lifecycle change as the page lists it.
@@ -192,8 +160,10 @@ fn recorded_machine(path: &Path) -> Result<Arc<Hub>, u8> {
             }
         }
     }
-    hub.replace_steps(steps.into_iter().map(|(_, w, s)| (w, s)).collect());
-    hub.set_live(machine_live(replayer.root()));
+    hub.replace_steps(
+        steps.into_iter().map(|(_, w, s)| (w, s)).collect(),
+        Some(crate::inspect::machine_live(replayer.root())),
+    );
     let end = match ending {
         Some(e) => serde_json::json!({ "ending": e.ending, "message": e.message }),
         None => {

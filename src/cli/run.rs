@@ -197,7 +197,7 @@ pub fn run(args: Args) -> u8 {
         ..RunOptions::default()
     };
     let instance = Instance::with_host(Arc::new(chart), host.clone());
-    let mut runner = Runner::new(instance, host, opts);
+    let mut runner = Runner::new(instance, host.clone(), opts);
     let journal = match &args.journal {
         Some(path) => {
             let clock = if args.virtual_time { "virtual" } else { "real" };
@@ -231,16 +231,23 @@ pub fn run(args: Args) -> u8 {
             );
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             runner.set_live_inputs(rx);
-            runner.set_watcher(super::inspect::machine_watcher(hub.clone()));
-            match super::inspect::start(
+            let served = match super::inspect::start(
                 hub.clone(),
                 addr,
                 crate::inspect::Control::Events(tx),
                 None,
             ) {
-                Ok(served) => Some((hub, served)),
+                Ok(served) => served,
                 Err(code) => return code,
-            }
+            };
+            let shadow =
+                crate::inspect::Shadow::start(hub.clone(), runner.root().chart().clone(), host);
+            runner.set_input_tap(shadow.tap());
+            Some(Inspected {
+                hub,
+                served,
+                shadow,
+            })
         }
         None => None,
     };
@@ -280,27 +287,49 @@ pub fn run(args: Args) -> u8 {
         },
         Some(e) => ending_record(e),
     };
-    if let Some((hub, served)) = inspected {
-        hub.set_live(super::inspect::machine_live(runner.root()));
-        hub.end(serde_json::json!({ "ending": &end.ending, "message": &end.message }));
-        served.stop();
-    }
+    let page_end = serde_json::json!({ "ending": &end.ending, "message": &end.message });
     if let Some(w) = &journal {
         let closed = w.append(Body::End(end)).and_then(|_| w.close());
         if let Err(e) = closed {
             eprintln!("orca: journal: {e}");
+            if let Some(i) = inspected {
+                i.finish(page_end);
+            }
             return exit::FAILED;
         }
     }
     let Some(ending) = ending else {
         runner.cancel_all();
         eprintln!("orca: interrupted");
+        if let Some(i) = inspected {
+            i.finish(page_end);
+        }
         return exit::INTERRUPTED;
     };
     print_result(&runner, &ending, args.json);
+    // The result is out; the page gets the rest of the run before the process leaves.
+    if let Some(i) = inspected {
+        i.finish(page_end);
+    }
     match ending {
         Ending::Done | Ending::Idle | Ending::Bounded(_) => exit::OK,
         Ending::Failed(_) => exit::FAILED,
+    }
+}
+
+/// A machine run's page: what serves it and what replays the run for it.
+struct Inspected {
+    hub: Arc<crate::inspect::Hub>,
+    served: crate::inspect::Served,
+    shadow: crate::inspect::Shadow,
+}
+
+impl Inspected {
+    /// Lets the page catch up with the run, tells it how the run ended, and stops serving.
+    fn finish(self, end: Json) {
+        self.shadow.finish();
+        self.hub.end(end);
+        self.served.stop();
     }
 }
 

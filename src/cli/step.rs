@@ -145,14 +145,16 @@ fn page_refuses(line: &str) -> Option<String> {
 /// Tells the page where the session stands: every applied step, the line's length and the
 /// cursor, the timers and the events offered (guards evaluated).
 fn publish(hub: &crate::inspect::Hub, session: &Session) {
-    hub.replace_steps(session.steps().iter().map(|s| (0, s.clone())).collect());
     let inst = session.instance();
-    let mut live = super::inspect::machine_live(inst);
+    let mut live = crate::inspect::machine_live(inst);
     live["offered"] = serde_json::to_value(inst.offered()).unwrap_or_default();
     live["cursor"] = session.steps().len().into();
     live["inputs"] = session.line_len().into();
     live["t"] = inst.now().into();
-    hub.set_live(live);
+    hub.replace_steps(
+        session.steps().iter().map(|s| (0, s.clone())).collect(),
+        Some(live),
+    );
 }
 
 /// `orca step --inspect`: one session driven from the terminal (or a script or a pipe) and

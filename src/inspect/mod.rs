@@ -9,6 +9,7 @@
 //! burst of changes costs a slow page one fetch) and hands them what they have not seen.
 
 pub mod server;
+mod shadow;
 
 use crate::model::Json;
 use crate::runtime::Step;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 pub use server::{Control, InspectError, PageCommand, Served, serve};
+pub use shadow::Shadow;
 
 /// What the page shows: a machine (its chart) or a workflow (its plan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +38,14 @@ pub enum Mode {
 /// One thing that happened, kept until a page asks for it.
 #[derive(Debug)]
 pub enum Item {
-    /// A machine's step (the input and everything it caused).
-    Step { wall_ms: u64, step: Step },
+    /// A machine's step (the input and everything it caused), with the root's whole
+    /// context afterwards (shared with the steps that did not change it), so that a page
+    /// can show any moment from the one item.
+    Step {
+        wall_ms: u64,
+        step: Step,
+        context: Arc<Json>,
+    },
     /// Anything else, already in the page's terms (a workflow's lifecycle change).
     Json(Json),
 }
@@ -49,7 +57,11 @@ impl Item {
     pub fn to_json(&self) -> Json {
         match self {
             Item::Json(v) => v.clone(),
-            Item::Step { wall_ms, step } => {
+            Item::Step {
+                wall_ms,
+                step,
+                context,
+            } => {
                 let root = step.out.iter().find(|o| o.instance == "#");
                 let logs: Vec<Json> = step
                     .out
@@ -74,7 +86,7 @@ impl Item {
                     "ignored": step.ignored(),
                     "config": root.map(|o| o.config.clone()),
                     "status": root.map(|o| o.status.clone()),
-                    "context": root.and_then(|o| o.context.clone()),
+                    "context": &**context,
                     "logs": logs,
                 })
             }
@@ -82,12 +94,40 @@ impl Item {
     }
 }
 
+/// The root's context as a step left it, when the step changed it.
+pub fn root_context(step: &Step) -> Option<&Json> {
+    step.out
+        .iter()
+        .find(|o| o.instance == "#")
+        .and_then(|o| o.context.as_ref())
+}
+
+/// The live part of a machine's view: its pending timers.
+pub fn machine_live(root: &crate::interpreter::Instance) -> Json {
+    serde_json::json!({
+        "timers": root.timers().iter().map(|t| t.to_json()).collect::<Vec<_>>(),
+    })
+}
+
+/// Whether a step may have changed the pending timers: the clock moved, or something was
+/// sent with a delay or cancelled, or states were entered or exited.
+pub fn touches_timers(step: &Step) -> bool {
+    use crate::runtime::{Note, StepInput};
+    matches!(step.input, StepInput::Advance { .. } | StepInput::Start {})
+        || step.out.iter().flat_map(|o| &o.notes).any(|n| {
+            matches!(
+                n,
+                Note::Sent { due: Some(_), .. } | Note::Cancelled(_) | Note::Micro(_)
+            )
+        })
+}
+
 /// At most this many items are kept; older ones are dropped (the page says how many) so
 /// that a run of millions of events keeps bounded memory.
 pub const MAX_ITEMS: usize = 200_000;
 
 /// At most this many items go in one answer; the page asks again for the rest.
-const PAGE_ITEMS: usize = 5_000;
+pub const PAGE_ITEMS: usize = 5_000;
 
 struct Model {
     subject: Subject,
@@ -110,7 +150,7 @@ struct Model {
 /// use orca::inspect::{Hub, Mode, Subject};
 /// let hub = Hub::new(Subject::Workflow, Mode::Run, "build", serde_json::json!({"ops": []}));
 /// hub.push_json(serde_json::json!({"op": "compile", "to": "Executing"}));
-/// let view = hub.view(0, 0, 0);
+/// let view = hub.view(0, 0, 0, 10);
 /// assert_eq!(view["structure"]["ops"], serde_json::json!([]));
 /// assert_eq!(view["items"][0]["to"], "Executing");
 /// assert_eq!(view["total"], 1);
@@ -155,17 +195,14 @@ impl Hub {
         });
     }
 
-    /// A machine's step, as it happened.
-    pub fn push_step(&self, step: Step) {
+    /// A machine's step, with the time it happened (or was recorded) and the root's
+    /// context after it.
+    pub fn push_step(&self, wall_ms: u64, step: Step, context: Arc<Json>) {
         self.push_item(Item::Step {
-            wall_ms: crate::journal::wall_ms(),
+            wall_ms,
             step,
+            context,
         });
-    }
-
-    /// A step read back from a journal, with the time it was recorded.
-    pub fn push_recorded_step(&self, wall_ms: u64, step: Step) {
-        self.push_item(Item::Step { wall_ms, step });
     }
 
     /// Anything else the page lists in order (a workflow's lifecycle change).
@@ -173,16 +210,33 @@ impl Hub {
         self.push_item(Item::Json(v));
     }
 
-    /// Replaces every item (a stepper went back, or reset): pages start over.
-    pub fn replace_steps(&self, steps: Vec<(u64, Step)>) {
+    /// Replaces every item (a stepper went back, or reset): pages start over. Each step
+    /// comes with its time; the contexts are carried forward from the steps that set them.
+    /// With `live`, the live part changes in the same moment, so no page sees one
+    /// without the other.
+    pub fn replace_steps(&self, steps: Vec<(u64, Step)>, live: Option<Json>) {
+        let mut context = Arc::new(Json::Null);
         let items = steps
             .into_iter()
-            .map(|(wall_ms, step)| Arc::new(Item::Step { wall_ms, step }))
+            .map(|(wall_ms, step)| {
+                if let Some(c) = root_context(&step) {
+                    context = Arc::new(c.clone());
+                }
+                Arc::new(Item::Step {
+                    wall_ms,
+                    step,
+                    context: context.clone(),
+                })
+            })
             .collect();
+        let live = live.map(Arc::new);
         self.change(|m| {
             m.items = items;
             m.dropped = 0;
             m.generation += 1;
+            if let Some(l) = live {
+                m.live = l;
+            }
         });
     }
 
@@ -204,6 +258,11 @@ impl Hub {
     /// The run is over: `ending` says how (shown on the page, which stays readable).
     pub fn end(&self, ending: Json) {
         self.change(|m| m.ended = Some(ending));
+    }
+
+    /// Whether the page draws a machine (its stream sends only the newest steps).
+    pub fn subject(&self) -> Subject {
+        self.model.lock().unwrap_or_else(|p| p.into_inner()).subject
     }
 
     /// Whether [`Hub::end`] was called.
@@ -237,7 +296,23 @@ impl Hub {
     /// (all of them if the generation moved on), the live part, whether the run ended, and
     /// the structure when it is not version `structure_version`. Items are serialized
     /// outside the lock, so a page never holds up the run.
-    pub fn view(&self, from: u64, generation: u64, structure_version: u64) -> Json {
+    ///
+    /// At most `limit` items are sent (and never more than a few thousand); with `tail`, a
+    /// page far behind gets only the newest `tail` items, and asks for older ones when it
+    /// shows them.
+    pub fn view(&self, from: u64, generation: u64, structure_version: u64, limit: usize) -> Json {
+        self.view_tail(from, generation, structure_version, limit, u64::MAX)
+    }
+
+    /// [`Hub::view`] for a stream: items before the newest `tail` are skipped.
+    pub fn view_tail(
+        &self,
+        from: u64,
+        generation: u64,
+        structure_version: u64,
+        limit: usize,
+        tail: u64,
+    ) -> Json {
         let version = self.version();
         let m = self.model.lock().unwrap_or_else(|p| p.into_inner());
         let total = m.dropped + m.items.len() as u64;
@@ -246,12 +321,13 @@ impl Hub {
         } else {
             m.dropped
         };
+        let start = start.max(total.saturating_sub(tail));
         let skip = (start - m.dropped) as usize;
         let items: Vec<Arc<Item>> = m
             .items
             .iter()
             .skip(skip)
-            .take(PAGE_ITEMS)
+            .take(limit.min(PAGE_ITEMS))
             .cloned()
             .collect();
         let header = serde_json::json!({
@@ -294,18 +370,21 @@ mod tests {
         for i in 0..3 {
             h.push_json(json!({ "i": i }));
         }
-        let v = h.view(1, 0, 0);
+        let v = h.view(1, 0, 0, usize::MAX);
         assert_eq!(v["from"], 1);
         assert_eq!(v["items"], json!([{"i": 1}, {"i": 2}]));
         assert_eq!(v["structure"], json!({"ops": []}));
         // A page at the current structure version is not sent it again.
-        let v = h.view(3, 0, 1);
+        let v = h.view(3, 0, 1, usize::MAX);
         assert_eq!(v["items"], json!([]));
         assert!(v.get("structure").is_none());
         h.set_structure(json!({"ops": [1]}));
-        assert_eq!(h.view(3, 0, 1)["structure"], json!({"ops": [1]}));
+        assert_eq!(
+            h.view(3, 0, 1, usize::MAX)["structure"],
+            json!({"ops": [1]})
+        );
         // Past the end is the end.
-        assert_eq!(h.view(u64::MAX, 0, 2)["from"], 3);
+        assert_eq!(h.view(u64::MAX, 0, 2, usize::MAX)["from"], 3);
     }
 
     #[test]
@@ -314,7 +393,7 @@ mod tests {
         for i in 0..(MAX_ITEMS + 10) {
             h.push_json(json!(i));
         }
-        let v = h.view(0, 0, 0);
+        let v = h.view(0, 0, 0, usize::MAX);
         assert_eq!(v["dropped"], 10);
         assert_eq!(v["from"], 10);
         assert_eq!(v["items"].as_array().unwrap().len(), PAGE_ITEMS);
@@ -327,8 +406,8 @@ mod tests {
         let h = Hub::new(Subject::Machine, Mode::Step, "m", json!({}));
         h.push_json(json!("a"));
         h.push_json(json!("b"));
-        h.replace_steps(Vec::new());
-        let v = h.view(2, 0, 0);
+        h.replace_steps(Vec::new(), None);
+        let v = h.view(2, 0, 0, usize::MAX);
         assert_eq!(v["generation"], 1);
         assert_eq!(v["from"], 0);
         assert_eq!(v["total"], 0);

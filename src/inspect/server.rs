@@ -306,10 +306,26 @@ struct Since {
     generation: u64,
     #[serde(default)]
     structure_version: u64,
+    #[serde(default = "no_limit")]
+    limit: usize,
 }
 
+fn no_limit() -> usize {
+    usize::MAX
+}
+
+/// A machine page's stream carries at most this many of the newest steps at a time.
+const STREAM_TAIL: u64 = 500;
+
+/// A page gets at most one message per this long: a run's bursts reach it coalesced.
+const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
 async fn view(State(app): State<Arc<App>>, Query(q): Query<Since>) -> Response {
-    JsonBody(app.hub.view(q.from, q.generation, q.structure_version)).into_response()
+    JsonBody(
+        app.hub
+            .view(q.from, q.generation, q.structure_version, q.limit),
+    )
+    .into_response()
 }
 
 /// Per page: a view of what it has not seen each time the hub changes (a burst of changes
@@ -328,9 +344,16 @@ async fn stream(
         /// Whether the hub moved since the last message (the first message is due).
         due: bool,
         finished: bool,
+        tail: u64,
+        last: Option<tokio::time::Instant>,
     }
     let rx = app.hub.subscribe();
     let stop = app.stop.clone();
+    let tail = match app.hub.subject() {
+        super::Subject::Machine => STREAM_TAIL,
+        // A workflow's page tallies every change.
+        super::Subject::Workflow => u64::MAX,
+    };
     let cursor = Cursor {
         app,
         rx,
@@ -340,6 +363,8 @@ async fn stream(
         structure_version: q.structure_version,
         due: true,
         finished: false,
+        tail,
+        last: None,
     };
     let s = futures_util::stream::unfold(cursor, |mut c| async move {
         if c.finished {
@@ -353,11 +378,26 @@ async fn stream(
                 _ = c.stop.wait_for(|s| *s) => { c.finished = true; }
             }
         }
+        if let Some(last) = c.last
+            && !c.finished
+        {
+            tokio::select! {
+                _ = tokio::time::sleep_until(last + MIN_INTERVAL) => {}
+                _ = c.stop.wait_for(|s| *s) => { c.finished = true; }
+            }
+        }
+        c.last = Some(tokio::time::Instant::now());
         if *c.stop.borrow() {
             c.finished = true;
         }
         c.rx.borrow_and_update();
-        let v = c.app.hub.view(c.from, c.generation, c.structure_version);
+        let v = c.app.hub.view_tail(
+            c.from,
+            c.generation,
+            c.structure_version,
+            super::PAGE_ITEMS,
+            c.tail,
+        );
         c.structure_version = v["structure_version"].as_u64().unwrap_or(0);
         let total = v["total"].as_u64().unwrap_or(0);
         let got = v["items"].as_array().map_or(0, Vec::len) as u64;

@@ -107,8 +107,9 @@ pub enum Recorded {
 /// Receives every [`Recorded`] item of a run, in order (the journal writer).
 pub type Recorder = Box<dyn FnMut(&Recorded) + Send>;
 
-/// Sees every step with the root instance as the step left it (the live inspector).
-pub type Watcher = Box<dyn FnMut(&Step, &Instance) + Send>;
+/// Sees every input as it is applied, before it is (the live inspector, which replays
+/// them elsewhere: nothing is recorded for it here).
+pub type InputTap = Box<dyn FnMut(&StepInput) + Send>;
 
 struct Child {
     /// The path of invoke ids from the root: `["w", "inner"]`.
@@ -130,7 +131,7 @@ pub struct Runner {
     /// Whether steps carry outcomes (instances record traces).
     recording: bool,
     recorder: Option<Recorder>,
-    watcher: Option<Watcher>,
+    tap: Option<InputTap>,
     /// External events arriving while the run goes on (`orca run --inspect`): while the
     /// sender lives, an idle run waits for them instead of ending.
     live: Option<mpsc::UnboundedReceiver<Event>>,
@@ -164,7 +165,7 @@ impl Runner {
             proc_rx,
             recording: false,
             recorder: None,
-            watcher: None,
+            tap: None,
             live: None,
             replay: false,
             simulate: false,
@@ -181,10 +182,10 @@ impl Runner {
         self.recorder = Some(recorder);
     }
 
-    /// Shows every step, and the root as it left it, to `watcher` (after the recorder).
-    pub fn set_watcher(&mut self, watcher: Watcher) {
-        self.set_recording(true);
-        self.watcher = Some(watcher);
+    /// Shows every input to `tap` as it is applied. Unlike a recorder this costs the run
+    /// no outcomes: the inputs are all a replay needs.
+    pub fn set_input_tap(&mut self, tap: InputTap) {
+        self.tap = Some(tap);
     }
 
     /// Events that arrive while the run goes on: [`Runner::run`] delivers them as they come
@@ -259,6 +260,9 @@ impl Runner {
         let span = tracing::debug_span!("step", input = %input.describe());
         let _g = span.enter();
         let t = self.root.now();
+        if let Some(tap) = &mut self.tap {
+            tap(&input);
+        }
         match &input {
             StepInput::Start {} => {
                 let _ = self.root.start();
@@ -292,9 +296,6 @@ impl Runner {
                 unreachable!()
             };
             step = s;
-        }
-        if let Some(w) = &mut self.watcher {
-            w(&step, &self.root);
         }
         step
     }

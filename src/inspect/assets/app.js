@@ -9,7 +9,10 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 const S = {
   subject: null, mode: null, title: '', structure: null, structureVersion: 0,
-  generation: 0, dropped: 0, items: [], live: null, ended: null,
+  // Items by absolute index: the stream sends the newest (a machine's page asks for older
+  // ones when it shows them); `seen` is where the stream goes on from.
+  generation: 0, dropped: 0, total: 0, seen: 0, cache: new Map(), live: null, ended: null,
+  pending: new Set(),
   // Machine: the item shown (index into items), or null to follow the run.
   pinned: null,
   closed: false, source: null, dirty: false,
@@ -20,7 +23,7 @@ const S = {
 // --- the stream -----------------------------------------------------------------------
 
 function connect() {
-  const from = S.dropped + S.items.length;
+  const from = S.seen;
   const es = new EventSource(`api/stream?from=${from}&generation=${S.generation}&structure_version=${S.structureVersion}`);
   S.source = es;
   const take = (ev) => apply(JSON.parse(ev.data));
@@ -54,16 +57,10 @@ function apply(v) {
     $(v.subject).hidden = false;
   }
   if (v.generation !== S.generation) {
-    S.items = []; S.dropped = v.dropped; S.generation = v.generation;
+    S.cache.clear(); S.generation = v.generation;
   }
-  if (v.dropped > S.dropped) {
-    S.items.splice(0, v.dropped - S.dropped);
-    S.dropped = v.dropped;
-  }
-  // Items start where this page's end is, unless the server dropped some meanwhile.
-  const at = v.from - S.dropped;
-  if (at < S.items.length) S.items.length = Math.max(at, 0);
-  for (const it of v.items) S.items.push(it);
+  take(v);
+  S.seen = v.from + v.items.length;
   S.live = v.live; S.ended = v.ended;
   if (v.structure) {
     S.structureVersion = v.structure_version;
@@ -72,6 +69,33 @@ function apply(v) {
     // Laid out once per structure; what changes later is only classes on the drawing.
     S.layout = layout().then(schedule);
   }
+  schedule();
+}
+
+/// Keeps the items of a view (of the stream or of a fetch), forgetting the oldest when a
+/// machine's page holds too many.
+function take(v) {
+  S.dropped = v.dropped; S.total = v.total;
+  v.items.forEach((it, i) => S.cache.set(v.from + i, it));
+  if (S.subject === 'machine' && S.cache.size > CACHE_MAX) {
+    let n = S.cache.size - CACHE_MAX / 2;
+    for (const k of S.cache.keys()) { if (n-- <= 0) break; S.cache.delete(k); }
+  }
+}
+
+const CACHE_MAX = 20000;
+
+/// Fetches the items around `k` that the page does not hold.
+async function fetchAround(k) {
+  const from = Math.max(S.dropped, k - 200);
+  if (S.pending.has(from)) return;
+  S.pending.add(from);
+  try {
+    const res = await fetch(`api/view?from=${from}&limit=400&generation=${S.generation}&structure_version=${S.structureVersion}`);
+    const v = await res.json();
+    if (v.generation === S.generation) take(v);
+  } catch (e) { /* the server stopped: what is held stays shown */ }
+  S.pending.delete(from);
   schedule();
 }
 
@@ -85,7 +109,7 @@ function render() {
   if (!S.structure || !S.layoutDone) return;
   if (S.subject === 'machine') renderMachine(); else renderWorkflow();
   renderEnded();
-  document.body.dataset.version = String(S.dropped + S.items.length);
+  document.body.dataset.version = String(S.total);
 }
 
 function renderEnded() {
@@ -249,35 +273,34 @@ function findState(s, path) {
 
 // --- machines -------------------------------------------------------------------------
 
-/// The item shown: the pinned one, or the last.
+/// The step shown (absolute): the pinned one, or the last.
 function shown() {
-  if (S.mode === 'step') return S.items.length - 1;
-  if (S.pinned !== null && S.pinned < S.items.length) return S.pinned;
-  return S.items.length - 1;
+  if (S.mode !== 'step' && S.pinned !== null && S.pinned < S.total) return Math.max(S.pinned, S.dropped);
+  return S.total - 1;
 }
 
-/// Configuration, context and time after item `k` (contexts are kept only when they changed).
+/// Configuration, context and time after step `k`; fetched first if the page lacks it.
 function moment(k) {
-  const it = S.items[k];
-  if (!it) return { config: [], context: null, status: '', t: 0 };
-  let context = null;
-  for (let j = k; j >= 0; j--) {
-    if (S.items[j].context !== null && S.items[j].context !== undefined) { context = S.items[j].context; break; }
+  const it = S.cache.get(k);
+  if (!it) {
+    if (k >= 0) fetchAround(k);
+    return null;
   }
-  return { config: it.config || [], context, status: it.status || '', t: it.t };
+  return { config: it.config || [], context: it.context, status: it.status || '', t: it.t };
 }
 
 function renderMachine() {
   const k = shown();
   const m = moment(k);
+  if (!m) { $('moment').textContent = `step ${k}…`; return; }
   const active = new Set(m.config);
   for (const g of document.querySelectorAll('#diagram .state')) {
     g.classList.toggle('active', active.has(g.dataset.state));
   }
   // Flash what the shown step took, once per step.
-  if (k !== S.flashed && S.items[k]) {
+  if (k !== S.flashed) {
     S.flashed = k;
-    const taken = new Set(S.items[k].taken);
+    const taken = new Set(S.cache.get(k).taken);
     for (const g of document.querySelectorAll('#diagram .edge')) {
       if (taken.has(g.dataset.transition)) {
         g.classList.remove('flash');
@@ -301,19 +324,21 @@ function renderTimeline(k) {
   const live = S.live || {};
   if (S.mode === 'step') {
     // The stepper's line: applied inputs and undone ones that `forward` redoes.
-    const inputs = live.inputs || S.items.length;
+    const inputs = live.inputs || S.total;
     tl.max = String(Math.max(inputs - 1, 0));
-    tl.value = String(Math.max((live.cursor || S.items.length) - 1, 0));
+    tl.value = String(Math.max((live.cursor || S.total) - 1, 0));
     $('back').disabled = (live.cursor || 1) <= 1;
     $('forward').disabled = (live.cursor || 0) >= inputs;
     $('moment').textContent = `step ${Math.max((live.cursor || 1) - 1, 0)} of ${Math.max(inputs - 1, 0)} · ${ms(live.t || 0)}`;
     $('follow').hidden = true;
   } else {
-    tl.max = String(Math.max(S.dropped + S.items.length - 1, 0));
-    tl.value = String(S.dropped + k);
-    $('back').disabled = k <= 0;
-    $('forward').disabled = k >= S.items.length - 1;
-    $('moment').textContent = `step ${S.dropped + k} of ${S.dropped + S.items.length - 1} · ${ms(S.items[k] ? S.items[k].t : 0)}`;
+    tl.min = String(S.dropped);
+    tl.max = String(Math.max(S.total - 1, 0));
+    tl.value = String(k);
+    $('back').disabled = k <= S.dropped;
+    $('forward').disabled = k >= S.total - 1;
+    const it = S.cache.get(k);
+    $('moment').textContent = `step ${k} of ${S.total - 1} · ${ms(it ? it.t : 0)}`;
     $('follow').classList.toggle('on', S.pinned === null);
   }
 }
@@ -359,10 +384,10 @@ function renderEnabled(active) {
     }
     offers = [...seen.values()];
   }
-  const key = JSON.stringify(offers) + (S.ended ? 'x' : '') + (S.mode === 'recorded' || shown() !== S.items.length - 1 ? 'r' : '');
+  const key = JSON.stringify(offers) + (S.ended ? 'x' : '') + (S.mode === 'recorded' || shown() !== S.total - 1 ? 'r' : '');
   if (box.dataset.key === key) return;
   box.dataset.key = key;
-  const canSend = !S.ended && S.mode !== 'recorded' && shown() === S.items.length - 1;
+  const canSend = !S.ended && S.mode !== 'recorded' && shown() === S.total - 1;
   box.replaceChildren(...offers.map((o) => {
     const b = el('button', { class: 'event' + (o.blocked ? ' blocked' : ''), 'data-event': o.event, title: o.title, text: o.event });
     b.disabled = !canSend;
@@ -415,26 +440,29 @@ const LOG_ROWS = 400;
 
 function renderLog(k) {
   const body = $('log').querySelector('tbody');
-  const start = Math.max(0, S.items.length - LOG_ROWS);
-  const key = `${S.generation}:${S.dropped}:${S.items.length}:${k}`;
+  // The rows held around the moment shown: the newest ones while following the run.
+  const last = Math.min(S.total - 1, k + LOG_ROWS / 4);
+  const start = Math.max(S.dropped, last - LOG_ROWS + 1);
+  const key = `${S.generation}:${S.total}:${k}:${S.cache.size}`;
   if (body.dataset.key === key) return;
   body.dataset.key = key;
   const rows = [];
-  for (let i = start; i < S.items.length; i++) {
-    const it = S.items[i];
-    const tr = el('tr', { 'data-step': String(S.dropped + i) },
-      el('td', { text: String(S.dropped + i) }),
+  for (let i = start; i <= last; i++) {
+    const it = S.cache.get(i);
+    if (!it) continue;
+    const tr = el('tr', { 'data-step': String(i) },
+      el('td', { text: String(i) }),
       el('td', { text: ms(it.t) }),
       el('td', { text: it.input }),
       el('td', { text: it.ignored ? '(ignored)' : it.taken.join(', ') }));
     if (i === k) tr.classList.add('current');
     if (it.ignored) tr.classList.add('ignored');
     if (it.event === null) tr.classList.add('clock');
-    tr.addEventListener('click', () => moveTo(S.dropped + i));
+    tr.addEventListener('click', () => moveTo(i));
     rows.push(tr);
   }
   body.replaceChildren(...rows);
-  $('log-count').textContent = S.dropped ? `(${S.dropped} earlier steps not kept)` : '';
+  $('log-count').textContent = `(${S.total} steps${S.dropped ? `; the first ${S.dropped} not kept` : ''})`;
 }
 
 /// Moves the timeline to absolute step `n`: the stepper goes back or forward exactly; a
@@ -446,14 +474,14 @@ async function moveTo(n) {
     else if (n > cursor) await command(`forward ${n - cursor}`);
     return;
   }
-  const k = Math.min(Math.max(n - S.dropped, 0), S.items.length - 1);
-  S.pinned = k === S.items.length - 1 && !S.ended ? null : k;
+  const k = Math.min(Math.max(n, S.dropped), S.total - 1);
+  S.pinned = k === S.total - 1 && !S.ended ? null : k;
   schedule();
 }
 
 $('timeline').addEventListener('input', (e) => moveTo(Number(e.target.value)));
-$('back').addEventListener('click', () => (S.mode === 'step' ? command('back') : moveTo(S.dropped + shown() - 1)));
-$('forward').addEventListener('click', () => (S.mode === 'step' ? command('forward') : moveTo(S.dropped + shown() + 1)));
+$('back').addEventListener('click', () => (S.mode === 'step' ? command('back') : moveTo(shown() - 1)));
+$('forward').addEventListener('click', () => (S.mode === 'step' ? command('forward') : moveTo(shown() + 1)));
 $('follow').addEventListener('click', () => { S.pinned = null; schedule(); });
 $('send-form').addEventListener('submit', (e) => { e.preventDefault(); sendEvent($('event-name').value, $('event-data').value); });
 
@@ -520,7 +548,7 @@ const RUNNING = new Set(['Analyzing', 'Researching', 'Decomposing', 'Executing',
 /// Per operation: state, phase, attempt, first and last change times, the changes.
 function opStates() {
   const ops = new Map();
-  for (const it of S.items) {
+  for (const it of S.cache.values()) {
     let o = ops.get(it.op);
     if (!o) { o = { first: it.t, last: it.t, changes: [] }; ops.set(it.op, o); }
     o.state = it.to; o.phase = it.phase; o.attempt = it.attempt; o.last = it.t; o.error = it.error || o.error;
@@ -587,10 +615,10 @@ function renderWorkflow() {
 
 function renderChanges(t0) {
   const body = $('changes').querySelector('tbody');
-  const start = Math.max(0, S.items.length - LOG_ROWS);
   const rows = [];
-  for (let i = start; i < S.items.length; i++) {
-    const it = S.items[i];
+  for (let i = Math.max(S.dropped, S.total - LOG_ROWS); i < S.total; i++) {
+    const it = S.cache.get(i);
+    if (!it) continue;
     rows.push(el('tr', { 'data-op': it.op },
       el('td', { text: ms(it.t - t0) }),
       el('td', { text: it.op || '(root)' }),
@@ -598,7 +626,7 @@ function renderChanges(t0) {
       el('td', { text: `${it.from ? it.from + ' → ' : ''}${it.to}${it.attempt > 1 ? ` (attempt ${it.attempt})` : ''}${it.error ? `: ${it.error}` : ''}` })));
   }
   body.replaceChildren(...rows);
-  $('changes-count').textContent = S.dropped ? `(${S.dropped} earlier not kept)` : `(${S.items.length})`;
+  $('changes-count').textContent = S.dropped ? `(${S.total}; the first ${S.dropped} not kept)` : `(${S.total})`;
 }
 
 function select(path) {
