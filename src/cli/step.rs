@@ -63,6 +63,14 @@ pub fn run(args: Args) -> u8 {
         }
     };
     if crate::model::load::detect_kind(&text) == crate::model::load::FileKind::Workflow {
+        if args.inspect.is_some() {
+            eprintln!(
+                "orca: {}: --inspect steps machines; a workflow is inspected as it runs: `orca run {} --inspect`",
+                args.file.display(),
+                args.file.display()
+            );
+            return exit::USAGE;
+        }
         return workflow(&args, &text);
     }
     let opened = match &args.journal {

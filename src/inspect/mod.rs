@@ -185,24 +185,36 @@ impl Hub {
     }
 
     fn push_item(&self, item: Item) {
-        let item = Arc::new(item);
+        self.push_items(vec![Arc::new(item)]);
+    }
+
+    fn push_items(&self, items: Vec<Arc<Item>>) {
         self.change(|m| {
-            if m.items.len() == MAX_ITEMS {
-                m.items.pop_front();
-                m.dropped += 1;
+            for item in items {
+                if m.items.len() == MAX_ITEMS {
+                    m.items.pop_front();
+                    m.dropped += 1;
+                }
+                m.items.push_back(item);
             }
-            m.items.push_back(item);
         });
     }
 
-    /// A machine's step, with the time it happened (or was recorded) and the root's
+    /// Several steps at once (one change for pages): each with its time and the root's
     /// context after it.
-    pub fn push_step(&self, wall_ms: u64, step: Step, context: Arc<Json>) {
-        self.push_item(Item::Step {
-            wall_ms,
-            step,
-            context,
-        });
+    pub fn push_steps(&self, steps: Vec<(u64, Step, Arc<Json>)>) {
+        self.push_items(
+            steps
+                .into_iter()
+                .map(|(wall_ms, step, context)| {
+                    Arc::new(Item::Step {
+                        wall_ms,
+                        step,
+                        context,
+                    })
+                })
+                .collect(),
+        );
     }
 
     /// Anything else the page lists in order (a workflow's lifecycle change).

@@ -12,8 +12,34 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 enum Msg {
-    Input(u64, StepInput),
+    /// Inputs with the times they came, in order.
+    Inputs(Vec<(u64, StepInput)>),
     End,
+}
+
+/// Inputs are handed over in batches of at most this many (and whenever the run waits), so
+/// that a fast run pays one message per batch, not per input.
+const BATCH: usize = 256;
+
+struct Tap {
+    tx: mpsc::Sender<Msg>,
+    buf: Vec<(u64, StepInput)>,
+}
+
+impl InputTap for Tap {
+    fn input(&mut self, input: &StepInput) {
+        self.buf.push((crate::journal::wall_ms(), input.clone()));
+        if self.buf.len() >= BATCH {
+            self.idle();
+        }
+    }
+
+    fn idle(&mut self) {
+        if !self.buf.is_empty() {
+            let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
+            let _ = self.tx.send(Msg::Inputs(batch));
+        }
+    }
 }
 
 /// A replay of a live run for its page; see the module's documentation.
@@ -32,13 +58,18 @@ impl Shadow {
                 let mut runner = Runner::simulating(Instance::with_host(chart, host.clone()), host);
                 let mut context = Arc::new(Json::Null);
                 for msg in rx {
-                    let Msg::Input(wall, input) = msg else { break };
-                    let step = runner.apply(input);
-                    if let Some(c) = root_context(&step) {
-                        context = Arc::new(c.clone());
+                    let Msg::Inputs(batch) = msg else { break };
+                    let mut timers = false;
+                    let mut steps = Vec::with_capacity(batch.len());
+                    for (wall, input) in batch {
+                        let step = runner.apply(input);
+                        if let Some(c) = root_context(&step) {
+                            context = Arc::new(c.clone());
+                        }
+                        timers |= touches_timers(&step);
+                        steps.push((wall, step, context.clone()));
                     }
-                    let timers = touches_timers(&step);
-                    hub.push_step(wall, step, context.clone());
+                    hub.push_steps(steps);
                     if timers {
                         hub.set_live(machine_live(runner.root()));
                     }
@@ -49,10 +80,10 @@ impl Shadow {
     }
 
     /// The runner's side: each input, with the time it came, goes to the replay.
-    pub fn tap(&self) -> InputTap {
-        let tx = self.tx.clone();
-        Box::new(move |input: &StepInput| {
-            let _ = tx.send(Msg::Input(crate::journal::wall_ms(), input.clone()));
+    pub fn tap(&self) -> Box<dyn InputTap> {
+        Box::new(Tap {
+            tx: self.tx.clone(),
+            buf: Vec::with_capacity(BATCH),
         })
     }
 

@@ -109,7 +109,11 @@ pub type Recorder = Box<dyn FnMut(&Recorded) + Send>;
 
 /// Sees every input as it is applied, before it is (the live inspector, which replays
 /// them elsewhere: nothing is recorded for it here).
-pub type InputTap = Box<dyn FnMut(&StepInput) + Send>;
+pub trait InputTap: Send {
+    fn input(&mut self, input: &StepInput);
+    /// The run is about to wait or to end: a moment to hand over what was buffered.
+    fn idle(&mut self) {}
+}
 
 struct Child {
     /// The path of invoke ids from the root: `["w", "inner"]`.
@@ -131,7 +135,7 @@ pub struct Runner {
     /// Whether steps carry outcomes (instances record traces).
     recording: bool,
     recorder: Option<Recorder>,
-    tap: Option<InputTap>,
+    tap: Option<Box<dyn InputTap>>,
     /// External events arriving while the run goes on (`orca run --inspect`): while the
     /// sender lives, an idle run waits for them instead of ending.
     live: Option<mpsc::UnboundedReceiver<Event>>,
@@ -184,7 +188,7 @@ impl Runner {
 
     /// Shows every input to `tap` as it is applied. Unlike a recorder this costs the run
     /// no outcomes: the inputs are all a replay needs.
-    pub fn set_input_tap(&mut self, tap: InputTap) {
+    pub fn set_input_tap(&mut self, tap: Box<dyn InputTap>) {
         self.tap = Some(tap);
     }
 
@@ -261,7 +265,7 @@ impl Runner {
         let _g = span.enter();
         let t = self.root.now();
         if let Some(tap) = &mut self.tap {
-            tap(&input);
+            tap.input(&input);
         }
         match &input {
             StepInput::Start {} => {
@@ -365,6 +369,18 @@ impl Runner {
 
     /// Starts the root and delivers `inputs` in order, then runs until done, idle or bounded.
     pub async fn run(&mut self, inputs: Vec<Input>) -> Ending {
+        let end = self.run_inputs(inputs).await;
+        self.tap_idle();
+        end
+    }
+
+    fn tap_idle(&mut self) {
+        if let Some(tap) = &mut self.tap {
+            tap.idle();
+        }
+    }
+
+    async fn run_inputs(&mut self, inputs: Vec<Input>) -> Ending {
         self.apply(StepInput::Start {});
         for input in inputs {
             if let Some(end) = self.finished() {
@@ -395,6 +411,7 @@ impl Runner {
     /// Runs until the root is done, nothing is pending, or a bound is hit.
     async fn run_to_end(&mut self) -> Ending {
         loop {
+            self.tap_idle();
             if let Some(end) = self.finished() {
                 self.cancel_all();
                 return end;
