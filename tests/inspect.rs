@@ -608,3 +608,55 @@ fn an_address_in_use_or_an_unreadable_journal_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stepping_a_workflow_with_inspect_is_refused_with_a_hint() {
+    let out = orca()
+        .current_dir(root())
+        .args(["step", "machines/release.ron", "--inspect"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("orca run machines/release.ron --inspect"),
+        "{err}"
+    );
+}
+
+#[test]
+fn graph_json_is_the_structure_the_page_draws() {
+    let out = orca()
+        .current_dir(root())
+        .args(["graph", "machines/order.ron", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["id"], "order");
+    let paid = v["states"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"] == "paid")
+        .unwrap();
+    assert_eq!(paid["kind"], "compound");
+    assert_eq!(paid["initial"], "paid.packing");
+    assert!(
+        v["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["described"] == "cart → awaiting_payment"
+                && t["label"] == "CHECKOUT [total > 0]")
+    );
+    let out = orca()
+        .current_dir(root())
+        .args(["graph", "machines/release.ron", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ops"][0]["path"], "");
+    assert!(v["ops"].as_array().unwrap().len() > 3);
+}

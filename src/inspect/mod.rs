@@ -53,8 +53,9 @@ pub enum Item {
 impl Item {
     /// The item as the page reads it. A step is summarised for the root instance: its
     /// configuration afterwards, its context when the step changed it, the transitions
-    /// taken in every instance.
-    pub fn to_json(&self) -> Json {
+    /// taken in every instance. With `context` false the step's context is left out (the
+    /// page takes it from the step before).
+    pub fn to_json(&self, with_context: bool) -> Json {
         match self {
             Item::Json(v) => v.clone(),
             Item::Step {
@@ -86,7 +87,8 @@ impl Item {
                     "ignored": step.ignored(),
                     "config": root.map(|o| o.config.clone()),
                     "status": root.map(|o| o.status.clone()),
-                    "context": &**context,
+                    "context": if with_context { (**context).clone() } else { Json::Null },
+                    "same_context": !with_context,
                     "logs": logs,
                 })
             }
@@ -124,7 +126,7 @@ pub fn touches_timers(step: &Step) -> bool {
 
 /// At most this many items are kept; older ones are dropped (the page says how many) so
 /// that a run of millions of events keeps bounded memory.
-pub const MAX_ITEMS: usize = 200_000;
+pub const MAX_ITEMS: usize = 100_000;
 
 /// At most this many items go in one answer; the page asks again for the rest.
 pub const PAGE_ITEMS: usize = 5_000;
@@ -361,7 +363,27 @@ impl Hub {
         if let Some(s) = structure {
             v["structure"] = (*s).clone();
         }
-        v["items"] = items.iter().map(|i| i.to_json()).collect();
+        // A step's context goes only where it differs from the previous step's in this
+        // answer: a page reads the context of a moment back to the last one given.
+        let mut previous: Option<&Arc<Json>> = None;
+        v["items"] = items
+            .iter()
+            .map(|i| {
+                let with = match (&**i, previous) {
+                    (Item::Step { context, .. }, Some(p)) => {
+                        let changed = !Arc::ptr_eq(context, p);
+                        previous = Some(context);
+                        changed
+                    }
+                    (Item::Step { context, .. }, None) => {
+                        previous = Some(context);
+                        true
+                    }
+                    _ => true,
+                };
+                i.to_json(with)
+            })
+            .collect();
         v["live"] = (*live).clone();
         v
     }
@@ -411,6 +433,34 @@ mod tests {
         assert_eq!(v["items"].as_array().unwrap().len(), PAGE_ITEMS);
         assert_eq!(v["items"][0], 10);
         assert_eq!(v["total"], (MAX_ITEMS + 10) as u64);
+    }
+
+    #[test]
+    fn a_context_is_sent_where_it_changed_and_first_in_every_answer() {
+        use crate::runtime::StepInput;
+        let h = Hub::new(Subject::Machine, Mode::Run, "m", json!({}));
+        let step = || Step {
+            t: 0,
+            input: StepInput::Start {},
+            out: Vec::new(),
+        };
+        let a = Arc::new(json!({"n": 1}));
+        let b = Arc::new(json!({"n": 2}));
+        h.push_steps(vec![
+            (0, step(), a.clone()),
+            (0, step(), a.clone()),
+            (0, step(), b.clone()),
+        ]);
+        let v = h.view(0, 0, 1, usize::MAX);
+        let same: Vec<bool> = (0..3)
+            .map(|i| v["items"][i]["same_context"].as_bool().unwrap())
+            .collect();
+        assert_eq!(same, [false, true, false]);
+        assert_eq!(v["items"][2]["context"], json!({"n": 2}));
+        // An answer starting at the second step carries its context.
+        let v = h.view(1, 0, 1, usize::MAX);
+        assert_eq!(v["items"][0]["context"], json!({"n": 1}));
+        assert_eq!(v["items"][0]["same_context"], false);
     }
 
     #[test]

@@ -315,7 +315,7 @@ fn no_limit() -> usize {
 }
 
 /// A machine page's stream carries at most this many of the newest steps at a time.
-const STREAM_TAIL: u64 = 500;
+const STREAM_TAIL: u64 = 200;
 
 /// A page gets at most one message per this long: a run's bursts reach it coalesced.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);

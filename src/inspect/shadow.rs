@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 enum Msg {
-    /// Inputs with the times they came, in order.
-    Inputs(Vec<(u64, StepInput)>),
+    /// Inputs in order, and the time the batch was handed over (inputs come in a burst,
+    /// or the run waits and the batch goes at once: one clock reading serves them all).
+    Inputs(u64, Vec<StepInput>),
     End,
 }
 
@@ -23,12 +24,12 @@ const BATCH: usize = 256;
 
 struct Tap {
     tx: mpsc::Sender<Msg>,
-    buf: Vec<(u64, StepInput)>,
+    buf: Vec<StepInput>,
 }
 
 impl InputTap for Tap {
     fn input(&mut self, input: &StepInput) {
-        self.buf.push((crate::journal::wall_ms(), input.clone()));
+        self.buf.push(input.clone());
         if self.buf.len() >= BATCH {
             self.idle();
         }
@@ -37,7 +38,7 @@ impl InputTap for Tap {
     fn idle(&mut self) {
         if !self.buf.is_empty() {
             let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
-            let _ = self.tx.send(Msg::Inputs(batch));
+            let _ = self.tx.send(Msg::Inputs(crate::journal::wall_ms(), batch));
         }
     }
 }
@@ -58,10 +59,10 @@ impl Shadow {
                 let mut runner = Runner::simulating(Instance::with_host(chart, host.clone()), host);
                 let mut context = Arc::new(Json::Null);
                 for msg in rx {
-                    let Msg::Inputs(batch) = msg else { break };
+                    let Msg::Inputs(wall, batch) = msg else { break };
                     let mut timers = false;
                     let mut steps = Vec::with_capacity(batch.len());
-                    for (wall, input) in batch {
+                    for input in batch {
                         let step = runner.apply(input);
                         if let Some(c) = root_context(&step) {
                             context = Arc::new(c.clone());

@@ -286,7 +286,14 @@ function moment(k) {
     if (k >= 0) fetchAround(k);
     return null;
   }
-  return { config: it.config || [], context: it.context, status: it.status || '', t: it.t };
+  // A step that kept the context does not repeat it: the last one given holds.
+  let j = k;
+  while (S.cache.has(j) && S.cache.get(j).same_context) j--;
+  if (!S.cache.has(j)) {
+    fetchAround(k);
+    return null;
+  }
+  return { config: it.config || [], context: S.cache.get(j).context, status: it.status || '', t: it.t };
 }
 
 function renderMachine() {
@@ -436,7 +443,7 @@ function renderTimers() {
   if (!timers.length) $('timers').replaceChildren(el('li', { class: 'muted', text: 'none pending' }));
 }
 
-const LOG_ROWS = 400;
+const LOG_ROWS = 200;
 
 function renderLog(k) {
   const body = $('log').querySelector('tbody');
