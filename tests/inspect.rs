@@ -334,8 +334,8 @@ async fn a_stepper_session_is_shared_by_the_terminal_and_the_page() {
     b.close().await;
 }
 
-/// A workflow whose first operation waits for the test to create `go` in `dir`, so that
-/// the page sees it at work.
+/// A workflow whose first operation waits for the test to create `go` in `dir`, and whose
+/// last waits for `go2`, so that the page sees them at work.
 fn gated_workflow(dir: &Path) -> String {
     format!(
         r#"Workflow(
@@ -343,10 +343,11 @@ fn gated_workflow(dir: &Path) -> String {
     tasks: {{
         "fetch": (run: Shell("while [ ! -e '{go}' ]; do sleep 0.05; done; echo '{{\"rows\": 3}}'")),
         "build": (after: ["fetch"], run: Shell("echo building >&2; sleep 0.3; echo '{{\"ok\": true}}'")),
-        "test": (after: ["build"], run: Shell("echo testing >&2; sleep 0.2")),
+        "test": (after: ["build"], run: Shell("echo testing >&2; while [ ! -e '{go2}' ]; do sleep 0.05; done")),
     }},
 )"#,
-        go = dir.join("go").display()
+        go = dir.join("go").display(),
+        go2 = dir.join("go2").display()
     )
 }
 
@@ -384,6 +385,20 @@ async fn a_workflow_run_turns_its_operations_to_succeeded() {
         .await
         .unwrap();
     std::fs::write(dir.join("go"), "").unwrap();
+    // The build's output shows as soon as it succeeded, while the run goes on.
+    b.until(
+        "the build's output, live",
+        "return document.getElementById('detail-output').textContent.includes('\"ok\": true') && document.getElementById('ended').hidden;",
+        "return [document.getElementById('ended').textContent, document.getElementById('detail-output').textContent];",
+    )
+    .await;
+    b.until(
+        "the test at work",
+        "return document.querySelector(\"#ops tr[data-op='test']\").dataset.state === 'Executing';",
+        "return [...document.querySelectorAll('#ops tr')].map(r => r.dataset.op + ':' + r.dataset.state);",
+    )
+    .await;
+    std::fs::write(dir.join("go2"), "").unwrap();
     b.until(
         "every operation succeeded",
         "return ['', 'fetch', 'build', 'test'].every(op => document.querySelector(`#ops tr[data-op='${op}']`).dataset.state === 'Succeeded');",
@@ -526,10 +541,15 @@ async fn a_machine_journal_is_shown_and_its_timeline_moves() {
 
 /// A raw HTTP GET: the status code and the body.
 fn get(addr: &str, path: &str) -> (u16, String) {
+    get_as(addr, addr, path)
+}
+
+/// A raw HTTP GET naming `host` in its `Host` header.
+fn get_as(addr: &str, host: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -569,6 +589,26 @@ async fn beyond_loopback_a_token_is_required() {
     b.wait_for("#diagram .state[data-state='paid.packing'].active")
         .await;
     b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn on_loopback_only_loopback_names_are_served() {
+    let dir = scratch("rebinding");
+    let j = machine_journal(&dir);
+    let shown = Served::start(orca().arg("inspect").arg(&j));
+    let addr = shown
+        .url
+        .strip_prefix("http://")
+        .and_then(|u| u.strip_suffix('/'))
+        .unwrap()
+        .to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    assert_eq!(get(&addr, "/api/view").0, 200);
+    assert_eq!(get_as(&addr, &format!("localhost:{port}"), "/").0, 200);
+    // A name made to resolve to 127.0.0.1 (DNS rebinding) gets nothing.
+    let (code, body) = get_as(&addr, &format!("attacker.example:{port}"), "/api/view");
+    assert_eq!(code, 403, "{body}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

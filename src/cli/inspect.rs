@@ -60,6 +60,7 @@ pub(super) fn change_json(t_ms: u64, c: &crate::runtime::workflow::Change) -> Js
         "phase": c.phase.as_str(),
         "attempt": c.attempt,
         "error": c.error,
+        "output": c.output,
     })
 }
 

@@ -484,7 +484,7 @@ mod tests {
         let mut stuck = std::net::TcpStream::connect(served.addr).unwrap();
         write!(
             stuck,
-            "GET /api/stream HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+            "GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
         )
         .unwrap();
         let big = "x".repeat(1000);

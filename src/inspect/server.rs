@@ -259,10 +259,39 @@ fn presented(req: &Request) -> Option<String> {
     })
 }
 
+/// Whether the request's `Host` names the machine itself.
+fn loopback_host(req: &Request) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    // `HOST:PORT`, `[V6]:PORT` or a bare name.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// With a token (non-loopback), refuses requests that do not present it; the page gets it
 /// as a cookie so that its own requests carry it.
 async fn authorize(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let Some(token) = &app.token else {
+        // On loopback, only pages that asked for a loopback name: a site whose name was made
+        // to resolve to 127.0.0.1 (DNS rebinding) cannot drive the run from a browser.
+        if !loopback_host(&req) {
+            return (
+                StatusCode::FORBIDDEN,
+                "orca inspect: open this inspector as 127.0.0.1, localhost or [::1]\n",
+            )
+                .into_response();
+        }
         return next.run(req).await;
     };
     match presented(&req) {

@@ -559,13 +559,14 @@ function opStates() {
     let o = ops.get(it.op);
     if (!o) { o = { first: it.t, last: it.t, changes: [] }; ops.set(it.op, o); }
     o.state = it.to; o.phase = it.phase; o.attempt = it.attempt; o.last = it.t; o.error = it.error || o.error;
+    if (it.output !== undefined && it.output !== null) o.output = it.output;
     o.changes.push(it);
   }
   // What the run reported last wins (a recorded run's replay, or the end of a live one).
   const final = (S.live && S.live.ops) || {};
   for (const [path, f] of Object.entries(final)) {
     const o = ops.get(path) || { first: null, last: null, changes: [] };
-    Object.assign(o, { state: f.state, phase: f.phase, attempt: f.attempt, output: f.output });
+    Object.assign(o, { state: f.state, phase: f.phase, attempt: f.attempt, output: f.output, error: f.error || o.error });
     ops.set(path, o);
   }
   return ops;
@@ -677,7 +678,7 @@ function renderDetail(ops) {
   for (const [ph, w] of Object.entries(p.work || {})) facts.push(`${ph}: ${w}`);
   if (p.after && p.after.length) facts.push(`after: ${p.after.join(', ')}`);
   $('detail-facts').replaceChildren(...facts.map((f) => el('div', { text: f })));
-  $('detail-output').textContent = o.output !== undefined ? JSON.stringify(o.output, null, 2) : (S.ended ? 'null' : '(when the run ends)');
+  $('detail-output').textContent = o.output !== undefined ? JSON.stringify(o.output, null, 2) : (S.ended ? 'null' : '(when it succeeds)');
 }
 
 connect();

@@ -74,6 +74,8 @@ pub struct Change {
     pub error: Option<String>,
     /// Operations in the plan now (it grows when a decompose adds subtasks).
     pub ops: usize,
+    /// The operation's output, when it just succeeded.
+    pub output: Option<Json>,
 }
 
 /// Hears every lifecycle change (the CLI's progress view).
@@ -1761,14 +1763,18 @@ impl Engine {
         phase: Phase,
         attempt: u32,
     ) {
-        let Some(obs) = &mut self.observer else {
+        if self.observer.is_none() {
             return;
-        };
+        }
         let o = &self.ops[op];
         let elapsed_ms = o.started.map_or(0, |t| t.elapsed().as_millis() as u64);
         let error = matches!(to, "Failed" | "Retrying")
             .then(|| o.error.clone())
             .flatten();
+        let output = (to == "Succeeded").then(|| self.output(op));
+        let Some(obs) = &mut self.observer else {
+            return;
+        };
         obs.change(&Change {
             op,
             path: self.plan.display_path(op).to_string(),
@@ -1780,6 +1786,7 @@ impl Engine {
             elapsed_ms,
             error,
             ops: self.plan.ops.len(),
+            output,
         });
     }
 
