@@ -649,20 +649,81 @@ fn an_address_in_use_or_an_unreadable_journal_is_a_clear_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn stepping_a_workflow_with_inspect_is_refused_with_a_hint() {
-    let out = orca()
-        .current_dir(root())
-        .args(["step", "machines/release.ron", "--inspect"])
-        .stdin(Stdio::null())
-        .output()
+#[tokio::test]
+async fn a_simulated_workflow_is_answered_from_the_terminal_and_the_page() {
+    let dir = scratch("wfstep");
+    let file = dir.join("two.ron");
+    std::fs::write(
+        &file,
+        r#"Workflow(id: "two", tasks: { "a": (run: Shell("make a")), "b": (after: ["a"], run: Shell("make b")) })"#,
+    )
+    .unwrap();
+    let mut step =
+        Served::start(orca().args(["step", file.to_str().unwrap(), "--json", "--inspect"]));
+    let b = Browser::start().await;
+    b.goto(&step.url).await;
+    let state = |op: &str| {
+        format!(
+            "return (document.querySelector(\"#ops tr[data-op='{op}']\") || {{dataset: {{}}}}).dataset.state;"
+        )
+    };
+    const OPS: &str = "return [...document.querySelectorAll('#ops tr')].map(r => r.dataset.op + ':' + r.dataset.state);";
+    // The page answers for `a`, with an output.
+    b.wait_for(".would[data-op='a'] button.ok").await;
+    b.wait_for("#wf-data")
+        .await
+        .send_keys(r#"{"v": 1}"#)
+        .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("orca run machines/release.ron --inspect"),
-        "{err}"
-    );
+    b.wait_for(".would[data-op='a'] button.ok")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "a succeeded",
+        &format!("{} === 'Succeeded';", state("a").trim_end_matches(';')),
+        OPS,
+    )
+    .await;
+    b.wait_for(".would[data-op='b']").await;
+    // The terminal's session took it.
+    step.send_line("tree");
+    let reply: serde_json::Value = serde_json::from_str(&step.next_line()).unwrap();
+    assert_eq!(reply["step"], 1);
+    assert_eq!(reply["operations"][1]["state"], "Succeeded");
+    assert_eq!(reply["would_run"][0]["op"], "b");
+    // The terminal answers for `b`; the page follows.
+    step.send_line("ok b");
+    let reply: serde_json::Value = serde_json::from_str(&step.next_line()).unwrap();
+    assert_eq!(reply["operations"][0]["state"], "Succeeded");
+    b.until(
+        "b succeeded",
+        &format!("{} === 'Succeeded';", state("b").trim_end_matches(';')),
+        OPS,
+    )
+    .await;
+    b.wait_for("#ops tr[data-op='a']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "the output of a",
+        "return document.getElementById('detail-output').textContent.includes('\"v\": 1');",
+        "return document.getElementById('detail-output').textContent;",
+    )
+    .await;
+    // Back from the page: `b` waits again, in both views.
+    b.wait_for("#wf-back").await.click().await.unwrap();
+    b.wait_for(".would[data-op='b']").await;
+    step.send_line("tree");
+    let reply: serde_json::Value = serde_json::from_str(&step.next_line()).unwrap();
+    assert_eq!(reply["step"], 1);
+    assert_eq!(reply["would_run"][0]["op"], "b");
+    assert_eq!(step.wait(), 0);
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! `orca::stepper`; this is its terminal and its scripted mode.
 
 use super::exit;
+use crate::model::Json;
 use crate::stepper::{COMMANDS, Session};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -63,14 +65,6 @@ pub fn run(args: Args) -> u8 {
         }
     };
     if crate::model::load::detect_kind(&text) == crate::model::load::FileKind::Workflow {
-        if args.inspect.is_some() {
-            eprintln!(
-                "orca: {}: --inspect steps machines; a workflow is inspected as it runs: `orca run {} --inspect`",
-                args.file.display(),
-                args.file.display()
-            );
-            return exit::USAGE;
-        }
         return workflow(&args, &text);
     }
     let opened = match &args.journal {
@@ -90,7 +84,15 @@ pub fn run(args: Args) -> u8 {
         && std::io::stdout().is_terminal()
         && !args.json;
     if let Some(addr) = args.inspect.clone() {
-        let code = inspected(&args, &mut session, &addr, at_terminal);
+        let hub = crate::inspect::Hub::new(
+            crate::inspect::Subject::Machine,
+            crate::inspect::Mode::Step,
+            &args.file.display().to_string(),
+            crate::chart::graph::structure(session.chart()),
+        );
+        let terminal =
+            at_terminal.then(|| (completions(&session), paint(&session.view(None), &COLOUR)));
+        let code = inspected(&args, &mut session, hub, &addr, terminal);
         return close(&mut session, code);
     }
     if at_terminal {
@@ -150,33 +152,138 @@ fn page_refuses(line: &str) -> Option<String> {
         .then(|| format!("`{word}` is for the terminal, not the page"))
 }
 
-/// Tells the page where the session stands: every applied step, the line's length and the
-/// cursor, the timers and the events offered (guards evaluated).
-fn publish(hub: &crate::inspect::Hub, session: &Session) {
-    let inst = session.instance();
-    let mut live = crate::inspect::machine_live(inst);
-    live["offered"] = serde_json::to_value(inst.offered()).unwrap_or_default();
-    live["cursor"] = session.steps().len().into();
-    live["inputs"] = session.line_len().into();
-    live["t"] = inst.now().into();
-    hub.replace_steps(
-        session.steps().iter().map(|s| (0, s.clone())).collect(),
-        Some(live),
-    );
+/// What the inspected loop needs of a session: machines and workflows alike.
+trait Inspectable {
+    /// Runs one line; what to show for it.
+    fn line(&mut self, line: &str, json: bool, style: &Style) -> Said;
+    /// Tells the hub where the session stands.
+    fn publish(&self, hub: &crate::inspect::Hub);
+}
+
+/// What a line did, for the terminal (or script output) and for the page.
+struct Said {
+    /// For the terminal: the reply rendered in the style (its error aside), or a JSON line.
+    text: String,
+    error: Option<String>,
+    /// Whether the session may have changed (the page is told, the terminal hears of it).
+    changed: bool,
+    quit: bool,
+    /// The session's JSON view after the line (what `--json` prints).
+    state: Json,
+    /// The command's own text (`why`, `tree`, `help`), for the page.
+    note: Option<String>,
+}
+
+impl Inspectable for Session {
+    fn line(&mut self, line: &str, json: bool, style: &Style) -> Said {
+        let before = self.instance().context().clone();
+        let reply = self.run_line(line);
+        let state = self.json(&reply);
+        let text = if json {
+            format!("{state}\n")
+        } else {
+            render(self, &reply, &before, style)
+        };
+        Said {
+            text,
+            error: reply.error.clone(),
+            changed: reply.changed,
+            quit: reply.quit,
+            state,
+            note: reply.text.clone(),
+        }
+    }
+
+    /// Every applied step, the line's length and the cursor, the timers and the events
+    /// offered (guards evaluated), in one change.
+    fn publish(&self, hub: &crate::inspect::Hub) {
+        let inst = self.instance();
+        let mut live = crate::inspect::machine_live(inst);
+        live["offered"] = serde_json::to_value(inst.offered()).unwrap_or_default();
+        live["cursor"] = self.steps().len().into();
+        live["inputs"] = self.line_len().into();
+        live["t"] = inst.now().into();
+        hub.replace_steps(
+            self.steps().iter().map(|s| (0, s.clone())).collect(),
+            Some(live),
+        );
+    }
+}
+
+impl Inspectable for crate::stepper::workflow::WorkflowSession {
+    fn line(&mut self, line: &str, json: bool, _style: &Style) -> Said {
+        let reply = self.run_line(line);
+        let state = self.json(&reply);
+        let text = if json {
+            format!("{state}\n")
+        } else {
+            workflow_reply_text(self, &reply)
+        };
+        Said {
+            text,
+            error: reply.error.clone(),
+            changed: reply.error.is_none() && reply.text.is_none() && !reply.quit,
+            quit: reply.quit,
+            state,
+            note: reply.text.clone(),
+        }
+    }
+
+    /// Every operation's state, and the work the simulation waits for.
+    fn publish(&self, hub: &crate::inspect::Hub) {
+        let engine = self.engine();
+        let mut live = super::inspect::operations_live(engine);
+        live["would_run"] = self
+            .would_run()
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "op": w.path, "what": w.what, "attempt": w.attempt, "work": w.work,
+                })
+            })
+            .collect();
+        live["now"] = engine.sim_now().into();
+        let ops = engine.plan().ops.len();
+        if hub.structure()["ops"].as_array().map_or(0, Vec::len) != ops {
+            hub.set_structure(crate::lifecycle::graph::structure(engine.plan()));
+        }
+        hub.set_live(live);
+    }
+}
+
+/// How a workflow session's reply reads: the changes, an error, the command's text or the
+/// view.
+fn workflow_reply_text(
+    session: &crate::stepper::workflow::WorkflowSession,
+    reply: &crate::stepper::workflow::WorkflowReply,
+) -> String {
+    let mut text = String::new();
+    for c in &reply.changes {
+        text.push_str(&format!("  {c}\n"));
+    }
+    if let Some(e) = &reply.error {
+        text.push_str(&format!("error: {e}\n"));
+    }
+    match &reply.text {
+        Some(t) => text.push_str(&format!("{t}\n")),
+        None if reply.error.is_none() && !reply.quit => text.push_str(&session.view()),
+        None => {}
+    }
+    text
 }
 
 /// `orca step --inspect`: one session driven from the terminal (or a script or a pipe) and
 /// from the page at once. Lines are read on a thread of their own and commands from both
 /// are run here in arrival order, so both views always show the same session.
-fn inspected(args: &Args, session: &mut Session, addr: &str, at_terminal: bool) -> u8 {
-    use crate::inspect::{Control, Hub, Mode, Subject};
-    let hub = Hub::new(
-        Subject::Machine,
-        Mode::Step,
-        &args.file.display().to_string(),
-        crate::chart::graph::structure(session.chart()),
-    );
-    publish(&hub, session);
+fn inspected<S: Inspectable>(
+    args: &Args,
+    session: &mut S,
+    hub: Arc<crate::inspect::Hub>,
+    addr: &str,
+    terminal: Option<(Completions, String)>,
+) -> u8 {
+    use crate::inspect::Control;
+    session.publish(&hub);
     let (tx, rx) = std::sync::mpsc::channel::<Input>();
     let (page_tx, page_rx) = std::sync::mpsc::channel::<crate::inspect::PageCommand>();
     let served = match super::inspect::start(hub.clone(), addr, Control::Step(page_tx), None) {
@@ -191,9 +298,8 @@ fn inspected(args: &Args, session: &mut Session, addr: &str, at_terminal: bool) 
             }
         }
     });
-    if at_terminal {
-        let completions = completions(session);
-        let first = paint(&session.view(None), &COLOUR);
+    let at_terminal = terminal.is_some();
+    if let Some((completions, first)) = terminal {
         std::thread::spawn(move || read_terminal(tx, completions, first));
     } else {
         let lines = match &args.script {
@@ -243,57 +349,53 @@ fn inspected(args: &Args, session: &mut Session, addr: &str, at_terminal: bool) 
             Input::Printer(p) => printer = Some(p),
             Input::End => break,
             Input::Line(line, ack) => {
-                let before = session.instance().context().clone();
-                let reply = session.run_line(&line);
-                failed |= reply.error.is_some();
-                publish(&hub, session);
-                let mut text = String::new();
-                if args.json {
-                    text = format!("{}\n", session.json(&reply));
-                } else {
-                    if let Some(e) = &reply.error {
-                        if at_terminal {
-                            text.push_str(&format!("{YELLOW}error:{RESET} {e}\n"));
-                        } else {
-                            eprintln!("error: {e}");
-                        }
-                    }
-                    text.push_str(&render(session, &reply, &before, style));
+                let said = session.line(&line, args.json, style);
+                failed |= said.error.is_some();
+                if said.changed {
+                    session.publish(&hub);
                 }
+                let mut text = String::new();
+                if let (Some(e), false) = (&said.error, args.json) {
+                    if at_terminal {
+                        text.push_str(&format!("{YELLOW}error:{RESET} {e}\n"));
+                    } else {
+                        eprintln!("error: {e}");
+                    }
+                }
+                text.push_str(&said.text);
                 let _ = out.write_all(text.as_bytes());
                 let _ = out.flush();
                 if let Some(ack) = ack {
-                    let _ = ack.send(reply.quit);
+                    let _ = ack.send(said.quit);
                 }
-                if reply.quit {
+                if said.quit {
                     break;
                 }
             }
             Input::Page(cmd) => {
-                let before = session.instance().context().clone();
-                let reply = match page_refuses(&cmd.line) {
-                    Some(e) => crate::stepper::Reply {
+                let said = match page_refuses(&cmd.line) {
+                    Some(e) => Said {
+                        text: String::new(),
                         error: Some(e),
-                        ..Default::default()
+                        changed: false,
+                        quit: false,
+                        state: Json::Null,
+                        note: None,
                     },
-                    None => session.run_line(&cmd.line),
+                    None => session.line(&cmd.line, args.json, style),
                 };
-                if reply.changed {
-                    publish(&hub, session);
+                if said.changed {
+                    session.publish(&hub);
                 }
                 let answer = serde_json::json!({
-                    "state": session.json(&reply),
-                    "text": reply.text,
-                    "error": reply.error,
+                    "state": said.state,
+                    "text": said.note,
+                    "error": said.error,
                 });
                 let _ = cmd.reply.send(answer);
                 // The terminal hears of what the page changed; `why` on hover stays quiet.
-                if reply.changed && !args.json {
-                    let text = format!(
-                        "page> {}\n{}",
-                        cmd.line,
-                        render(session, &reply, &before, style)
-                    );
+                if said.changed && !args.json {
+                    let text = format!("page> {}\n{}", cmd.line, said.text);
                     match &mut printer {
                         Some(p) => {
                             let _ = p.print(text);
@@ -602,6 +704,31 @@ fn workflow(args: &Args, text: &str) -> u8 {
         && std::io::stdin().is_terminal()
         && std::io::stdout().is_terminal()
         && !args.json;
+    let workflow_completions = |session: &WorkflowSession| Completions {
+        first: crate::stepper::workflow::WORKFLOW_COMMANDS
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect(),
+        after: vec![(&["ok", "fail", "cancel"], session.operation_names())],
+    };
+    if let Some(addr) = &args.inspect {
+        let hub = crate::inspect::Hub::new(
+            crate::inspect::Subject::Workflow,
+            crate::inspect::Mode::Step,
+            &format!("{} (simulation)", session.engine().plan().id),
+            crate::lifecycle::graph::structure(session.engine().plan()),
+        );
+        let terminal = interactive.then(|| {
+            (
+                workflow_completions(&session),
+                format!("{}(simulation: nothing runs; answer with `ok OP [JSON]`, `fail OP [MESSAGE]`, `cancel OP`; `help`)", session.view()),
+            )
+        });
+        if terminal.is_none() && !args.json {
+            println!("{}", session.view());
+        }
+        return inspected(args, &mut session, hub, addr, terminal);
+    }
     let mut out = std::io::stdout().lock();
     if !args.json {
         let _ = writeln!(
@@ -619,13 +746,7 @@ fn workflow(args: &Args, text: &str) -> u8 {
             .map(|b| b.completion_type(rustyline::CompletionType::List).build());
         let editor = config.and_then(rustyline::Editor::<Completions, _>::with_config);
         editor.ok().map(|mut rl| {
-            rl.set_helper(Some(Completions {
-                first: crate::stepper::workflow::WORKFLOW_COMMANDS
-                    .iter()
-                    .map(|(c, _)| c.to_string())
-                    .collect(),
-                after: vec![(&["ok", "fail", "cancel"], session.operation_names())],
-            }));
+            rl.set_helper(Some(workflow_completions(&session)));
             if let Some(h) = &history {
                 let _ = rl.load_history(h);
             }
@@ -658,19 +779,7 @@ fn workflow(args: &Args, text: &str) -> u8 {
         let written = if args.json {
             writeln!(out, "{}", session.json(&reply))
         } else {
-            let mut text = String::new();
-            for c in &reply.changes {
-                text.push_str(&format!("  {c}\n"));
-            }
-            if let Some(e) = &reply.error {
-                text.push_str(&format!("error: {e}\n"));
-            }
-            match &reply.text {
-                Some(t) => text.push_str(&format!("{t}\n")),
-                None if reply.error.is_none() && !reply.quit => text.push_str(&session.view()),
-                None => {}
-            }
-            write!(out, "{text}").and_then(|_| out.flush())
+            write!(out, "{}", workflow_reply_text(&session, &reply)).and_then(|_| out.flush())
         };
         if written.is_err() || reply.quit {
             break;

@@ -414,9 +414,10 @@ async function why(name) {
 
 async function command(line) {
   const res = await fetch('api/command', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ line }) });
-  if (!res.ok) { $('reply').textContent = await res.text(); return null; }
+  const box = S.subject === 'workflow' ? $('wf-reply') : $('reply');
+  if (!res.ok) { box.textContent = await res.text(); return null; }
   const r = await res.json();
-  $('reply').textContent = r.error || '';
+  box.textContent = r.error || '';
   return r;
 }
 
@@ -619,7 +620,38 @@ function renderWorkflow() {
   if (!S.ended) $('status').textContent = `${done}/${plan.length + extra.length} succeeded`;
   renderChanges(t0);
   renderDetail(ops);
+  renderSimulation();
 }
+
+/// A simulated workflow (`orca step --inspect`): the work it waits for, answered from here.
+function renderSimulation() {
+  const box = $('wf-step');
+  box.hidden = S.mode !== 'step';
+  if (box.hidden) return;
+  const live = S.live || {};
+  const waiting = live.would_run || [];
+  const key = JSON.stringify(waiting) + (S.ended ? 'x' : '');
+  $('wf-now').textContent = `virtual time ${ms(live.now || 0)}`;
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  const rows = waiting.map((w) => {
+    const ok = el('button', { class: 'ok', 'data-op': w.op, text: 'ok' });
+    ok.addEventListener('click', () => command(`ok ${w.op} ${$('wf-data').value.trim()}`.trim()));
+    const fail = el('button', { class: 'fail', 'data-op': w.op, text: 'fail' });
+    fail.addEventListener('click', () => command(`fail ${w.op}`));
+    return el('div', { class: 'would', 'data-op': w.op },
+      el('b', { text: w.op }), ` ${w.what}${w.attempt > 1 ? ` (attempt ${w.attempt})` : ''}`,
+      el('code', { text: w.work, title: w.work }), ok, fail);
+  });
+  $('would-run').replaceChildren(...rows);
+  if (!rows.length) $('would-run').textContent = S.ended ? 'The session ended.' : 'Nothing waits for an answer.';
+  for (const b of box.querySelectorAll('button')) b.disabled = !!S.ended;
+}
+
+$('wf-back').addEventListener('click', () => command('back'));
+$('wf-forward').addEventListener('click', () => command('forward'));
+$('wf-tick').addEventListener('click', () => command('tick'));
+$('wf-form').addEventListener('submit', (e) => { e.preventDefault(); command($('wf-line').value); $('wf-line').value = ''; });
 
 function renderChanges(t0) {
   const body = $('changes').querySelector('tbody');
