@@ -141,11 +141,7 @@ async fn a_machine_run_is_followed_and_driven_from_the_page() {
     assert_eq!(b.active_states().await, vec!["cart"]);
 
     // An event sent from the page: the run takes it, the diagram and the log follow.
-    b.wait_for("button.event[data-event='CHECKOUT']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("button.event[data-event='CHECKOUT']").await;
     b.until(
         "awaiting_payment to be lit",
         "return [...document.querySelectorAll('#diagram .state.active')].map(g => g.dataset.state).join() === 'awaiting_payment';",
@@ -161,13 +157,8 @@ async fn a_machine_run_is_followed_and_driven_from_the_page() {
     );
 
     // With data: a payment that covers the total.
-    let data = b.wait_for("#event-data").await;
-    data.send_keys(r#"{"amount": 30}"#).await.unwrap();
-    b.wait_for("button.event[data-event='PAY']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.type_into("#event-data", r#"{"amount": 30}"#).await;
+    b.click("button.event[data-event='PAY']").await;
     b.until(
         "paid.packing to be lit",
         "return [...document.querySelectorAll('#diagram .state.active')].some(g => g.dataset.state === 'paid.packing');",
@@ -196,7 +187,7 @@ async fn a_machine_run_is_followed_and_driven_from_the_page() {
         .await;
     assert!(row.as_str().unwrap().contains("CHECKOUT"), "{row}");
     // Back to live: the run itself went on.
-    b.wait_for("#follow").await.click().await.unwrap();
+    b.click("#follow").await;
     b.until(
         "live again",
         "return [...document.querySelectorAll('#diagram .state.active')].some(g => g.dataset.state === 'paid.packing');",
@@ -256,16 +247,8 @@ async fn a_stepper_session_is_shared_by_the_terminal_and_the_page() {
     .await;
 
     // From the page, with data: the terminal's session took it.
-    b.wait_for("#event-data")
-        .await
-        .send_keys(r#"{"amount": 50}"#)
-        .await
-        .unwrap();
-    b.wait_for("button.event[data-event='PAY']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.type_into("#event-data", r#"{"amount": 50}"#).await;
+    b.click("button.event[data-event='PAY']").await;
     b.until(
         "paid.packing",
         "return [...document.querySelectorAll('#diagram .state.active')].some(g => g.dataset.state === 'paid.packing');",
@@ -281,7 +264,7 @@ async fn a_stepper_session_is_shared_by_the_terminal_and_the_page() {
     );
 
     // Back from the page: the terminal's session went back too.
-    b.wait_for("#back").await.click().await.unwrap();
+    b.click("#back").await;
     b.until(
         "one step back",
         "return [...document.querySelectorAll('#diagram .state.active')].map(g => g.dataset.state).join() === 'awaiting_payment';",
@@ -379,11 +362,7 @@ async fn a_workflow_run_turns_its_operations_to_succeeded() {
             .await,
         "Pending"
     );
-    b.wait_for("#ops tr[data-op='build']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("#ops tr[data-op='build']").await;
     std::fs::write(dir.join("go"), "").unwrap();
     // The build's output shows as soon as it succeeded, while the run goes on.
     b.until(
@@ -431,11 +410,7 @@ async fn a_workflow_run_turns_its_operations_to_succeeded() {
         "return [...document.querySelectorAll('#ops tr')].map(r => r.dataset.op + ':' + r.dataset.state);",
     )
     .await;
-    b.wait_for("#ops tr[data-op='build']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("#ops tr[data-op='build']").await;
     b.until(
         "the log tail",
         "return document.getElementById('detail-logs').textContent.includes('building');",
@@ -524,11 +499,7 @@ async fn a_machine_journal_is_shown_and_its_timeline_moves() {
             .await,
         true
     );
-    b.wait_for("#log tbody tr[data-step='0']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("#log tbody tr[data-step='0']").await;
     b.until(
         "the start",
         "return [...document.querySelectorAll('#diagram .state.active')].map(g => g.dataset.state).join() === 'cart';",
@@ -670,16 +641,8 @@ async fn a_simulated_workflow_is_answered_from_the_terminal_and_the_page() {
     const OPS: &str = "return [...document.querySelectorAll('#ops tr')].map(r => r.dataset.op + ':' + r.dataset.state);";
     // The page answers for `a`, with an output.
     b.wait_for(".would[data-op='a'] button.ok").await;
-    b.wait_for("#wf-data")
-        .await
-        .send_keys(r#"{"v": 1}"#)
-        .await
-        .unwrap();
-    b.wait_for(".would[data-op='a'] button.ok")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.type_into("#wf-data", r#"{"v": 1}"#).await;
+    b.click(".would[data-op='a'] button.ok").await;
     b.until(
         "a succeeded",
         &format!("{} === 'Succeeded';", state("a").trim_end_matches(';')),
@@ -703,11 +666,7 @@ async fn a_simulated_workflow_is_answered_from_the_terminal_and_the_page() {
         OPS,
     )
     .await;
-    b.wait_for("#ops tr[data-op='a']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("#ops tr[data-op='a']").await;
     b.until(
         "the output of a",
         "return document.getElementById('detail-output').textContent.includes('\"v\": 1');",
@@ -715,7 +674,7 @@ async fn a_simulated_workflow_is_answered_from_the_terminal_and_the_page() {
     )
     .await;
     // Back from the page: `b` waits again, in both views.
-    b.wait_for("#wf-back").await.click().await.unwrap();
+    b.click("#wf-back").await;
     b.wait_for(".would[data-op='b']").await;
     step.send_line("tree");
     let reply: serde_json::Value = serde_json::from_str(&step.next_line()).unwrap();

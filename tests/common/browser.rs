@@ -125,6 +125,24 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element `{css}` appeared: {e}"))
     }
 
+    /// Clicks the element matching `css`, once it appears.
+    pub async fn click(&self, css: &str) {
+        self.wait_for(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click `{css}`: {e}"));
+    }
+
+    /// Types `text` into the element matching `css`, once it appears.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.wait_for(css)
+            .await
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("cannot type into `{css}`: {e}"));
+    }
+
     /// Evaluates `script` (a function body; `return` its value) in the page.
     pub async fn eval(&self, script: &str) -> serde_json::Value {
         self.client
