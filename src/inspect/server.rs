@@ -164,6 +164,8 @@ pub fn serve(
     std::thread::Builder::new()
         .name("orca-inspect".into())
         .spawn(move || {
+            let span = tracing::info_span!("inspect", addr = %local);
+            let _entered = span.enter();
             rt.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => l,
