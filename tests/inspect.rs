@@ -289,7 +289,7 @@ async fn a_stepper_session_is_shared_by_the_terminal_and_the_page() {
         DESCRIBE,
     )
     .await;
-    b.eval("const t = document.getElementById('timeline'); t.value = t.max; t.dispatchEvent(new Event('input')); return true;").await;
+    b.eval("const t = document.getElementById('timeline'); t.value = t.max; t.dispatchEvent(new Event('change')); return true;").await;
     b.until(
         "forward to the end of the line",
         "return [...document.querySelectorAll('#diagram .state.active')].some(g => g.dataset.state === 'paid.packing');",
@@ -576,7 +576,12 @@ fn on_loopback_only_loopback_names_are_served() {
         .to_string();
     let port = addr.rsplit(':').next().unwrap();
     assert_eq!(get(&addr, "/api/view").0, 200);
-    assert_eq!(get_as(&addr, &format!("localhost:{port}"), "/").0, 200);
+    let (code, page) = get_as(&addr, &format!("localhost:{port}"), "/");
+    assert_eq!(code, 200);
+    // Not to be framed by another site.
+    let headers = page.to_ascii_lowercase();
+    assert!(headers.contains("x-frame-options: deny"), "{page}");
+    assert!(headers.contains("frame-ancestors 'none'"), "{page}");
     // A name made to resolve to 127.0.0.1 (DNS rebinding) gets nothing.
     let (code, body) = get_as(&addr, &format!("attacker.example:{port}"), "/api/view");
     assert_eq!(code, 403, "{body}");
@@ -602,6 +607,47 @@ fn an_address_in_use_or_an_unreadable_journal_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an address"));
+
+    // Nothing is created when the address cannot be had: no journal, no run.
+    let journal = dir.join("never.journal");
+    let out = orca()
+        .current_dir(root())
+        .args(["run", "machines/order.ron", "--inspect", &addr, "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!journal.exists());
+    let run_dir = dir.join("never-run");
+    let out = orca()
+        .current_dir(root())
+        .args([
+            "run",
+            "machines/fanout.ron",
+            "--inspect",
+            &addr,
+            "--run-dir",
+        ])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!run_dir.exists());
+    let out = orca()
+        .current_dir(root())
+        .args([
+            "step",
+            "machines/order.ron",
+            "--inspect",
+            &addr,
+            "--journal",
+        ])
+        .arg(&journal)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!journal.exists());
 
     let garbage = dir.join("garbage.journal");
     std::fs::write(&garbage, "this is not a journal\n").unwrap();

@@ -3,7 +3,7 @@
 
 use super::exit;
 use super::workflow::StoreArgs;
-use crate::inspect::{Control, Hub, Mode, Served, Subject};
+use crate::inspect::{Bound, Control, Hub, Mode, Served, Subject};
 use crate::journal::{Body, Journal};
 use crate::model::Json;
 use crate::runtime::Step;
@@ -23,14 +23,22 @@ pub struct Args {
     store: StoreArgs,
 }
 
+/// Takes the inspector's address before anything is created; says why not on stderr.
+pub(super) fn bind(addr: &str) -> Result<Bound, u8> {
+    crate::inspect::bind(addr).map_err(|e| {
+        eprintln!("orca: {e}");
+        exit::USAGE
+    })
+}
+
 /// Starts serving `hub`, saying where on stderr (stdout stays the command's own).
 pub(super) fn start(
+    bound: Bound,
     hub: Arc<Hub>,
-    addr: &str,
     control: Control,
     logs: Option<PathBuf>,
 ) -> Result<Served, u8> {
-    match crate::inspect::serve(hub, addr, control, logs) {
+    match bound.serve(hub, control, logs) {
         Ok(s) => {
             eprintln!("inspect: {}", s.url);
             if s.token.is_some() {
@@ -91,6 +99,10 @@ pub fn run(args: Args) -> u8 {
         && path.is_file()
         && crate::journal::Records::open(path, crate::journal::Detail::Full)
             .is_ok_and(|r| r.header.kind == "machine");
+    let bound = match bind(&args.addr) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
     let (hub, logs) = if machine {
         match recorded_machine(path) {
             Ok(h) => (h, None),
@@ -102,7 +114,7 @@ pub fn run(args: Args) -> u8 {
             Err(code) => return code,
         }
     };
-    let served = match start(hub, &args.addr, Control::None, logs) {
+    let served = match start(bound, hub, Control::None, logs) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -196,6 +196,12 @@ pub fn run(args: Args) -> u8 {
         until_ms,
         ..RunOptions::default()
     };
+    // Taken before the journal is created: a bad address leaves nothing behind.
+    let mut bound = match args.inspect.as_deref().map(super::inspect::bind) {
+        Some(Ok(b)) => Some(b),
+        Some(Err(code)) => return code,
+        None => None,
+    };
     let instance = Instance::with_host(Arc::new(chart), host.clone());
     let mut runner = Runner::new(instance, host.clone(), opts);
     let journal = match &args.journal {
@@ -220,8 +226,8 @@ pub fn run(args: Args) -> u8 {
         }
         None => None,
     };
-    let inspected = match &args.inspect {
-        Some(addr) => {
+    let inspected = match bound.take() {
+        Some(bound) => {
             let structure = crate::chart::graph::structure(runner.root().chart());
             let hub = crate::inspect::Hub::new(
                 crate::inspect::Subject::Machine,
@@ -232,8 +238,8 @@ pub fn run(args: Args) -> u8 {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             runner.set_live_inputs(rx);
             let served = match super::inspect::start(
+                bound,
                 hub.clone(),
-                addr,
                 crate::inspect::Control::Events(tx),
                 None,
             ) {
@@ -260,6 +266,8 @@ pub fn run(args: Args) -> u8 {
             _ = tokio::signal::ctrl_c() => None,
         }
     });
+    // Events the page sends from now on are refused: the run is over.
+    runner.stop_live_inputs();
     for notice in runner.take_notices() {
         match notice {
             Notice::Log {
@@ -293,7 +301,7 @@ pub fn run(args: Args) -> u8 {
         if let Err(e) = closed {
             eprintln!("orca: journal: {e}");
             if let Some(i) = inspected {
-                i.finish(page_end);
+                i.finish(page_end, false);
             }
             return exit::FAILED;
         }
@@ -302,14 +310,14 @@ pub fn run(args: Args) -> u8 {
         runner.cancel_all();
         eprintln!("orca: interrupted");
         if let Some(i) = inspected {
-            i.finish(page_end);
+            i.finish(page_end, true);
         }
         return exit::INTERRUPTED;
     };
     print_result(&runner, &ending, args.json);
     // The result is out; the page gets the rest of the run before the process leaves.
     if let Some(i) = inspected {
-        i.finish(page_end);
+        i.finish(page_end, false);
     }
     match ending {
         Ending::Done | Ending::Idle | Ending::Bounded(_) => exit::OK,
@@ -325,9 +333,15 @@ struct Inspected {
 }
 
 impl Inspected {
-    /// Lets the page catch up with the run, tells it how the run ended, and stops serving.
-    fn finish(self, end: Json) {
-        self.shadow.finish();
+    /// Lets the page catch up with the run (for a few seconds at most, and not at all after
+    /// a Ctrl-C), tells it how the run ended, and stops serving.
+    fn finish(self, end: Json, interrupted: bool) {
+        let patience = if interrupted {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Duration::from_secs(5)
+        };
+        self.shadow.finish(patience);
         self.hub.end(end);
         self.served.stop();
     }

@@ -64,8 +64,14 @@ pub fn run(args: Args) -> u8 {
             return exit::USAGE;
         }
     };
+    // Taken before a journal is opened: a bad address leaves nothing behind.
+    let bound = match args.inspect.as_deref().map(super::inspect::bind) {
+        Some(Ok(b)) => Some(b),
+        Some(Err(code)) => return code,
+        None => None,
+    };
     if crate::model::load::detect_kind(&text) == crate::model::load::FileKind::Workflow {
-        return workflow(&args, &text);
+        return workflow(&args, &text, bound);
     }
     let opened = match &args.journal {
         Some(j) => Session::journaled_text(&args.file, &text, j),
@@ -83,7 +89,7 @@ pub fn run(args: Args) -> u8 {
         && stdin.is_terminal()
         && std::io::stdout().is_terminal()
         && !args.json;
-    if let Some(addr) = args.inspect.clone() {
+    if let Some(bound) = bound {
         let hub = crate::inspect::Hub::new(
             crate::inspect::Subject::Machine,
             crate::inspect::Mode::Step,
@@ -92,7 +98,7 @@ pub fn run(args: Args) -> u8 {
         );
         let terminal =
             at_terminal.then(|| (completions(&session), paint(&session.view(None), &COLOUR)));
-        let code = inspected(&args, &mut session, hub, &addr, terminal);
+        let code = inspected(&args, &mut session, hub, bound, terminal);
         return close(&mut session, code);
     }
     if at_terminal {
@@ -158,6 +164,27 @@ trait Inspectable {
     fn line(&mut self, line: &str, json: bool, style: &Style) -> Said;
     /// Tells the hub where the session stands.
     fn publish(&self, hub: &crate::inspect::Hub);
+    /// The step the session is at (what `back` and `forward` count from).
+    fn position(&self) -> usize;
+    /// A command that changes nothing (a `goto` to where the session already is).
+    const STAY: &'static str;
+}
+
+/// The page's `goto N` (its timeline): `back` or `forward` from wherever the session is
+/// when it runs, which the terminal may have moved since the page looked.
+fn page_line(line: &str, at: usize, stay: &str) -> Result<String, String> {
+    let Some(n) = line.strip_prefix("goto ") else {
+        return Ok(line.to_string());
+    };
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{line}`: give a step number"))?;
+    Ok(match n.cmp(&at) {
+        std::cmp::Ordering::Less => format!("back {}", at - n),
+        std::cmp::Ordering::Greater => format!("forward {}", n - at),
+        std::cmp::Ordering::Equal => stay.to_string(),
+    })
 }
 
 /// What a line did, for the terminal (or script output) and for the page.
@@ -203,11 +230,14 @@ impl Inspectable for Session {
         live["cursor"] = self.steps().len().into();
         live["inputs"] = self.line_len().into();
         live["t"] = inst.now().into();
-        hub.replace_steps(
-            self.steps().iter().map(|s| (0, s.clone())).collect(),
-            Some(live),
-        );
+        hub.sync_steps(self.steps(), live);
     }
+
+    fn position(&self) -> usize {
+        self.step_number()
+    }
+
+    const STAY: &'static str = "context";
 }
 
 impl Inspectable for crate::stepper::workflow::WorkflowSession {
@@ -249,6 +279,12 @@ impl Inspectable for crate::stepper::workflow::WorkflowSession {
         }
         hub.set_live(live);
     }
+
+    fn position(&self) -> usize {
+        self.answers_given()
+    }
+
+    const STAY: &'static str = "tree";
 }
 
 /// How a workflow session's reply reads: the changes, an error, the command's text or the
@@ -279,14 +315,14 @@ fn inspected<S: Inspectable>(
     args: &Args,
     session: &mut S,
     hub: Arc<crate::inspect::Hub>,
-    addr: &str,
+    bound: crate::inspect::Bound,
     terminal: Option<(Completions, String)>,
 ) -> u8 {
     use crate::inspect::Control;
     session.publish(&hub);
     let (tx, rx) = std::sync::mpsc::channel::<Input>();
     let (page_tx, page_rx) = std::sync::mpsc::channel::<crate::inspect::PageCommand>();
-    let served = match super::inspect::start(hub.clone(), addr, Control::Step(page_tx), None) {
+    let served = match super::inspect::start(bound, hub.clone(), Control::Step(page_tx), None) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -373,7 +409,12 @@ fn inspected<S: Inspectable>(
                 }
             }
             Input::Page(cmd) => {
-                let said = match page_refuses(&cmd.line) {
+                let line = page_line(&cmd.line, session.position(), S::STAY);
+                let refused = match &line {
+                    Ok(l) => page_refuses(l),
+                    Err(e) => Some(e.clone()),
+                };
+                let said = match refused {
                     Some(e) => Said {
                         text: String::new(),
                         error: Some(e),
@@ -382,7 +423,7 @@ fn inspected<S: Inspectable>(
                         state: Json::Null,
                         note: None,
                     },
-                    None => session.line(&cmd.line, args.json, style),
+                    None => session.line(line.as_deref().unwrap_or(""), args.json, style),
                 };
                 if said.changed {
                     session.publish(&hub);
@@ -683,7 +724,7 @@ fn paint(view: &str, style: &Style) -> String {
 }
 
 /// `orca step WORKFLOW.ron`: a simulation answered by hand (docs/stepper.md).
-fn workflow(args: &Args, text: &str) -> u8 {
+fn workflow(args: &Args, text: &str, bound: Option<crate::inspect::Bound>) -> u8 {
     use crate::stepper::workflow::WorkflowSession;
     if args.journal.is_some() {
         eprintln!(
@@ -711,7 +752,7 @@ fn workflow(args: &Args, text: &str) -> u8 {
             .collect(),
         after: vec![(&["ok", "fail", "cancel"], session.operation_names())],
     };
-    if let Some(addr) = &args.inspect {
+    if let Some(bound) = bound {
         let hub = crate::inspect::Hub::new(
             crate::inspect::Subject::Workflow,
             crate::inspect::Mode::Step,
@@ -727,7 +768,7 @@ fn workflow(args: &Args, text: &str) -> u8 {
         if terminal.is_none() && !args.json {
             println!("{}", session.view());
         }
-        return inspected(args, &mut session, hub, addr, terminal);
+        return inspected(args, &mut session, hub, bound, terminal);
     }
     let mut out = std::io::stdout().lock();
     if !args.json {

@@ -199,6 +199,12 @@ fn small_pages_for_the_heap() {
 /// `orca run WORKFLOW.ron`.
 pub fn run(args: RunArgs) -> u8 {
     small_pages_for_the_heap();
+    // Taken before the run is created: a bad address leaves nothing behind.
+    let bound = match args.inspect.as_deref().map(super::inspect::bind) {
+        Some(Ok(b)) => Some(b),
+        Some(Err(code)) => return code,
+        None => None,
+    };
     let opened = match Opened::open(&args.store, args.run_dir.clone(), args.sync) {
         Ok(o) => o,
         Err(code) => return code,
@@ -241,7 +247,7 @@ pub fn run(args: RunArgs) -> u8 {
         &run_dir,
         &opened,
         &args.workers,
-        args.inspect.as_deref(),
+        bound,
     )
 }
 
@@ -373,7 +379,7 @@ fn drive(
     run_dir: &Path,
     opened: &Opened,
     workers: &LocalWorkers,
-    inspect: Option<&str>,
+    inspect: Option<crate::inspect::Bound>,
 ) -> u8 {
     let writer = Rc::new(RefCell::new(writer));
     engine.set_recorder(Box::new(SharedWriter(writer.clone())));
@@ -389,7 +395,7 @@ fn drive(
         }
     });
     let inspected = match inspect {
-        Some(addr) => {
+        Some(bound) => {
             let hub = crate::inspect::Hub::new(
                 crate::inspect::Subject::Workflow,
                 crate::inspect::Mode::Run,
@@ -397,8 +403,8 @@ fn drive(
                 crate::lifecycle::graph::structure(engine.plan()),
             );
             let served = match super::inspect::start(
+                bound,
                 hub.clone(),
-                addr,
                 crate::inspect::Control::None,
                 Some(run_dir.to_path_buf()),
             ) {
@@ -600,6 +606,11 @@ pub struct ResumeArgs {
 /// `orca resume RUN`.
 pub fn resume(args: ResumeArgs) -> u8 {
     small_pages_for_the_heap();
+    let bound = match args.inspect.as_deref().map(super::inspect::bind) {
+        Some(Ok(b)) => Some(b),
+        Some(Err(code)) => return code,
+        None => None,
+    };
     let run_dir_arg = match args.store.store {
         None => Some(run_dir_of(&args.run)),
         Some(_) => None,
@@ -728,7 +739,7 @@ pub fn resume(args: ResumeArgs) -> u8 {
         &run_dir,
         &opened,
         &args.workers,
-        args.inspect.as_deref(),
+        bound,
     )
 }
 

@@ -5,8 +5,8 @@
 //! machine, each lifecycle change of a workflow) and replaces the live part of the view
 //! (timers, enabled events, outputs); every push is a short critical section and a version
 //! bump, and nothing on the run side ever waits for a browser. The page side ([`server`])
-//! tells browsers that the version moved (server-sent events carry only the number, so a
-//! burst of changes costs a slow page one fetch) and hands them what they have not seen.
+//! sends each browser, at most every 50 ms, what it has not seen (so a burst of changes
+//! reaches a slow page as one message), and answers its requests for older items.
 
 pub mod server;
 mod shadow;
@@ -16,7 +16,7 @@ use crate::runtime::Step;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
-pub use server::{Control, InspectError, PageCommand, Served, serve};
+pub use server::{Bound, Control, InspectError, PageCommand, Served, bind, serve};
 pub use shadow::Shadow;
 
 /// What the page shows: a machine (its chart) or a workflow (its plan).
@@ -144,6 +144,8 @@ struct Model {
     items: std::collections::VecDeque<Arc<Item>>,
     live: Arc<Json>,
     ended: Option<Json>,
+    /// Something the page should say (the replay stopped following the run).
+    notice: Option<String>,
 }
 
 /// Where a run and its pages meet (see the module's documentation).
@@ -176,6 +178,7 @@ impl Hub {
                 items: Default::default(),
                 live: Arc::new(Json::Null),
                 ended: None,
+                notice: None,
             }),
             version: watch::channel(0).0,
         })
@@ -269,6 +272,49 @@ impl Hub {
         });
     }
 
+    /// Makes the items a stepper session's steps: the new ones are appended when the session
+    /// only went on (the usual case, cheap), and all are replaced when it went back or
+    /// started over, so that pages start over. `live` changes in the same moment.
+    pub fn sync_steps(&self, steps: &[Step], live: Json) {
+        let live = Arc::new(live);
+        self.change(|m| {
+            let append = m.dropped == 0 && steps.len() >= m.items.len();
+            let from = if append {
+                m.items.len()
+            } else {
+                m.items.clear();
+                m.dropped = 0;
+                m.generation += 1;
+                0
+            };
+            let mut context = match m.items.back().map(|i| &**i) {
+                Some(Item::Step { context, .. }) => context.clone(),
+                _ => Arc::new(Json::Null),
+            };
+            for step in &steps[from..] {
+                if let Some(c) = root_context(step) {
+                    context = Arc::new(c.clone());
+                }
+                if m.items.len() == MAX_ITEMS {
+                    m.items.pop_front();
+                    m.dropped += 1;
+                }
+                m.items.push_back(Arc::new(Item::Step {
+                    wall_ms: 0,
+                    step: step.clone(),
+                    context: context.clone(),
+                }));
+            }
+            m.live = live;
+        });
+    }
+
+    /// A sentence the page shows above everything (the replay stopped following the run).
+    pub fn set_notice(&self, notice: &str) {
+        let notice = notice.to_string();
+        self.change(|m| m.notice = Some(notice));
+    }
+
     /// The run is over: `ending` says how (shown on the page, which stays readable).
     pub fn end(&self, ending: Json) {
         self.change(|m| m.ended = Some(ending));
@@ -355,6 +401,7 @@ impl Hub {
             "from": start,
             "total": total,
             "ended": m.ended,
+            "notice": m.notice,
         });
         let live = m.live.clone();
         let structure = (m.structure_version != structure_version).then(|| m.structure.clone());
@@ -461,6 +508,29 @@ mod tests {
         let v = h.view(1, 0, 1, usize::MAX);
         assert_eq!(v["items"][0]["context"], json!({"n": 1}));
         assert_eq!(v["items"][0]["same_context"], false);
+    }
+
+    #[test]
+    fn a_session_that_goes_on_is_appended_and_one_that_went_back_replaced() {
+        use crate::runtime::StepInput;
+        let h = Hub::new(Subject::Machine, Mode::Step, "m", json!({}));
+        let step = |n: u64| Step {
+            t: n,
+            input: StepInput::Start {},
+            out: Vec::new(),
+        };
+        h.sync_steps(&[step(0), step(1)], json!({"cursor": 2}));
+        h.sync_steps(&[step(0), step(1), step(2)], json!({"cursor": 3}));
+        let v = h.view(0, 0, 1, usize::MAX);
+        assert_eq!(v["generation"], 0);
+        assert_eq!(v["total"], 3);
+        assert_eq!(v["items"][2]["t"], 2);
+        assert_eq!(v["live"]["cursor"], 3);
+        h.sync_steps(&[step(0)], json!({"cursor": 1}));
+        let v = h.view(3, 0, 1, usize::MAX);
+        assert_eq!(v["generation"], 1);
+        assert_eq!(v["from"], 0);
+        assert_eq!(v["total"], 1);
     }
 
     #[test]

@@ -96,6 +96,7 @@ struct App {
     /// A workflow run's directory, for the operations' log tails.
     logs: Option<PathBuf>,
     stop: watch::Receiver<bool>,
+    port: u16,
 }
 
 /// Parses `ADDR` as `HOST:PORT` or a bare port (on loopback).
@@ -126,14 +127,25 @@ fn new_token() -> Result<String, InspectError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Starts serving `hub` on `addr` (see [`DEFAULT_ADDR`]). Binding happens before this
-/// returns, so an address in use is an error here, not a message later.
+/// Starts serving `hub` on `addr` (see [`DEFAULT_ADDR`]): [`bind`], then [`Bound::serve`].
 pub fn serve(
     hub: Arc<Hub>,
     addr: &str,
     control: Control,
     logs: Option<PathBuf>,
 ) -> Result<Served, InspectError> {
+    bind(addr)?.serve(hub, control, logs)
+}
+
+/// An address taken for the inspector, not served yet: commands bind before they create
+/// anything, so that an address in use or mistyped leaves nothing behind.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+}
+
+/// Takes `addr` (`HOST:PORT` or a port).
+pub fn bind(addr: &str) -> Result<Bound, InspectError> {
     let wanted = resolve(addr)?;
     let listener = std::net::TcpListener::bind(wanted).map_err(|source| InspectError::Bind {
         addr: addr.to_string(),
@@ -143,6 +155,29 @@ pub fn serve(
     listener
         .set_nonblocking(true)
         .map_err(InspectError::Start)?;
+    Ok(Bound { listener, local })
+}
+
+impl Bound {
+    /// Serves `hub` here until the [`Served`] is stopped or dropped.
+    pub fn serve(
+        self,
+        hub: Arc<Hub>,
+        control: Control,
+        logs: Option<PathBuf>,
+    ) -> Result<Served, InspectError> {
+        let Bound { listener, local } = self;
+        start_serving(listener, local, hub, control, logs)
+    }
+}
+
+fn start_serving(
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+    hub: Arc<Hub>,
+    control: Control,
+    logs: Option<PathBuf>,
+) -> Result<Served, InspectError> {
     let token = if local.ip().is_loopback() {
         None
     } else {
@@ -156,6 +191,7 @@ pub fn serve(
         token: token.clone(),
         logs,
         stop: stop_rx.clone(),
+        port: local.port(),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -233,7 +269,11 @@ async fn asset(body: &'static str, kind: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
-const COOKIE: &str = "orca_token";
+/// The token's cookie is named per port: cookies ignore ports, and two inspectors on one
+/// host must not overwrite each other's.
+fn cookie_name(port: u16) -> String {
+    format!("orca_token_{port}")
+}
 
 /// Compares without stopping at the first difference.
 fn same(a: &str, b: &str) -> bool {
@@ -245,7 +285,8 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// The token of a request: `?token=` or the cookie the page got with it.
-fn presented(req: &Request) -> Option<String> {
+fn presented(req: &Request, port: u16) -> Option<String> {
+    let cookie = format!("{}=", cookie_name(port));
     let from_query = req.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("token="))
@@ -257,7 +298,7 @@ fn presented(req: &Request) -> Option<String> {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().strip_prefix("orca_token=").map(str::to_string))
+            .find_map(|c| c.trim().strip_prefix(cookie.as_str()).map(str::to_string))
     })
 }
 
@@ -284,6 +325,18 @@ fn loopback_host(req: &Request) -> bool {
 /// With a token (non-loopback), refuses requests that do not present it; the page gets it
 /// as a cookie so that its own requests carry it.
 async fn authorize(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let mut res = check(&app, req, next).await;
+    // Not to be framed by another site (clicks on the page's buttons drive the run).
+    let h = res.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    res
+}
+
+async fn check(app: &App, req: Request, next: Next) -> Response {
     let Some(token) = &app.token else {
         // On loopback, only pages that asked for a loopback name: a site whose name was made
         // to resolve to 127.0.0.1 (DNS rebinding) cannot drive the run from a browser.
@@ -296,11 +349,12 @@ async fn authorize(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
         }
         return next.run(req).await;
     };
-    match presented(&req) {
+    match presented(&req, app.port) {
         Some(t) if same(&t, token) => {
             let mut res = next.run(req).await;
             if let Ok(v) = HeaderValue::from_str(&format!(
-                "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+                "{}={token}; HttpOnly; SameSite=Strict; Path=/",
+                cookie_name(app.port)
             )) {
                 res.headers_mut().insert(header::SET_COOKIE, v);
             }

@@ -198,6 +198,11 @@ impl Runner {
         self.live = Some(events);
     }
 
+    /// No more live events: those sent from now on are refused at their sender.
+    pub fn stop_live_inputs(&mut self) {
+        self.live = None;
+    }
+
     /// Whether [`Runner::apply`] returns the outcomes of each step (replays that only
     /// rebuild state run faster without).
     pub fn set_recording(&mut self, on: bool) {
@@ -432,8 +437,12 @@ impl Runner {
                 Clock::Virtual => {
                     // Commands run in real time even on a virtual clock: wait for them first.
                     if processes {
-                        if let Some((path, fin)) = self.proc_rx.recv().await {
-                            self.finished_input(path, fin);
+                        let live = self.live.is_some();
+                        tokio::select! {
+                            msg = self.proc_rx.recv() => {
+                                if let Some((path, fin)) = msg { self.finished_input(path, fin); }
+                            }
+                            ev = Self::recv_live(&mut self.live), if live => self.take_live(ev),
                         }
                         continue;
                     }

@@ -119,6 +119,11 @@ impl WorkflowSession {
         })
     }
 
+    /// How many answers are in effect (what `back` and `forward` count from).
+    pub fn answers_given(&self) -> usize {
+        self.answers.len()
+    }
+
     /// The simulated engine, as it is now.
     pub fn engine(&self) -> &Engine {
         &self.engine

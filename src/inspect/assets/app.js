@@ -12,7 +12,9 @@ const S = {
   // Items by absolute index: the stream sends the newest (a machine's page asks for older
   // ones when it shows them); `seen` is where the stream goes on from.
   generation: 0, dropped: 0, total: 0, seen: 0, cache: new Map(), live: null, ended: null,
-  pending: new Set(),
+  pending: new Set(), failed: new Set(), retries: 0, layoutSeq: 0,
+  // Page commands run one at a time, in order.
+  commands: Promise.resolve(),
   // Machine: the item shown (index into items), or null to follow the run.
   pinned: null,
   closed: false, source: null, dirty: false,
@@ -29,19 +31,27 @@ function connect() {
   const take = (ev) => apply(JSON.parse(ev.data));
   es.addEventListener('view', take);
   es.addEventListener('final', (ev) => { take(ev); S.closed = true; es.close(); connection(); });
-  es.onopen = () => connection();
+  es.onopen = () => { S.retries = 0; connection(); };
   es.onerror = () => {
     es.close();
     if (S.closed) return;
+    // Reconnect by hand: the URL must say what the page already holds. An orca that went
+    // without saying goodbye (killed) is given up on after a while.
+    if (++S.retries > 10) {
+      S.closed = true;
+      connection('orca is not answering: this is the run as last seen');
+      return;
+    }
     connection('reconnecting…');
-    // Reconnect by hand: the URL must say what the page already holds.
     setTimeout(connect, 1000);
   };
 }
 
 function connection(text) {
   const c = $('connection');
-  if (S.closed) {
+  if (S.closed && text) {
+    c.textContent = text;
+  } else if (S.closed) {
     c.textContent = 'orca has stopped serving: this is the run as it ended';
   } else {
     c.textContent = text || 'live';
@@ -61,13 +71,15 @@ function apply(v) {
   }
   take(v);
   S.seen = v.from + v.items.length;
-  S.live = v.live; S.ended = v.ended;
+  S.live = v.live; S.ended = v.ended; S.notice = v.notice;
   if (v.structure) {
     S.structureVersion = v.structure_version;
     S.structure = v.structure;
     S.layoutDone = false;
-    // Laid out once per structure; what changes later is only classes on the drawing.
-    S.layout = layout().then(schedule);
+    // Laid out once per structure; what changes later is only classes on the drawing. A
+    // layout overtaken by a newer structure is dropped.
+    const seq = ++S.layoutSeq;
+    S.layout = layout(seq).then(schedule);
   }
   schedule();
 }
@@ -88,14 +100,19 @@ const CACHE_MAX = 20000;
 /// Fetches the items around `k` that the page does not hold.
 async function fetchAround(k) {
   const from = Math.max(S.dropped, k - 200);
-  if (S.pending.has(from)) return;
-  S.pending.add(from);
+  const key = `${S.generation}:${from}`;
+  // Once orca stopped serving, or a range could not be had, nothing is asked again.
+  if (S.closed || S.pending.has(key) || S.failed.has(key)) return;
+  S.pending.add(key);
   try {
     const res = await fetch(`api/view?from=${from}&limit=400&generation=${S.generation}&structure_version=${S.structureVersion}`);
+    if (!res.ok) throw new Error(res.statusText);
     const v = await res.json();
     if (v.generation === S.generation) take(v);
-  } catch (e) { /* the server stopped: what is held stays shown */ }
-  S.pending.delete(from);
+  } catch (e) {
+    S.failed.add(key);
+  }
+  S.pending.delete(key);
   schedule();
 }
 
@@ -114,6 +131,11 @@ function render() {
 
 function renderEnded() {
   const b = $('ended');
+  if (S.notice && !S.ended) {
+    b.hidden = false;
+    b.textContent = S.notice;
+    return;
+  }
   if (!S.ended) { b.hidden = true; return; }
   b.hidden = false;
   const e = S.ended;
@@ -170,12 +192,12 @@ const ROOT_OPTIONS = {
   'elk.edgeLabels.placement': 'CENTER',
 };
 
-async function layout() {
-  if (S.subject === 'machine') await layoutChart(); else await layoutPlan();
-  S.layoutDone = true;
+async function layout(seq) {
+  const drawn = S.subject === 'machine' ? await layoutChart(seq) : await layoutPlan(seq);
+  if (drawn) S.layoutDone = true;
 }
 
-async function layoutChart() {
+async function layoutChart(seq) {
   const st = S.structure;
   const node = (s) => {
     const kids = s.children.map(node);
@@ -206,6 +228,7 @@ async function layoutChart() {
   });
   const graph = { id: 'root', layoutOptions: ROOT_OPTIONS, children: st.states.children.map(node), edges };
   const done = await elk.layout(graph);
+  if (seq !== S.layoutSeq) return false;
   const out = $('diagram');
   out.replaceChildren();
   const defs = svg('defs');
@@ -261,6 +284,7 @@ async function layoutChart() {
   out.setAttribute('height', height + 20);
   out.setAttribute('viewBox', `-10 -10 ${width + 20} ${height + 20}`);
   $('anywhere').textContent = anywhere.length ? 'In any state: ' + anywhere.map((t) => `${t.label} → ${t.targets.join(' ') || '(stays)'}`).join('; ') : '';
+  return true;
 }
 
 function findState(s, path) {
@@ -333,7 +357,7 @@ function renderTimeline(k) {
     // The stepper's line: applied inputs and undone ones that `forward` redoes.
     const inputs = live.inputs || S.total;
     tl.max = String(Math.max(inputs - 1, 0));
-    tl.value = String(Math.max((live.cursor || S.total) - 1, 0));
+    if (!S.dragging) tl.value = String(Math.max((live.cursor || S.total) - 1, 0));
     $('back').disabled = (live.cursor || 1) <= 1;
     $('forward').disabled = (live.cursor || 0) >= inputs;
     $('moment').textContent = `step ${Math.max((live.cursor || 1) - 1, 0)} of ${Math.max(inputs - 1, 0)} · ${ms(live.t || 0)}`;
@@ -387,7 +411,12 @@ function renderEnabled(active) {
       if (!active.has(t.source) && t.source !== '') continue;
       const ev = t.label.split(' [')[0];
       if (ev === 'always' || ev.startsWith('after ')) continue;
-      for (const name of ev.split(' ')) if (!seen.has(name) && !name.includes('*')) seen.set(name, { event: name, title: t.described, blocked: false });
+      for (const name of ev.split(' ')) {
+        // `done.*` and `error.*` are the runtime's to send: a page sending them would fake
+        // a child's result.
+        if (seen.has(name) || name.includes('*') || /^(done|error)(\.|$)/.test(name)) continue;
+        seen.set(name, { event: name, title: t.described, blocked: false });
+      }
     }
     offers = [...seen.values()];
   }
@@ -412,7 +441,18 @@ async function why(name) {
   if (r && r.text) $('why').textContent = r.text;
 }
 
-async function command(line) {
+/// Runs a stepper command from the page, after those sent before it.
+function command(line) {
+  return enqueue(() => send(line));
+}
+
+function enqueue(fn) {
+  const run = S.commands.then(fn);
+  S.commands = run.catch(() => null);
+  return run;
+}
+
+async function send(line) {
   const res = await fetch('api/command', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ line }) });
   const box = S.subject === 'workflow' ? $('wf-reply') : $('reply');
   if (!res.ok) { box.textContent = await res.text(); return null; }
@@ -477,17 +517,21 @@ function renderLog(k) {
 /// run or a journal is shown as it was after that step.
 async function moveTo(n) {
   if (S.mode === 'step') {
-    const cursor = ((S.live && S.live.cursor) || 1) - 1;
-    if (n < cursor) await command(`back ${cursor - n}`);
-    else if (n > cursor) await command(`forward ${n - cursor}`);
-    return;
+    // `goto` is counted where the session is when it runs it (the terminal may have moved
+    // it meanwhile): it becomes `back N` or `forward N` there.
+    return command(`goto ${n}`);
   }
   const k = Math.min(Math.max(n, S.dropped), S.total - 1);
   S.pinned = k === S.total - 1 && !S.ended ? null : k;
   schedule();
 }
 
-$('timeline').addEventListener('input', (e) => moveTo(Number(e.target.value)));
+// A run's timeline follows the slider as it moves; a stepper's moves the session once, where
+// the slider is let go.
+$('timeline').addEventListener('input', (e) => { if (S.mode !== 'step') moveTo(Number(e.target.value)); });
+$('timeline').addEventListener('change', (e) => { if (S.mode === 'step') moveTo(Number(e.target.value)); });
+$('timeline').addEventListener('pointerdown', () => { S.dragging = true; });
+window.addEventListener('pointerup', () => { S.dragging = false; });
 $('back').addEventListener('click', () => (S.mode === 'step' ? command('back') : moveTo(shown() - 1)));
 $('forward').addEventListener('click', () => (S.mode === 'step' ? command('forward') : moveTo(shown() + 1)));
 $('follow').addEventListener('click', () => { S.pinned = null; schedule(); });
@@ -495,7 +539,7 @@ $('send-form').addEventListener('submit', (e) => { e.preventDefault(); sendEvent
 
 // --- workflows ------------------------------------------------------------------------
 
-async function layoutPlan() {
+async function layoutPlan(seq) {
   const ops = S.structure.ops;
   const byParent = new Map();
   for (const op of ops) {
@@ -519,6 +563,7 @@ async function layoutPlan() {
   const top = byParent.get('') || [];
   const graph = { id: 'root', layoutOptions: ROOT_OPTIONS, children: top.map(node), edges };
   const done = await elk.layout(graph);
+  if (seq !== S.layoutSeq) return false;
   const out = $('deps');
   out.replaceChildren();
   const defs = svg('defs');
@@ -549,6 +594,7 @@ async function layoutPlan() {
   }
   out.setAttribute('viewBox', `-5 -5 ${width + 10} ${height + 10}`);
   out.setAttribute('height', Math.min(height + 10, 420));
+  return true;
 }
 
 const RUNNING = new Set(['Analyzing', 'Researching', 'Decomposing', 'Executing', 'Integrating', 'Compensating']);
