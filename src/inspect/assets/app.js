@@ -717,6 +717,7 @@ function renderChanges(t0) {
 
 function select(path) {
   S.selectedOp = path;
+  S.selectedState = undefined;
   schedule();
   refreshLogs();
 }
@@ -748,6 +749,11 @@ function renderDetail(ops) {
   if (body.dataset.op !== path) {
     body.dataset.op = path;
     body.replaceChildren(el('div', { id: 'detail-facts' }), el('h2', { text: 'Output' }), el('pre', { id: 'detail-output' }), el('h2', { text: 'Logs (tails)' }), el('div', { id: 'detail-logs' }));
+  }
+  // A change of state is when new output is likeliest: the tails are asked for at once.
+  if (o.state !== S.selectedState) {
+    S.selectedState = o.state;
+    refreshLogs();
   }
   const facts = [`state: ${o.state || 'Pending'}`];
   if (o.phase) facts.push(`phase: ${o.phase}`);
