@@ -31,6 +31,11 @@ pub(super) fn bind(addr: &str) -> Result<Bound, u8> {
     })
 }
 
+/// [`bind`] for `--inspect [ADDR]`, which may be absent.
+pub(super) fn bind_opt(addr: Option<&str>) -> Result<Option<Bound>, u8> {
+    addr.map(bind).transpose()
+}
+
 /// Starts serving `hub`, saying where on stderr (stdout stays the command's own).
 pub(super) fn start(
     bound: Bound,
@@ -152,16 +157,16 @@ fn recorded_machine(path: &Path) -> Result<Arc<Hub>, u8> {
     };
     let structure = crate::chart::graph::structure(replayer.root().chart());
     let hub = Hub::new(Subject::Machine, Mode::Recorded, &h.file, structure);
-    let mut steps: Vec<(u64, u64, Step)> = Vec::new();
+    let mut steps: Vec<(u64, Step)> = Vec::new();
     let mut ending = None;
     for rec in &journal.records {
         match &rec.body {
-            Body::Rewind(r) => steps.retain(|(seq, _, _)| *seq <= r.to),
+            Body::Rewind(r) => steps.retain(|(seq, _)| *seq <= r.to),
             Body::End(e) => ending = Some(e.clone()),
             _ => {}
         }
         match crate::journal::replay::apply(&mut replayer, rec) {
-            Ok(Some(step)) => steps.push((rec.seq, rec.wall, step)),
+            Ok(Some(step)) => steps.push((rec.seq, step)),
             Ok(None) => {}
             Err(e) => {
                 eprintln!(
@@ -173,10 +178,8 @@ fn recorded_machine(path: &Path) -> Result<Arc<Hub>, u8> {
             }
         }
     }
-    hub.replace_steps(
-        steps.into_iter().map(|(_, w, s)| (w, s)).collect(),
-        Some(crate::inspect::machine_live(replayer.root())),
-    );
+    let steps: Vec<Step> = steps.into_iter().map(|(_, s)| s).collect();
+    hub.sync_steps(&steps, crate::inspect::machine_live(replayer.root()));
     let end = match ending {
         Some(e) => serde_json::json!({ "ending": e.ending, "message": e.message }),
         None => {
@@ -185,15 +188,6 @@ fn recorded_machine(path: &Path) -> Result<Arc<Hub>, u8> {
     };
     hub.end(end);
     Ok(hub)
-}
-
-/// The short name of a lifecycle event as recorded: `Start`, `PhaseSucceeded`, ….
-fn event_name(e: &crate::lifecycle::machine::Event) -> String {
-    match serde_json::to_value(e) {
-        Ok(Json::String(s)) => s,
-        Ok(Json::Object(m)) => m.keys().next().cloned().unwrap_or_default(),
-        _ => String::new(),
-    }
 }
 
 /// A workflow run as its journal keeps it: every lifecycle change with its time, and each
@@ -236,7 +230,7 @@ fn recorded_workflow(run: &str, store: &StoreArgs) -> Result<(Arc<Hub>, Option<P
                 hub.push_json(serde_json::json!({
                     "t": rec.wall,
                     "op": o.op,
-                    "event": event_name(&o.event),
+                    "event": o.event.name(),
                     "from": from,
                     "to": o.state,
                     "attempt": o.attempt,
@@ -258,17 +252,15 @@ fn recorded_workflow(run: &str, store: &StoreArgs) -> Result<(Arc<Hub>, Option<P
     }
     hub.set_structure(crate::lifecycle::graph::structure(engine.plan()));
     hub.set_live(operations_live(&engine));
-    let resume = match &store.store {
-        Some(url) => format!(
-            "orca resume {} --store {}",
-            journal.header.instance,
-            crate::store::redact(url)
-        ),
-        None => format!(
-            "orca resume {}",
-            run_dir.as_deref().unwrap_or(Path::new(run)).display()
-        ),
-    };
+    let opened =
+        super::workflow::Opened::open(store, run_dir.clone(), crate::journal::SyncPolicy::Batch)?;
+    let resume = format!(
+        "orca resume {}",
+        opened.resume_args(
+            &journal.header.instance,
+            run_dir.as_deref().unwrap_or(Path::new(run))
+        )
+    );
     let end = match &log.end {
         Some(e) if e.ending == "succeeded" => {
             serde_json::json!({ "ending": e.ending, "message": e.message })

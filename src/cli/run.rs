@@ -197,10 +197,9 @@ pub fn run(args: Args) -> u8 {
         ..RunOptions::default()
     };
     // Taken before the journal is created: a bad address leaves nothing behind.
-    let mut bound = match args.inspect.as_deref().map(super::inspect::bind) {
-        Some(Ok(b)) => Some(b),
-        Some(Err(code)) => return code,
-        None => None,
+    let mut bound = match super::inspect::bind_opt(args.inspect.as_deref()) {
+        Ok(b) => b,
+        Err(code) => return code,
     };
     let instance = Instance::with_host(Arc::new(chart), host.clone());
     let mut runner = Runner::new(instance, host.clone(), opts);

@@ -65,10 +65,9 @@ pub fn run(args: Args) -> u8 {
         }
     };
     // Taken before a journal is opened: a bad address leaves nothing behind.
-    let bound = match args.inspect.as_deref().map(super::inspect::bind) {
-        Some(Ok(b)) => Some(b),
-        Some(Err(code)) => return code,
-        None => None,
+    let bound = match super::inspect::bind_opt(args.inspect.as_deref()) {
+        Ok(b) => b,
+        Err(code) => return code,
     };
     if crate::model::load::detect_kind(&text) == crate::model::load::FileKind::Workflow {
         return workflow(&args, &text, bound);
@@ -161,7 +160,7 @@ fn page_refuses(line: &str) -> Option<String> {
 /// What the inspected loop needs of a session: machines and workflows alike.
 trait Inspectable {
     /// Runs one line; what to show for it.
-    fn line(&mut self, line: &str, json: bool, style: &Style) -> Said;
+    fn line(&mut self, line: &str, style: &Style) -> Said;
     /// Tells the hub where the session stands.
     fn publish(&self, hub: &crate::inspect::Hub);
     /// The step the session is at (what `back` and `forward` count from).
@@ -189,34 +188,28 @@ fn page_line(line: &str, at: usize, stay: &str) -> Result<String, String> {
 
 /// What a line did, for the terminal (or script output) and for the page.
 struct Said {
-    /// For the terminal: the reply rendered in the style (its error aside), or a JSON line.
+    /// For people: the reply rendered in the style (its error aside).
     text: String,
     error: Option<String>,
     /// Whether the session may have changed (the page is told, the terminal hears of it).
     changed: bool,
     quit: bool,
-    /// The session's JSON view after the line (what `--json` prints).
+    /// The session's JSON view after the line (what `--json` prints instead of `text`).
     state: Json,
     /// The command's own text (`why`, `tree`, `help`), for the page.
     note: Option<String>,
 }
 
 impl Inspectable for Session {
-    fn line(&mut self, line: &str, json: bool, style: &Style) -> Said {
+    fn line(&mut self, line: &str, style: &Style) -> Said {
         let before = self.instance().context().clone();
         let reply = self.run_line(line);
-        let state = self.json(&reply);
-        let text = if json {
-            format!("{state}\n")
-        } else {
-            render(self, &reply, &before, style)
-        };
         Said {
-            text,
+            text: render(self, &reply, &before, style),
+            state: self.json(&reply),
             error: reply.error.clone(),
             changed: reply.changed,
             quit: reply.quit,
-            state,
             note: reply.text.clone(),
         }
     }
@@ -241,20 +234,14 @@ impl Inspectable for Session {
 }
 
 impl Inspectable for crate::stepper::workflow::WorkflowSession {
-    fn line(&mut self, line: &str, json: bool, _style: &Style) -> Said {
+    fn line(&mut self, line: &str, _style: &Style) -> Said {
         let reply = self.run_line(line);
-        let state = self.json(&reply);
-        let text = if json {
-            format!("{state}\n")
-        } else {
-            workflow_reply_text(self, &reply)
-        };
         Said {
-            text,
+            text: workflow_reply_text(self, &reply),
+            state: self.json(&reply),
             error: reply.error.clone(),
             changed: reply.error.is_none() && reply.text.is_none() && !reply.quit,
             quit: reply.quit,
-            state,
             note: reply.text.clone(),
         }
     }
@@ -273,8 +260,9 @@ impl Inspectable for crate::stepper::workflow::WorkflowSession {
             })
             .collect();
         live["now"] = engine.sim_now().into();
+        // A decompose answer grows the plan: the page draws it again.
         let ops = engine.plan().ops.len();
-        if hub.structure()["ops"].as_array().map_or(0, Vec::len) != ops {
+        if hub.with_structure(|s| s["ops"].as_array().map_or(0, Vec::len)) != ops {
             hub.set_structure(crate::lifecycle::graph::structure(engine.plan()));
         }
         hub.set_live(live);
@@ -385,7 +373,7 @@ fn inspected<S: Inspectable>(
             Input::Printer(p) => printer = Some(p),
             Input::End => break,
             Input::Line(line, ack) => {
-                let said = session.line(&line, args.json, style);
+                let said = session.line(&line, style);
                 failed |= said.error.is_some();
                 if said.changed {
                     session.publish(&hub);
@@ -398,7 +386,11 @@ fn inspected<S: Inspectable>(
                         eprintln!("error: {e}");
                     }
                 }
-                text.push_str(&said.text);
+                if args.json {
+                    text = format!("{}\n", said.state);
+                } else {
+                    text.push_str(&said.text);
+                }
                 let _ = out.write_all(text.as_bytes());
                 let _ = out.flush();
                 if let Some(ack) = ack {
@@ -423,7 +415,7 @@ fn inspected<S: Inspectable>(
                         state: Json::Null,
                         note: None,
                     },
-                    None => session.line(line.as_deref().unwrap_or(""), args.json, style),
+                    None => session.line(line.as_deref().unwrap_or(""), style),
                 };
                 if said.changed {
                     session.publish(&hub);

@@ -200,10 +200,9 @@ fn small_pages_for_the_heap() {
 pub fn run(args: RunArgs) -> u8 {
     small_pages_for_the_heap();
     // Taken before the run is created: a bad address leaves nothing behind.
-    let bound = match args.inspect.as_deref().map(super::inspect::bind) {
-        Some(Ok(b)) => Some(b),
-        Some(Err(code)) => return code,
-        None => None,
+    let bound = match super::inspect::bind_opt(args.inspect.as_deref()) {
+        Ok(b) => b,
+        Err(code) => return code,
     };
     let opened = match Opened::open(&args.store, args.run_dir.clone(), args.sync) {
         Ok(o) => o,
@@ -275,6 +274,9 @@ impl crate::runtime::workflow::Observer for Inspected {
     }
     fn finish(&mut self) {
         self.inner.finish();
+    }
+    fn wants_outputs(&self) -> bool {
+        true
     }
 }
 
@@ -606,10 +608,9 @@ pub struct ResumeArgs {
 /// `orca resume RUN`.
 pub fn resume(args: ResumeArgs) -> u8 {
     small_pages_for_the_heap();
-    let bound = match args.inspect.as_deref().map(super::inspect::bind) {
-        Some(Ok(b)) => Some(b),
-        Some(Err(code)) => return code,
-        None => None,
+    let bound = match super::inspect::bind_opt(args.inspect.as_deref()) {
+        Ok(b) => b,
+        Err(code) => return code,
     };
     let run_dir_arg = match args.store.store {
         None => Some(run_dir_of(&args.run)),

@@ -41,11 +41,7 @@ pub enum Item {
     /// A machine's step (the input and everything it caused), with the root's whole
     /// context afterwards (shared with the steps that did not change it), so that a page
     /// can show any moment from the one item.
-    Step {
-        wall_ms: u64,
-        step: Step,
-        context: Arc<Json>,
-    },
+    Step { step: Step, context: Arc<Json> },
     /// Anything else, already in the page's terms (a workflow's lifecycle change).
     Json(Json),
 }
@@ -58,11 +54,7 @@ impl Item {
     pub fn to_json(&self, with_context: bool) -> Json {
         match self {
             Item::Json(v) => v.clone(),
-            Item::Step {
-                wall_ms,
-                step,
-                context,
-            } => {
+            Item::Step { step, context } => {
                 let root = step.out.iter().find(|o| o.instance == "#");
                 let logs: Vec<Json> = step
                     .out
@@ -80,7 +72,6 @@ impl Item {
                     .collect();
                 serde_json::json!({
                     "t": step.t,
-                    "wall": wall_ms,
                     "input": step.input.describe(),
                     "event": step.input.to_event().map(|e| e.name.to_string()),
                     "taken": step.taken(),
@@ -205,19 +196,12 @@ impl Hub {
         });
     }
 
-    /// Several steps at once (one change for pages): each with its time and the root's
-    /// context after it.
-    pub fn push_steps(&self, steps: Vec<(u64, Step, Arc<Json>)>) {
+    /// Several steps at once (one change for pages), each with the root's context after it.
+    pub fn push_steps(&self, steps: Vec<(Step, Arc<Json>)>) {
         self.push_items(
             steps
                 .into_iter()
-                .map(|(wall_ms, step, context)| {
-                    Arc::new(Item::Step {
-                        wall_ms,
-                        step,
-                        context,
-                    })
-                })
+                .map(|(step, context)| Arc::new(Item::Step { step, context }))
                 .collect(),
         );
     }
@@ -225,36 +209,6 @@ impl Hub {
     /// Anything else the page lists in order (a workflow's lifecycle change).
     pub fn push_json(&self, v: Json) {
         self.push_item(Item::Json(v));
-    }
-
-    /// Replaces every item (a stepper went back, or reset): pages start over. Each step
-    /// comes with its time; the contexts are carried forward from the steps that set them.
-    /// With `live`, the live part changes in the same moment, so no page sees one
-    /// without the other.
-    pub fn replace_steps(&self, steps: Vec<(u64, Step)>, live: Option<Json>) {
-        let mut context = Arc::new(Json::Null);
-        let items = steps
-            .into_iter()
-            .map(|(wall_ms, step)| {
-                if let Some(c) = root_context(&step) {
-                    context = Arc::new(c.clone());
-                }
-                Arc::new(Item::Step {
-                    wall_ms,
-                    step,
-                    context: context.clone(),
-                })
-            })
-            .collect();
-        let live = live.map(Arc::new);
-        self.change(|m| {
-            m.items = items;
-            m.dropped = 0;
-            m.generation += 1;
-            if let Some(l) = live {
-                m.live = l;
-            }
-        });
     }
 
     /// The part of the view that is not a list: timers, enabled events, outputs.
@@ -272,9 +226,10 @@ impl Hub {
         });
     }
 
-    /// Makes the items a stepper session's steps: the new ones are appended when the session
-    /// only went on (the usual case, cheap), and all are replaced when it went back or
-    /// started over, so that pages start over. `live` changes in the same moment.
+    /// Makes the items these steps (a stepper session's, or a replayed journal's): the new
+    /// ones are appended when the steps only went on (the usual case, cheap), and all are
+    /// replaced when they went back or started over, so that pages start over. `live`
+    /// changes in the same moment, so no page sees one without the other.
     pub fn sync_steps(&self, steps: &[Step], live: Json) {
         let live = Arc::new(live);
         self.change(|m| {
@@ -300,7 +255,6 @@ impl Hub {
                     m.dropped += 1;
                 }
                 m.items.push_back(Arc::new(Item::Step {
-                    wall_ms: 0,
                     step: step.clone(),
                     context: context.clone(),
                 }));
@@ -342,6 +296,12 @@ impl Hub {
     /// The current version.
     pub fn version(&self) -> u64 {
         *self.version.borrow()
+    }
+
+    /// Reads the chart or plan the page draws, without copying it.
+    pub fn with_structure<T>(&self, f: impl FnOnce(&Json) -> T) -> T {
+        let m = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        f(&m.structure)
     }
 
     /// The chart or plan the page draws.
@@ -494,9 +454,9 @@ mod tests {
         let a = Arc::new(json!({"n": 1}));
         let b = Arc::new(json!({"n": 2}));
         h.push_steps(vec![
-            (0, step(), a.clone()),
-            (0, step(), a.clone()),
-            (0, step(), b.clone()),
+            (step(), a.clone()),
+            (step(), a.clone()),
+            (step(), b.clone()),
         ]);
         let v = h.view(0, 0, 1, usize::MAX);
         let same: Vec<bool> = (0..3)
@@ -538,7 +498,7 @@ mod tests {
         let h = Hub::new(Subject::Machine, Mode::Step, "m", json!({}));
         h.push_json(json!("a"));
         h.push_json(json!("b"));
-        h.replace_steps(Vec::new(), None);
+        h.sync_steps(&[], json!(null));
         let v = h.view(2, 0, 0, usize::MAX);
         assert_eq!(v["generation"], 1);
         assert_eq!(v["from"], 0);

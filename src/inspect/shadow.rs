@@ -14,9 +14,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 enum Msg {
-    /// Inputs in order, and the time the batch was handed over (inputs come in a burst,
-    /// or the run waits and the batch goes at once: one clock reading serves them all).
-    Inputs(u64, Vec<StepInput>),
+    /// Inputs in order.
+    Inputs(Vec<StepInput>),
     End,
 }
 
@@ -50,10 +49,7 @@ impl InputTap for Tap {
             return;
         }
         let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
-        if let Err(mpsc::TrySendError::Full(_)) = self
-            .tx
-            .try_send(Msg::Inputs(crate::journal::wall_ms(), batch))
-        {
+        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(Msg::Inputs(batch)) {
             // A replay that missed inputs would show states the run was never in.
             self.behind.store(true, Ordering::Relaxed);
         }
@@ -86,7 +82,7 @@ impl Shadow {
                 let mut runner = Runner::simulating(Instance::with_host(chart, host.clone()), host);
                 let mut context = Arc::new(Json::Null);
                 for msg in rx {
-                    let Msg::Inputs(wall, batch) = msg else { break };
+                    let Msg::Inputs(batch) = msg else { break };
                     let mut timers = false;
                     let mut steps = Vec::with_capacity(batch.len());
                     for input in batch {
@@ -95,7 +91,7 @@ impl Shadow {
                             context = Arc::new(c.clone());
                         }
                         timers |= touches_timers(&step);
-                        steps.push((wall, step, context.clone()));
+                        steps.push((step, context.clone()));
                     }
                     hub.push_steps(steps);
                     if timers {

@@ -297,14 +297,14 @@ impl Runner {
         } else {
             Vec::new()
         };
-        let mut step = Step { t, input, out };
+        let step = Step { t, input, out };
         if let Some(rec) = &mut self.recorder {
             let item = Recorded::Step(step);
             rec(&item);
-            let Recorded::Step(s) = item else {
+            let Recorded::Step(step) = item else {
                 unreachable!()
             };
-            step = s;
+            return step;
         }
         step
     }
@@ -432,7 +432,8 @@ impl Runner {
             match self.opts.clock {
                 Clock::Virtual if next_timer.is_none() && !processes => {
                     // Only live events can move the run now.
-                    self.next_live(std::future::pending()).await;
+                    let ev = Self::recv_live(&mut self.live).await;
+                    self.take_live(ev);
                 }
                 Clock::Virtual => {
                     // Commands run in real time even on a virtual clock: wait for them first.
@@ -473,14 +474,6 @@ impl Runner {
                     }
                 }
             }
-        }
-    }
-
-    /// Waits for a live event (or `other` to finish first) and applies it.
-    async fn next_live(&mut self, other: impl std::future::Future<Output = ()>) {
-        tokio::select! {
-            ev = Self::recv_live(&mut self.live) => self.take_live(ev),
-            _ = other => {}
         }
     }
 

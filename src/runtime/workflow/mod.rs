@@ -74,7 +74,8 @@ pub struct Change {
     pub error: Option<String>,
     /// Operations in the plan now (it grows when a decompose adds subtasks).
     pub ops: usize,
-    /// The operation's output, when it just succeeded.
+    /// The operation's output, when it just succeeded and the observer
+    /// [wants outputs](Observer::wants_outputs).
     pub output: Option<Json>,
 }
 
@@ -85,6 +86,11 @@ pub trait Observer {
     fn idle(&mut self) {}
     /// The run is over.
     fn finish(&mut self) {}
+    /// Whether changes to `Succeeded` carry the operation's output (a copy per operation,
+    /// so only for observers that show it).
+    fn wants_outputs(&self) -> bool {
+        false
+    }
 }
 
 /// A piece of work handed to [`Dispatch`]: which operation, phase and attempt it is, and
@@ -1763,15 +1769,15 @@ impl Engine {
         phase: Phase,
         attempt: u32,
     ) {
-        if self.observer.is_none() {
+        let Some(wants_outputs) = self.observer.as_ref().map(|o| o.wants_outputs()) else {
             return;
-        }
+        };
         let o = &self.ops[op];
         let elapsed_ms = o.started.map_or(0, |t| t.elapsed().as_millis() as u64);
         let error = matches!(to, "Failed" | "Retrying")
             .then(|| o.error.clone())
             .flatten();
-        let output = (to == "Succeeded").then(|| self.output(op));
+        let output = (wants_outputs && to == "Succeeded").then(|| self.output(op));
         let Some(obs) = &mut self.observer else {
             return;
         };
