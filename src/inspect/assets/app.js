@@ -79,7 +79,7 @@ function apply(v) {
     // Laid out once per structure; what changes later is only classes on the drawing. A
     // layout overtaken by a newer structure is dropped.
     const seq = ++S.layoutSeq;
-    S.layout = layout(seq).then(schedule);
+    layout(seq).then(schedule);
   }
   schedule();
 }
@@ -480,8 +480,11 @@ async function sendEvent(name, dataText) {
 
 function renderTimers() {
   const timers = (S.live && S.live.timers) || [];
-  $('timers').replaceChildren(...timers.map((t) => el('li', { text: `${t.event} at ${ms(t.due)}${t.sendid ? ` (${t.sendid})` : ''}` })));
-  if (!timers.length) $('timers').replaceChildren(el('li', { class: 'muted', text: 'none pending' }));
+  const rows = timers.map((t) => el('li', { text: `${t.event} at ${ms(t.due)}${t.id ? ` (${t.id})` : ''}` }));
+  if (!timers.length) rows.push(el('li', { class: 'muted', text: 'none pending' }));
+  // Timers are known for the run's latest moment; a step shown from the past says so.
+  if (S.mode !== 'step' && shown() !== S.total - 1) rows.unshift(el('li', { class: 'muted', text: 'as of the latest step:' }));
+  $('timers').replaceChildren(...rows);
 }
 
 const LOG_ROWS = 200;
