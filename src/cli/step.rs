@@ -469,16 +469,25 @@ fn completions(session: &Session) -> Completions {
     }
 }
 
+/// A line editor for the stepper: history without repeats, completion as a list.
+fn editor(
+    completions: Completions,
+) -> rustyline::Result<rustyline::Editor<Completions, rustyline::history::DefaultHistory>> {
+    let config = rustyline::Config::builder()
+        .auto_add_history(true)
+        .history_ignore_dups(true)?
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let mut rl = rustyline::Editor::with_config(config)?;
+    rl.set_helper(Some(completions));
+    Ok(rl)
+}
+
 /// The prompt of an inspected session, on its own thread: each line goes to the session
 /// and the prompt comes back once it has been answered.
 fn read_terminal(tx: std::sync::mpsc::Sender<Input>, completions: Completions, first: String) {
     use rustyline::error::ReadlineError;
-    let config = rustyline::Config::builder()
-        .auto_add_history(true)
-        .history_ignore_dups(true)
-        .map(|b| b.completion_type(rustyline::CompletionType::List).build());
-    let editor = config.and_then(rustyline::Editor::<Completions, _>::with_config);
-    let mut rl = match editor {
+    let mut rl = match editor(completions) {
         Ok(rl) => rl,
         Err(e) => {
             eprintln!("orca: cannot open the terminal: {e}");
@@ -486,7 +495,6 @@ fn read_terminal(tx: std::sync::mpsc::Sender<Input>, completions: Completions, f
             return;
         }
     };
-    rl.set_helper(Some(completions));
     let history = history_file();
     if let Some(h) = &history {
         let _ = rl.load_history(h);
@@ -604,19 +612,13 @@ const RESET: &str = "\x1b[0m";
 /// The stepper at a terminal: line editing, history kept across sessions, completion, colour.
 fn terminal(session: &mut Session) -> u8 {
     use rustyline::error::ReadlineError;
-    let config = rustyline::Config::builder()
-        .auto_add_history(true)
-        .history_ignore_dups(true)
-        .map(|b| b.completion_type(rustyline::CompletionType::List).build());
-    let editor = config.and_then(rustyline::Editor::<Completions, _>::with_config);
-    let mut rl = match editor {
+    let mut rl = match editor(completions(session)) {
         Ok(rl) => rl,
         Err(e) => {
             eprintln!("orca: cannot open the terminal: {e}");
             return exit::FAILED;
         }
     };
-    rl.set_helper(Some(completions(session)));
     let history = history_file();
     if let Some(h) = &history {
         let _ = rl.load_history(h);
