@@ -440,7 +440,7 @@ impl Clone for Core {
         }
         self.active.clone_from(&s.active);
         self.config.clone_from(&s.config);
-        self.context.clone_from(&s.context);
+        context_clone_from(&mut self.context, &s.context);
         self.slots_ok = s.slots_ok;
         self.now = s.now;
         self.seq = s.seq;
@@ -454,6 +454,34 @@ impl Clone for Core {
             (Some(mine), Some(theirs)) => mine.clone_from(theirs),
             (mine, theirs) => *mine = theirs.clone(),
         }
+    }
+}
+
+/// Copies `src` into `dst`, reusing `dst`'s names, index and allocations when both hold
+/// the same names in the same order (the usual case: a copy of an instance of the same
+/// machine, as the verifier makes for every input), so that only the values are copied.
+fn context_clone_from(dst: &mut IndexMap<String, Json>, src: &IndexMap<String, Json>) {
+    let same_names = dst.len() == src.len() && dst.keys().zip(src.keys()).all(|(a, b)| a == b);
+    if !same_names {
+        dst.clone_from(src);
+        return;
+    }
+    for (d, s) in dst.values_mut().zip(src.values()) {
+        json_clone_from(d, s);
+    }
+}
+
+/// `*dst = src.clone()`, keeping `dst`'s allocation where the kinds match.
+fn json_clone_from(dst: &mut Json, src: &Json) {
+    match (dst, src) {
+        (Json::String(d), Json::String(s)) => d.clone_from(s),
+        (Json::Array(d), Json::Array(s)) if d.len() == s.len() => {
+            for (d, s) in d.iter_mut().zip(s) {
+                json_clone_from(d, s);
+            }
+        }
+        (Json::Object(d), Json::Object(s)) => d.clone_from(s),
+        (d, s) => *d = s.clone(),
     }
 }
 

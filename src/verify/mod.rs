@@ -186,8 +186,9 @@ struct Succ {
     failed: Option<String>,
     /// The state reached, when it was known already (else its key is `key`).
     target: Option<u32>,
-    /// The new state's key and hash (when it was not known).
-    key: Vec<u8>,
+    /// Where the new state's key is in its expansion's `keys` (when it was not known), and
+    /// its hash.
+    key: std::ops::Range<u32>,
     hash: u64,
     /// Where the parent sits in its batch: a new state is built again from it, once, after
     /// the merge (cheaper than a copy from every worker that happens upon it).
@@ -367,10 +368,19 @@ struct Explorer {
     goals: Vec<Vec<bool>>,
 }
 
+/// A worker's reusable buffers: the copy each input is applied to, and its key.
+#[derive(Default)]
+struct Scratch {
+    inst: Option<Instance>,
+    key: Vec<u8>,
+}
+
 /// What expanding one state gave.
 struct Expansion {
     id: u32,
     succs: Vec<Succ>,
+    /// The keys of the new states among `succs`, one after another.
+    keys: Vec<u8>,
     /// Running, and no input leads anywhere else.
     stuck: bool,
     /// Inputs applied.
@@ -406,14 +416,17 @@ impl Explorer {
             observed,
             failed,
             target: None,
-            key: k,
+            key: 0..k.len() as u32,
             hash: h,
             pos: 0,
             event_invariants: invariants,
         };
-        let mut frontier = Vec::new();
-        if let Some(id) = self.merge(succ) {
-            self.adopt(id, init, &mut frontier);
+        // A level's states, in the chunks they were built in (so that a level is never
+        // copied to grow).
+        let mut frontier: Vec<Vec<(u32, Instance)>> = Vec::new();
+        if let Some(id) = self.merge(succ, &k) {
+            self.adopt(id, &init);
+            frontier.push(vec![(id, init)]);
         }
         let mut depth = 0;
         'levels: while !frontier.is_empty() {
@@ -422,16 +435,18 @@ impl Explorer {
                 // if it finds nothing new the exploration was complete after all.
                 self.max_states = self.max_states.min(self.store.len());
             }
-            let mut next: Vec<(u32, Instance)> = Vec::new();
-            for (b, batch) in frontier.chunks(opts.batch.max(1)).enumerate() {
+            let total: usize = frontier.iter().map(Vec::len).sum();
+            let mut expanded_so_far = 0;
+            let mut next: Vec<Vec<(u32, Instance)>> = Vec::new();
+            let mut next_len = 0;
+            for batch in frontier.iter().flat_map(|c| c.chunks(opts.batch.max(1))) {
                 let this = &*self;
                 let expanded: Vec<Expansion> = batch
                     .par_iter()
                     .enumerate()
-                    .map_init(
-                        || None,
-                        |scratch, (pos, (id, inst))| this.expand(*id, pos as u32, inst, scratch),
-                    )
+                    .map_init(Scratch::default, |scratch, (pos, (id, inst))| {
+                        this.expand(*id, pos as u32, inst, scratch)
+                    })
                     .collect();
                 let mut build: Vec<(u32, u32, u32)> = Vec::new();
                 for e in expanded {
@@ -441,7 +456,8 @@ impl Explorer {
                     }
                     for succ in e.succs {
                         let (pos, input) = (succ.pos, succ.input);
-                        if let Some(id) = self.merge(succ) {
+                        let key = &e.keys[succ.key.start as usize..succ.key.end as usize];
+                        if let Some(id) = self.merge(succ, key) {
                             build.push((id, pos, input));
                         }
                     }
@@ -457,55 +473,61 @@ impl Explorer {
                         (id, inst)
                     })
                     .collect();
-                for (id, inst) in built {
-                    self.adopt(id, inst, &mut next);
+                for (id, inst) in &built {
+                    self.adopt(*id, inst);
                 }
+                next_len += built.len();
+                if !built.is_empty() {
+                    next.push(built);
+                }
+                expanded_so_far += batch.len();
+                let unexpanded = total - expanded_so_far;
                 progress(Progress {
                     states: self.store.len(),
-                    frontier: next.len() + frontier.len().saturating_sub((b + 1) * opts.batch),
+                    frontier: next_len + unexpanded,
                     depth: depth + 1,
                     bytes: self.store.bytes(),
                 });
                 if self.refused > 0 {
-                    let unexpanded: usize =
-                        frontier[((b + 1) * opts.batch).min(frontier.len())..].len();
-                    self.bounded = Some(next.len() + unexpanded + self.refused);
-                    self.depth = if next.is_empty() { depth } else { depth + 1 };
+                    self.bounded = Some(next_len + unexpanded + self.refused);
+                    self.depth = if next_len == 0 { depth } else { depth + 1 };
                     break 'levels;
                 }
             }
             depth += 1;
             self.depth = depth;
-            if next.is_empty() {
+            if next_len == 0 {
                 self.depth = depth - 1;
             }
             // Freed by the pool's threads, which allocated them: the allocator takes a
             // block back fastest on its own thread.
-            std::mem::take(&mut frontier).into_par_iter().for_each(drop);
+            std::mem::take(&mut frontier)
+                .into_par_iter()
+                .flatten()
+                .for_each(drop);
             frontier = next;
         }
     }
 
     /// Applies every input to one state (in a worker: reads the store, changes nothing).
-    fn expand(
-        &self,
-        id: u32,
-        pos: u32,
-        inst: &Instance,
-        scratch: &mut Option<Instance>,
-    ) -> Expansion {
+    fn expand(&self, id: u32, pos: u32, inst: &Instance, scratch: &mut Scratch) -> Expansion {
         let mut succs = Vec::new();
+        let mut keys = Vec::new();
         let own = self.store.get(id);
         let mut stuck = *inst.status() == Status::Running;
         if *inst.status() != Status::Running {
             return Expansion {
                 id,
                 succs,
+                keys,
                 stuck: false,
                 applied: 0,
             };
         }
-        let mut buf = Vec::new();
+        let Scratch {
+            inst: copy,
+            key: buf,
+        } = scratch;
         let mut applied = 0;
         // With `verify.context`, the start only leads to the starting points it lists.
         let from_start = id == 0 && !self.chart.properties.starts.is_empty();
@@ -526,21 +548,21 @@ impl Explorer {
             }
             // One copy per worker, overwritten for each input: a state seen before costs
             // no allocation.
-            let next = match scratch {
+            let next = match copy {
                 Some(s) => {
                     s.clone_from(inst);
                     s
                 }
-                None => scratch.insert(inst.clone()),
+                None => copy.insert(inst.clone()),
             };
             let result = apply(next, input);
             applied += 1;
-            key::write(next, &self.rel, &mut buf);
-            let same = buf == own;
+            key::write(next, &self.rel, buf);
+            let same = buf[..] == *own;
             // Stuck: every input leaves the state as it was and takes no transition (a
             // timer that re-enters its own state is a heartbeat, not a deadlock).
             stuck &= same && next.observed().is_none_or(|o| o.taken.is_empty());
-            let hash = store::hash(&buf);
+            let hash = store::hash(buf);
             let event = match input {
                 Input::Event(e) => Some(e),
                 _ => None,
@@ -549,7 +571,7 @@ impl Explorer {
             let known = if same {
                 Some(id)
             } else {
-                self.store.find(&buf, hash)
+                self.store.find(buf, hash)
             };
             let observed = next.observed();
             let news = |o: &Observed| {
@@ -574,7 +596,7 @@ impl Explorer {
                         observed: Observed::default(),
                         failed: None,
                         target: Some(target),
-                        key: Vec::new(),
+                        key: 0..0,
                         hash,
                         pos,
                         event_invariants: Vec::new(),
@@ -595,9 +617,11 @@ impl Explorer {
                 failed: result.err().map(|e| e.to_string()),
                 target: known,
                 key: if known.is_none() {
-                    buf.clone()
+                    let start = keys.len() as u32;
+                    keys.extend_from_slice(buf);
+                    start..keys.len() as u32
                 } else {
-                    Vec::new()
+                    0..0
                 },
                 hash,
                 pos,
@@ -607,6 +631,7 @@ impl Explorer {
         Expansion {
             id,
             succs,
+            keys,
             stuck,
             applied,
         }
@@ -640,7 +665,7 @@ impl Explorer {
 
     /// Takes one step's result into the explored set, in a fixed order (one thread); the
     /// number of the state it found, when that state is new.
-    fn merge(&mut self, succ: Succ) -> Option<u32> {
+    fn merge(&mut self, succ: Succ, key: &[u8]) -> Option<u32> {
         let origin = Origin {
             parent: succ.parent,
             input: succ.input,
@@ -682,10 +707,7 @@ impl Explorer {
         }
         let (id, new) = match succ.target {
             Some(id) => (id, false),
-            None => match self
-                .store
-                .insert_within(&succ.key, succ.hash, self.max_states)
-            {
+            None => match self.store.insert_within(key, succ.hash, self.max_states) {
                 Some(found) => found,
                 // The bound: states past it are counted, not kept.
                 None => {
@@ -704,8 +726,8 @@ impl Explorer {
         Some(id)
     }
 
-    /// A new state, built: what is checked of its configuration, and on to the next level.
-    fn adopt(&mut self, id: u32, inst: Instance, next: &mut Vec<(u32, Instance)>) {
+    /// A new state, built: what is checked of its configuration.
+    fn adopt(&mut self, id: u32, inst: &Instance) {
         for s in inst.configuration() {
             self.first_active[s.index()].get_or_insert(id);
         }
@@ -729,7 +751,6 @@ impl Explorer {
                 self.goals[n].push(inst.is_active(s));
             }
         }
-        next.push((id, inst));
     }
 
     fn invariant(&mut self, n: usize, origin: Origin) {
