@@ -474,6 +474,8 @@ fn context_clone_from(dst: &mut IndexMap<String, Json>, src: &IndexMap<String, J
 /// `*dst = src.clone()`, keeping `dst`'s allocation where the kinds match.
 fn json_clone_from(dst: &mut Json, src: &Json) {
     match (dst, src) {
+        // Numbers are plain data: no drop of the old value, no call.
+        (Json::Number(d), Json::Number(s)) => *d = s.clone(),
         (Json::String(d), Json::String(s)) => d.clone_from(s),
         (Json::Array(d), Json::Array(s)) if d.len() == s.len() => {
             for (d, s) in d.iter_mut().zip(s) {

@@ -441,7 +441,7 @@ impl Explorer {
             let mut next_len = 0;
             for batch in frontier.iter().flat_map(|c| c.chunks(opts.batch.max(1))) {
                 let this = &*self;
-                let expanded: Vec<Expansion> = batch
+                let mut expanded: Vec<Expansion> = batch
                     .par_iter()
                     .enumerate()
                     .map_init(Scratch::default, |scratch, (pos, (id, inst))| {
@@ -449,12 +449,12 @@ impl Explorer {
                     })
                     .collect();
                 let mut build: Vec<(u32, u32, u32)> = Vec::new();
-                for e in expanded {
+                for e in &mut expanded {
                     self.steps += e.applied as u64;
                     if e.stuck {
                         self.stuck(e.id);
                     }
-                    for succ in e.succs {
+                    for succ in e.succs.drain(..) {
                         let (pos, input) = (succ.pos, succ.input);
                         let key = &e.keys[succ.key.start as usize..succ.key.end as usize];
                         if let Some(id) = self.merge(succ, key) {
@@ -462,6 +462,8 @@ impl Explorer {
                         }
                     }
                 }
+                // Freed by the pool's threads, which allocated them (see below).
+                expanded.into_par_iter().for_each(drop);
                 let inputs = &self.inputs;
                 let built: Vec<(u32, Instance)> = build
                     .par_iter()
