@@ -30,26 +30,6 @@ const COMPLETE: &str = "UPDATE orca_work w SET state = 'done', result = t.result
     WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed' AND w.lease_until > clock_timestamp()
     RETURNING w.id";
 
-/// `COMPLETE` then `CLAIM` in one statement (one round trip and one commit instead of two):
-/// a worker that finishes work usually has room for more. Rows with `true` first are the
-/// accepted results' ids; the others are claimed work, in `CLAIM`'s columns from the second.
-const COMPLETE_AND_CLAIM: &str = "WITH done AS (
-    UPDATE orca_work w SET state = 'done', result = t.result, done_at = clock_timestamp()
-    FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, result)
-    WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed' AND w.lease_until > clock_timestamp()
-    RETURNING w.id),
-claimed AS (
-    UPDATE orca_work w SET state = 'claimed', worker = $4, claim = nextval('orca_claims'),
-        lease_until = clock_timestamp() + $5 * interval '1 second',
-        claimed_at = clock_timestamp(), claims = w.claims + 1
-    FROM (SELECT id FROM orca_work WHERE state = 'ready' AND tags <@ $6
-          ORDER BY ordinal, id LIMIT $7 FOR UPDATE SKIP LOCKED) c
-    WHERE w.id = c.id
-    RETURNING w.id, w.claim, w.job, w.run_id, w.op, w.what, w.attempt)
-SELECT true, id, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::int FROM done
-UNION ALL
-SELECT false, id, claim, job, run_id, op, what, attempt FROM claimed";
-
 const LATE: &str =
     "UPDATE orca_work SET late = late + 1 WHERE id = ANY($1) AND state = 'expired' RETURNING id";
 
@@ -136,19 +116,9 @@ pub async fn run(
             _listening = Some(c);
             listener = Some(rx);
         }
-        // Work claimed along with recording results.
-        let mut claimed = None;
         if !results.is_empty() {
-            let room = if stopping {
-                0
-            } else {
-                opts.concurrency.saturating_sub(running.len())
-            };
-            match complete_and_claim(&pool, &results, &opts, lease_s, room).await {
-                Ok((refused, jobs)) => {
-                    if room > 0 {
-                        claimed = Some(jobs);
-                    }
+            match complete(&pool, &results).await {
+                Ok(refused) => {
                     for id in &refused {
                         tracing::warn!(
                             work = id,
@@ -167,11 +137,7 @@ pub async fn run(
         let mut claimed_all = false;
         if !stopping && !failed && running.len() < opts.concurrency {
             let room = opts.concurrency - running.len();
-            let jobs = match claimed {
-                Some(jobs) => Ok(jobs),
-                None => claim(&pool, &opts, lease_s, room).await,
-            };
-            match jobs {
+            match claim(&pool, &opts, lease_s, room).await {
                 Ok(jobs) => {
                     claimed_all = jobs.len() == room;
                     for (id, claim, job, what) in jobs {
@@ -308,67 +274,17 @@ async fn claim(
         .query(&st, &[&opts.name, &lease_s, &opts.tags, &(room as i64)])
         .await
         .map_err(|e| db_error(&e))?;
-    jobs(pool, &rows, 0).await
-}
-
-/// Records results and claims up to `room` more in one statement: the results refused
-/// because their lease had run out (as [`complete`]), and the work claimed (as [`claim`]).
-#[allow(clippy::type_complexity)]
-async fn complete_and_claim(
-    pool: &deadpool_postgres::Pool,
-    results: &[(i64, i64, String)],
-    opts: &WorkerOptions,
-    lease_s: f64,
-    room: usize,
-) -> Result<(Vec<i64>, Vec<(i64, i64, Job, String)>), String> {
-    let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
-    let claims: Vec<i64> = results.iter().map(|r| r.1).collect();
-    let texts: Vec<&str> = results.iter().map(|r| r.2.as_str()).collect();
-    let c = pool.get().await.map_err(|e| e.to_string())?;
-    let st = c
-        .prepare_cached(COMPLETE_AND_CLAIM)
-        .await
-        .map_err(|e| db_error(&e))?;
-    let rows = c
-        .query(
-            &st,
-            &[
-                &ids,
-                &claims,
-                &texts,
-                &opts.name,
-                &lease_s,
-                &opts.tags,
-                &(room as i64),
-            ],
-        )
-        .await
-        .map_err(|e| db_error(&e))?;
-    let (done, claimed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<_, bool>(0));
-    let accepted: HashSet<i64> = done.iter().map(|r| r.get(1)).collect();
-    drop(c);
-    let refused = refused(pool, &ids, &accepted).await?;
-    Ok((refused, jobs(pool, &claimed, 1).await?))
-}
-
-/// The work in claimed rows (`CLAIM`'s columns, from `at`); a job this orca cannot read is
-/// recorded as failed.
-async fn jobs(
-    pool: &deadpool_postgres::Pool,
-    rows: &[tokio_postgres::Row],
-    at: usize,
-) -> Result<Vec<(i64, i64, Job, String)>, String> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let id: i64 = r.get(at);
-        let claim: i64 = r.get(at + 1);
-        let text: &str = r.get(at + 2);
+        let id: i64 = r.get(0);
+        let claim: i64 = r.get(1);
+        let text: &str = r.get(2);
         let what = format!(
             "{} {} {} attempt {}",
-            r.get::<_, &str>(at + 3),
-            r.get::<_, &str>(at + 4),
-            r.get::<_, &str>(at + 5),
-            r.get::<_, i32>(at + 6)
+            r.get::<_, &str>(3),
+            r.get::<_, &str>(4),
+            r.get::<_, &str>(5),
+            r.get::<_, i32>(6)
         );
         match serde_json::from_str::<Job>(text) {
             Ok(job) => out.push((id, claim, job, what)),
@@ -421,17 +337,6 @@ async fn complete(
         .await
         .map_err(|e| db_error(&e))?;
     let accepted: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-    drop(c);
-    refused(pool, &ids, &accepted).await
-}
-
-/// Of the results sent (`ids`), those not accepted because their lease had run out (not
-/// because the coordinator cancelled the work), counted on their rows.
-async fn refused(
-    pool: &deadpool_postgres::Pool,
-    ids: &[i64],
-    accepted: &HashSet<i64>,
-) -> Result<Vec<i64>, String> {
     let refused: Vec<i64> = ids
         .iter()
         .copied()
@@ -440,7 +345,7 @@ async fn refused(
     if refused.is_empty() {
         return Ok(Vec::new());
     }
-    let c = pool.get().await.map_err(|e| e.to_string())?;
+    // Refused because the lease ran out (not because the coordinator cancelled it).
     let st = c.prepare_cached(LATE).await.map_err(|e| db_error(&e))?;
     let late = c.query(&st, &[&refused]).await.map_err(|e| db_error(&e))?;
     Ok(late.iter().map(|r| r.get(0)).collect())
