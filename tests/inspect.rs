@@ -766,3 +766,44 @@ fn graph_json_is_the_structure_the_page_draws() {
     assert_eq!(v["ops"][0]["path"], "");
     assert!(v["ops"].as_array().unwrap().len() > 3);
 }
+
+#[test]
+fn an_inspected_workflow_stepper_says_an_error_once_where_it_would_without_the_page() {
+    let dir = scratch("wferr");
+    let file = dir.join("one.ron");
+    std::fs::write(
+        &file,
+        r#"Workflow(id: "one", tasks: { "a": (run: Shell("make a")) })"#,
+    )
+    .unwrap();
+    let said = |inspect: bool| {
+        let mut cmd = orca();
+        cmd.args(["step", file.to_str().unwrap()]);
+        if inspect {
+            cmd.arg("--inspect");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ok nowhere\n").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (plain_out, plain_err) = said(false);
+    let (out, err) = said(true);
+    assert_eq!(plain_out.matches("error:").count(), 1, "{plain_out}");
+    assert!(!plain_err.contains("nowhere"), "{plain_err}");
+    assert_eq!(out.matches("error:").count(), 1, "{out}");
+    assert!(out.contains("nowhere"), "{out}");
+    assert!(!err.contains("nowhere"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

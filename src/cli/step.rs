@@ -167,6 +167,10 @@ trait Inspectable {
     fn position(&self) -> usize;
     /// A command that changes nothing (a `goto` to where the session already is).
     const STAY: &'static str;
+    /// Where an error goes when the output is not a terminal: standard error (the machine
+    /// stepper's way) or the text on standard output (the workflow stepper's), as without
+    /// `--inspect`.
+    const ERRORS_ON_STDERR: bool;
 }
 
 /// The page's `goto N` (its timeline): `back` or `forward` from wherever the session is
@@ -231,13 +235,14 @@ impl Inspectable for Session {
     }
 
     const STAY: &'static str = "context";
+    const ERRORS_ON_STDERR: bool = true;
 }
 
 impl Inspectable for crate::stepper::workflow::WorkflowSession {
     fn line(&mut self, line: &str, _style: &Style) -> Said {
         let reply = self.run_line(line);
         Said {
-            text: workflow_reply_text(self, &reply),
+            text: workflow_reply_text(self, &reply, false),
             state: self.json(&reply),
             error: reply.error.clone(),
             changed: reply.error.is_none() && reply.text.is_none() && !reply.quit,
@@ -273,6 +278,7 @@ impl Inspectable for crate::stepper::workflow::WorkflowSession {
     }
 
     const STAY: &'static str = "tree";
+    const ERRORS_ON_STDERR: bool = false;
 }
 
 /// How a workflow session's reply reads: the changes, an error, the command's text or the
@@ -280,12 +286,13 @@ impl Inspectable for crate::stepper::workflow::WorkflowSession {
 fn workflow_reply_text(
     session: &crate::stepper::workflow::WorkflowSession,
     reply: &crate::stepper::workflow::WorkflowReply,
+    with_error: bool,
 ) -> String {
     let mut text = String::new();
     for c in &reply.changes {
         text.push_str(&format!("  {c}\n"));
     }
-    if let Some(e) = &reply.error {
+    if let (Some(e), true) = (&reply.error, with_error) {
         text.push_str(&format!("error: {e}\n"));
     }
     match &reply.text {
@@ -382,8 +389,10 @@ fn inspected<S: Inspectable>(
                 if let (Some(e), false) = (&said.error, args.json) {
                     if at_terminal {
                         text.push_str(&format!("{YELLOW}error:{RESET} {e}\n"));
-                    } else {
+                    } else if S::ERRORS_ON_STDERR {
                         eprintln!("error: {e}");
+                    } else {
+                        text.push_str(&format!("error: {e}\n"));
                     }
                 }
                 if args.json {
@@ -814,7 +823,7 @@ fn workflow(args: &Args, text: &str, bound: Option<crate::inspect::Bound>) -> u8
         let written = if args.json {
             writeln!(out, "{}", session.json(&reply))
         } else {
-            write!(out, "{}", workflow_reply_text(&session, &reply)).and_then(|_| out.flush())
+            write!(out, "{}", workflow_reply_text(&session, &reply, true)).and_then(|_| out.flush())
         };
         if written.is_err() || reply.quit {
             break;
