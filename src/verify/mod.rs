@@ -203,7 +203,7 @@ pub fn explore_with(
     chart: Arc<Chart>,
     opts: &Options,
     paths: bool,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Report {
     let span = tracing::info_span!("verify", machine = %chart.id);
     let _g = span.enter();
@@ -245,7 +245,12 @@ pub fn explore_with(
             .map(|(n, _)| n)
             .collect(),
     };
-    x.run(opts, progress);
+    // On one of the pool's threads: the merge between parallel steps then takes that thread's
+    // core instead of a third thread's, which two cores would share with a waiting worker.
+    rayon::scope(|_| {
+        let _g = span.enter();
+        x.run(opts, progress)
+    });
     let ignored = slice::ignored(&chart, &x.rel);
     x.finish(paths, ignored)
 }
