@@ -484,8 +484,12 @@ impl Explorer {
                     self.adopt(*id, inst);
                 }
                 next_len += built.len();
-                if !built.is_empty() {
-                    next.push(built);
+                // Small results join the last chunk until it holds a batch, so that the next
+                // level is not cut into many small batches.
+                match next.last_mut() {
+                    Some(last) if last.len() < opts.batch => last.extend(built),
+                    _ if built.is_empty() => {}
+                    _ => next.push(built),
                 }
                 expanded_so_far += batch.len();
                 let unexpanded = total - expanded_so_far;
