@@ -353,12 +353,27 @@ struct Cold {
 
 /// What an observed instance did since the observation was last taken: cheaper than a
 /// [`Trace`], and it leaves the fast paths on.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Observed {
     /// Every transition taken, in order (a transition taken twice is listed twice).
     pub taken: Vec<TransitionId>,
     /// The message of every `error.execution` raised.
     pub errors: Vec<String>,
+}
+
+/// By hand, for `clone_from`: the derived one drops and reallocates the buffers, which the
+/// verifier, copying an observed instance for every input, would pay each time.
+impl Clone for Observed {
+    fn clone(&self) -> Observed {
+        Observed {
+            taken: self.taken.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+    fn clone_from(&mut self, s: &Observed) {
+        self.taken.clone_from(&s.taken);
+        self.errors.clone_from(&s.errors);
+    }
 }
 
 /// What [`Core::cold`] reads before anything was allocated.
@@ -413,8 +428,9 @@ impl Clone for Instance {
         // threads copying states in parallel would otherwise contend for.
         if !Arc::ptr_eq(&self.chart, &source.chart) {
             self.chart = source.chart.clone();
+            self.core.slots_ok = false;
         }
-        self.core.clone_from(&source.core);
+        self.core.copy_from(&source.core, self.chart.context.len());
     }
 }
 
@@ -434,13 +450,24 @@ impl Clone for Core {
             observed: self.observed.clone(),
         }
     }
-    fn clone_from(&mut self, s: &Core) {
+}
+
+impl Core {
+    /// `clone_from` with what only the instance knows: `declared`, how many names the chart declares (both cores are of the same chart).
+    fn copy_from(&mut self, s: &Core, declared: usize) {
         if !Arc::ptr_eq(&self.host, &s.host) {
             self.host = s.host.clone();
         }
         self.active.clone_from(&s.active);
         self.config.clone_from(&s.config);
-        context_clone_from(&mut self.context, &s.context);
+        // Both with the declared names in their slots: those names are equal (the same chart,
+        // see `Instance::clone_from`), only the names created later need comparing.
+        let equal = if self.slots_ok && s.slots_ok {
+            declared
+        } else {
+            0
+        };
+        context_clone_from(&mut self.context, &s.context, equal);
         self.slots_ok = s.slots_ok;
         self.now = s.now;
         self.seq = s.seq;
@@ -460,8 +487,15 @@ impl Clone for Core {
 /// Copies `src` into `dst`, reusing `dst`'s names, index and allocations when both hold
 /// the same names in the same order (the usual case: a copy of an instance of the same
 /// machine, as the verifier makes for every input), so that only the values are copied.
-fn context_clone_from(dst: &mut IndexMap<String, Json>, src: &IndexMap<String, Json>) {
-    let same_names = dst.len() == src.len() && dst.keys().zip(src.keys()).all(|(a, b)| a == b);
+/// The first `equal` names are known to be the same on both sides.
+fn context_clone_from(
+    dst: &mut IndexMap<String, Json>,
+    src: &IndexMap<String, Json>,
+    equal: usize,
+) {
+    let same_names = dst.len() == src.len()
+        && dst.len() >= equal
+        && (dst.keys().zip(src.keys()).skip(equal)).all(|(a, b)| a == b);
     if !same_names {
         dst.clone_from(src);
         return;
@@ -749,6 +783,12 @@ impl Instance {
 
     pub fn context(&self) -> &IndexMap<String, Json> {
         &self.core.context
+    }
+
+    /// Whether the context starts with the chart's declared names, in their order (false
+    /// only after a host action removed or reordered names).
+    pub fn declared_in_place(&self) -> bool {
+        self.core.slots_ok
     }
 
     /// The active states in document order (the root excluded).

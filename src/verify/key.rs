@@ -64,14 +64,16 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
     let declared = inst.chart().context.len();
     let ctx = inst.context();
     let mut extra: Vec<(&String, &Json)> = Vec::new();
+    let in_place = inst.declared_in_place();
     for (i, (name, v)) in ctx.iter().enumerate() {
         // Declared names keep their slots unless a host action reordered them.
         let slot = (i < declared
-            && inst
-                .chart()
-                .context
-                .get_index(i)
-                .is_some_and(|(k, _)| k == name))
+            && (in_place
+                || inst
+                    .chart()
+                    .context
+                    .get_index(i)
+                    .is_some_and(|(k, _)| k == name)))
         .then_some(i);
         if slot.is_none() {
             extra.push((name, v));
