@@ -178,23 +178,43 @@ const NO_PARENT: u32 = u32::MAX;
 /// At most this many distinct `error.execution` messages are reported.
 const MAX_ERRORS: usize = 10;
 
-/// What one input did to one state, computed in a worker.
+/// What one input did to one state, computed in a worker. Small (40 bytes): there is one
+/// for most inputs, and what is rarely there is in `extra`.
 struct Succ {
     parent: u32,
     input: u32,
-    observed: Observed,
-    failed: Option<String>,
-    /// The state reached, when it was known already (else its key is `key`).
-    target: Option<u32>,
+    /// The state reached, when it was known already (else `UNKNOWN` and its key is `key`).
+    target: u32,
     /// Where the new state's key is in its expansion's `keys` (when it was not known), and
     /// its hash.
-    key: std::ops::Range<u32>,
+    key: (u32, u32),
     hash: u64,
     /// Where the parent sits in its batch: a new state is built again from it, once, after
     /// the merge (cheaper than a copy from every worker that happens upon it).
     pos: u32,
-    /// Invariants that read `event` and failed on this step (the state alone cannot say).
+    extra: Option<Box<Extra>>,
+}
+
+/// What a step rarely brings: something observed for the first time, an error, a failed
+/// invariant that reads `event` (the state alone cannot say; the others are checked once per
+/// new state, when it is built).
+#[derive(Default)]
+struct Extra {
+    observed: Observed,
+    failed: Option<String>,
     event_invariants: Vec<usize>,
+}
+
+const UNKNOWN: u32 = u32::MAX;
+
+/// What the merge made of a step.
+enum Merged {
+    /// A new state, with this number.
+    New(u32),
+    /// A state already known.
+    Known,
+    /// A new state turned away at `--max-states`.
+    Refused,
 }
 
 /// [`explore`], calling `progress` after each batch; with `paths`, the report also holds a
@@ -373,6 +393,17 @@ struct Explorer {
     goals: Vec<Vec<bool>>,
 }
 
+/// A new state to build after the merge: its number (`UNKNOWN`: refused), where its parent
+/// sits in the batch, the input, the parent's number, and how many findings there were
+/// after its step was merged.
+struct Build {
+    id: u32,
+    pos: u32,
+    input: u32,
+    parent: u32,
+    findings: usize,
+}
+
 /// A worker's reusable buffers: the copy each input is applied to, and its key.
 #[derive(Default)]
 struct Scratch {
@@ -408,28 +439,30 @@ impl Explorer {
         }
         let h = store::hash(&k);
         let failed = started.err().map(|e| e.to_string());
-        // The point before `verify.context`'s starting points is no state the machine rests
-        // in: its invariants are checked at the starting points.
-        let invariants = if self.chart.properties.starts.is_empty() {
-            self.violated(&init, None, true)
-        } else {
-            Vec::new()
-        };
         let succ = Succ {
             parent: NO_PARENT,
             input: NO_PARENT,
-            observed,
-            failed,
-            target: None,
-            key: 0..k.len() as u32,
+            target: UNKNOWN,
+            key: (0, k.len() as u32),
             hash: h,
             pos: 0,
-            event_invariants: invariants,
+            extra: Some(Box::new(Extra {
+                observed,
+                failed,
+                event_invariants: Vec::new(),
+            })),
         };
         // A level's states, in the chunks they were built in (so that a level is never
         // copied to grow).
         let mut frontier: Vec<Vec<(u32, Instance)>> = Vec::new();
-        if let Some(id) = self.merge(succ, &k) {
+        if let Merged::New(id) = self.merge(succ, &k) {
+            // The point before `verify.context`'s starting points is no state the machine
+            // rests in: its invariants are checked at the starting points.
+            if self.chart.properties.starts.is_empty() {
+                for n in self.state_violations(&init) {
+                    self.invariant(n, self.origins[id as usize]);
+                }
+            }
             self.adopt(id, &init);
             frontier.push(vec![(id, init)]);
         }
@@ -453,33 +486,68 @@ impl Explorer {
                         this.expand(*id, pos as u32, inst, scratch)
                     })
                     .collect();
-                let mut build: Vec<(u32, u32, u32)> = Vec::new();
+                let mut build: Vec<Build> = Vec::new();
                 for e in &mut expanded {
                     self.steps += e.applied as u64;
                     if e.stuck {
                         self.stuck(e.id);
                     }
                     for succ in e.succs.drain(..) {
-                        let (pos, input) = (succ.pos, succ.input);
-                        let key = &e.keys[succ.key.start as usize..succ.key.end as usize];
-                        if let Some(id) = self.merge(succ, key) {
-                            build.push((id, pos, input));
-                        }
+                        let (pos, input, parent) = (succ.pos, succ.input, succ.parent);
+                        let key = &e.keys[succ.key.0 as usize..succ.key.1 as usize];
+                        let id = match self.merge(succ, key) {
+                            Merged::Known => continue,
+                            Merged::New(id) => id,
+                            // Built all the same, for its invariants: a violation past the
+                            // bound is still a violation.
+                            Merged::Refused => UNKNOWN,
+                        };
+                        build.push(Build {
+                            id,
+                            pos,
+                            input,
+                            parent,
+                            findings: self.findings.len(),
+                        });
                     }
                 }
                 // Freed by the pool's threads, which allocated them (see below).
                 expanded.into_par_iter().for_each(drop);
-                let inputs = &self.inputs;
-                let built: Vec<(u32, Instance)> = build
+                let this = &*self;
+                let (mut built, violations): (Vec<(u32, Instance)>, Vec<Vec<usize>>) = build
                     .par_iter()
-                    .map(|&(id, pos, input)| {
-                        let mut inst = batch[pos as usize].1.clone();
+                    .map(|b| {
+                        let mut inst = batch[b.pos as usize].1.clone();
                         // Deterministic: the same state the worker saw; what it did is merged.
-                        let _ = apply(&mut inst, &inputs[input as usize]);
+                        let _ = apply(&mut inst, &this.inputs[b.input as usize]);
                         inst.clear_observed();
-                        (id, inst)
+                        // Once per new state, here in parallel rather than in every worker
+                        // that comes upon it.
+                        let failed = this.state_violations(&inst);
+                        ((b.id, inst), failed)
                     })
-                    .collect();
+                    .unzip();
+                // Each finding goes where the merge would have put it had it known: right
+                // after what the step that found the state reported.
+                let mut moved = 0;
+                for (b, failed) in build.iter().zip(violations) {
+                    for n in failed {
+                        let origin = Origin {
+                            parent: b.parent,
+                            input: b.input,
+                        };
+                        let before = self.findings.len();
+                        self.invariant(n, origin);
+                        if self.findings.len() > before {
+                            let f = self.findings.pop().expect("just pushed");
+                            self.findings.insert(b.findings + moved, f);
+                            moved += 1;
+                        }
+                    }
+                }
+                if self.refused > 0 {
+                    built.retain(|(id, _)| *id != UNKNOWN);
+                }
                 for (id, inst) in &built {
                     self.adopt(*id, inst);
                 }
@@ -604,39 +672,47 @@ impl Explorer {
                     succs.push(Succ {
                         parent: id,
                         input: n as u32,
-                        observed: Observed::default(),
-                        failed: None,
-                        target: Some(target),
-                        key: 0..0,
+                        target,
+                        key: (0, 0),
                         hash,
                         pos,
-                        event_invariants: Vec::new(),
+                        extra: None,
                     });
                 }
                 continue;
             }
-            let event_invariants = self.violated(next, event, known.is_none());
+            let event_invariants = self.event_violations(next, event);
             // Copied only when it tells something new (the merge looks at nothing else).
             let observed = match observed {
                 Some(o) if news(o) => o.clone(),
                 _ => Observed::default(),
             };
+            let failed = result.err().map(|e| e.to_string());
+            let extra = (!observed.taken.is_empty()
+                || !observed.errors.is_empty()
+                || failed.is_some()
+                || !event_invariants.is_empty())
+            .then(|| {
+                Box::new(Extra {
+                    observed,
+                    failed,
+                    event_invariants,
+                })
+            });
             succs.push(Succ {
                 parent: id,
                 input: n as u32,
-                observed,
-                failed: result.err().map(|e| e.to_string()),
-                target: known,
+                target: known.unwrap_or(UNKNOWN),
                 key: if known.is_none() {
                     let start = keys.len() as u32;
                     keys.extend_from_slice(buf);
-                    start..keys.len() as u32
+                    (start, keys.len() as u32)
                 } else {
-                    0..0
+                    (0, 0)
                 },
                 hash,
                 pos,
-                event_invariants,
+                extra,
             });
         }
         Expansion {
@@ -648,43 +724,68 @@ impl Explorer {
         }
     }
 
-    /// The invariants that do not hold in `inst` (all of them when the state is new, else
-    /// those that read the event).
-    fn violated(
+    /// The invariants that do not read `event` and do not hold in `inst`.
+    fn state_violations(&self, inst: &Instance) -> Vec<usize> {
+        let invs = &self.chart.properties.invariants;
+        (0..invs.len())
+            .filter(|n| !self.event_invariants.contains(n))
+            .filter(|&n| !matches!(inst.holds(invs[n].expr, None), Ok(true)))
+            .collect()
+    }
+
+    /// The invariants that read `event` and do not hold after a step with it. They speak of
+    /// steps with an event: not of the start, a tick or a `set`.
+    fn event_violations(
         &self,
         inst: &Instance,
         event: Option<&crate::interpreter::Event>,
-        new: bool,
     ) -> Vec<usize> {
-        let invs = &self.chart.properties.invariants;
-        // An invariant that reads `event` speaks of steps with an event: not of the start,
-        // a tick or a `set`.
-        let check = |&n: &usize| {
-            (event.is_some() || !self.event_invariants.contains(&n))
-                && !matches!(inst.holds(invs[n].expr, event), Ok(true))
+        let Some(event) = event else {
+            return Vec::new();
         };
-        if new {
-            (0..invs.len()).filter(check).collect()
-        } else {
-            self.event_invariants
-                .iter()
-                .copied()
-                .filter(check)
-                .collect()
-        }
+        let invs = &self.chart.properties.invariants;
+        (self.event_invariants.iter().copied())
+            .filter(|&n| !matches!(inst.holds(invs[n].expr, Some(event)), Ok(true)))
+            .collect()
     }
 
-    /// Takes one step's result into the explored set, in a fixed order (one thread); the
-    /// number of the state it found, when that state is new.
-    fn merge(&mut self, succ: Succ, key: &[u8]) -> Option<u32> {
+    /// Takes one step's result into the explored set, in a fixed order (one thread).
+    fn merge(&mut self, succ: Succ, key: &[u8]) -> Merged {
         let origin = Origin {
             parent: succ.parent,
             input: succ.input,
         };
-        for &t in &succ.observed.taken {
+        if let Some(extra) = &succ.extra {
+            self.merge_extra(extra, origin);
+        }
+        let (id, new) = if succ.target != UNKNOWN {
+            (succ.target, false)
+        } else {
+            match self.store.insert_within(key, succ.hash, self.max_states) {
+                Some(found) => found,
+                // The bound: states past it are counted, not kept.
+                None => {
+                    self.refused += 1;
+                    return Merged::Refused;
+                }
+            }
+        };
+        if self.keep_edges && succ.parent != NO_PARENT && id != succ.parent {
+            self.edges.push((succ.parent, id));
+        }
+        if !new {
+            return Merged::Known;
+        }
+        self.origins.push(origin);
+        Merged::New(id)
+    }
+
+    /// What a step brought besides its state: transitions taken and errors, first seen.
+    fn merge_extra(&mut self, extra: &Extra, origin: Origin) {
+        for &t in &extra.observed.taken {
             self.first_taken[t.index()].get_or_insert(origin);
         }
-        for message in &succ.observed.errors {
+        for message in &extra.observed.errors {
             if !self.errors_seen.contains(message) && self.errors_seen.len() < MAX_ERRORS {
                 self.errors_seen.push(message.clone());
                 let path = self.path_via(origin);
@@ -699,7 +800,7 @@ impl Explorer {
                 });
             }
         }
-        if let Some(message) = &succ.failed
+        if let Some(message) = &extra.failed
             && !std::mem::replace(&mut self.loop_found, true)
         {
             let path = self.path_via(origin);
@@ -713,28 +814,9 @@ impl Explorer {
                 span: None,
             });
         }
-        for &n in &succ.event_invariants {
+        for &n in &extra.event_invariants {
             self.invariant(n, origin);
         }
-        let (id, new) = match succ.target {
-            Some(id) => (id, false),
-            None => match self.store.insert_within(key, succ.hash, self.max_states) {
-                Some(found) => found,
-                // The bound: states past it are counted, not kept.
-                None => {
-                    self.refused += 1;
-                    return None;
-                }
-            },
-        };
-        if self.keep_edges && succ.parent != NO_PARENT && id != succ.parent {
-            self.edges.push((succ.parent, id));
-        }
-        if !new {
-            return None;
-        }
-        self.origins.push(origin);
-        Some(id)
     }
 
     /// A new state, built: what is checked of its configuration.
@@ -921,5 +1003,81 @@ impl Explorer {
             state_keys,
             relevance: self.rel,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::{CompileOptions, load_chart_str};
+
+    fn chart(text: &str) -> Arc<Chart> {
+        Arc::new(
+            load_chart_str("t.ron", text, &CompileOptions::default())
+                .unwrap()
+                .0,
+        )
+    }
+
+    #[test]
+    fn an_invariant_broken_just_past_the_bound_is_still_reported() {
+        let c = chart(
+            r#"Machine(context: { "n": 0 }, states: { "a": (on: {
+                "INC": (actions: [Assign("n", "n + 1")]) }) },
+                invariants: { "small": "n < 3" })"#,
+        );
+        let opts = Options {
+            max_states: 3,
+            ..Options::default()
+        };
+        let r = explore(c, &opts);
+        assert_eq!(r.states, 3);
+        assert!(r.bounded.is_some());
+        let f = &r.findings[0];
+        assert!(matches!(&f.kind, FindingKind::Invariant { name } if name == "small"));
+        let path: Vec<String> = f.path.iter().map(|i| i.to_string()).collect();
+        assert_eq!(path, ["INC", "INC", "INC"]);
+    }
+
+    #[test]
+    fn findings_come_in_the_order_their_steps_were_taken() {
+        // From the start, the first input reaches a state that breaks an invariant and the
+        // second raises an error: the invariant (checked when the new state is built, after
+        // the merge) is still reported first.
+        let c = chart(
+            r#"Machine(context: { "v": {} }, states: {
+                "a": (on: { "GO": "b", "BAD": (actions: [Assign("v", "v.missing")]) }),
+                "b": () },
+                invariants: { "never b": "!In('b')" })"#,
+        );
+        let r = explore(c.clone(), &Options::default());
+        let names: Vec<String> = r.inputs.iter().map(|i| i.to_string()).collect();
+        assert_eq!(names[..2], ["GO", "BAD"], "inputs in document order");
+        let found: Vec<&str> = r
+            .findings
+            .iter()
+            .map(|f| match &f.kind {
+                FindingKind::Invariant { .. } => "invariant",
+                FindingKind::ExecutionError { .. } => "error",
+                _ => "other",
+            })
+            .filter(|k| *k != "other")
+            .collect();
+        assert_eq!(found, ["invariant", "error"]);
+        // With the inputs the other way round, the other order.
+        let c = chart(
+            r#"Machine(context: { "v": {} }, states: {
+                "a": (on: { "BAD": (actions: [Assign("v", "v.missing")]), "GO": "b" }),
+                "b": () },
+                invariants: { "never b": "!In('b')" })"#,
+        );
+        let r = explore(c, &Options::default());
+        let names: Vec<String> = r.inputs.iter().map(|i| i.to_string()).collect();
+        assert_eq!(names[..2], ["BAD", "GO"]);
+        assert!(matches!(
+            r.findings[0].kind,
+            FindingKind::ExecutionError { .. }
+        ));
+        assert!(matches!(r.findings[1].kind, FindingKind::Invariant { .. }));
     }
 }
