@@ -467,6 +467,7 @@ impl Explorer {
             frontier.push(vec![(id, init)]);
         }
         let mut depth = 0;
+        let mut spare: Vec<Instance> = Vec::new();
         'levels: while !frontier.is_empty() {
             if opts.depth.is_some_and(|d| depth >= d) {
                 // At the depth bound the last level is still expanded, keeping nothing new:
@@ -514,10 +515,25 @@ impl Explorer {
                 // Freed by the pool's threads, which allocated them (see below).
                 expanded.into_par_iter().for_each(drop);
                 let this = &*self;
+                // Instances of the level before, overwritten in place: a state built this way
+                // allocates nothing (see `Instance::clone_from`).
+                let mut reuse: Vec<Option<Instance>> = (spare.len().saturating_sub(build.len())
+                    ..spare.len())
+                    .map(|_| spare.pop())
+                    .collect();
+                reuse.resize_with(build.len(), || None);
                 let (mut built, violations): (Vec<(u32, Instance)>, Vec<Vec<usize>>) = build
                     .par_iter()
-                    .map(|b| {
-                        let mut inst = batch[b.pos as usize].1.clone();
+                    .zip(reuse.into_par_iter())
+                    .map(|(b, old)| {
+                        let parent = &batch[b.pos as usize].1;
+                        let mut inst = match old {
+                            Some(mut old) => {
+                                old.clone_from(parent);
+                                old
+                            }
+                            None => parent.clone(),
+                        };
                         // Deterministic: the same state the worker saw; what it did is merged.
                         let _ = apply(&mut inst, &this.inputs[b.input as usize]);
                         inst.clear_observed();
@@ -578,14 +594,13 @@ impl Explorer {
             if next_len == 0 {
                 self.depth = depth - 1;
             }
-            // Freed by the pool's threads, which allocated them: the allocator takes a
-            // block back fastest on its own thread.
-            std::mem::take(&mut frontier)
-                .into_par_iter()
-                .flatten()
-                .for_each(drop);
+            // Kept for the levels after to overwrite.
+            spare.extend((std::mem::take(&mut frontier).into_iter().flatten()).map(|(_, i)| i));
             frontier = next;
         }
+        // Freed by the pool's threads, which allocated most of them: the allocator takes a
+        // block back fastest on its own thread.
+        spare.into_par_iter().for_each(drop);
     }
 
     /// Applies every input to one state (in a worker: reads the store, changes nothing).
