@@ -9,7 +9,7 @@ use crate::runtime::workflow::{OpRecord, WorkflowRecorder};
 use crate::store::RunWriter;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 /// How long the database may stay unreachable before the run stops.
 const OUTAGE: Duration = Duration::from_secs(300);
@@ -232,6 +232,7 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
     // A resumed run is running again from its first new record on (not before: a resume
     // that finds nothing to do leaves the run as it was).
     let mut first = true;
+    let mut statement = None;
     loop {
         let (batch, status) = {
             let mut st = s.state.lock().expect("journal state");
@@ -253,7 +254,16 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
         let since = Instant::now();
         let mut delay = Duration::from_millis(50);
         loop {
-            match write(&mut client, run, &seqs, &lines, status.as_deref()).await {
+            match write(
+                &client,
+                &mut statement,
+                run,
+                &seqs,
+                &lines,
+                status.as_deref(),
+            )
+            .await
+            {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %db_error(&e), "cannot write the journal; reconnecting");
@@ -276,6 +286,7 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
                     continue;
                 };
                 client = c;
+                statement = None;
                 // The lock went with the old connection: take it again, or another
                 // coordinator has the run now and this one must stop.
                 match lock(&client, run, false).await {
@@ -300,31 +311,31 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
     }
 }
 
+/// A group of lines and, when it changes, the run's status: one statement, so one round trip
+/// and atomic without a transaction around it. A group written again after a lost connection
+/// finds its lines there already.
+const WRITE: &str = "WITH lines AS (INSERT INTO orca_journal (run_id, seq, line) \
+       SELECT $1, s, l FROM unnest($2::bigint[], $3::text[]) AS t(s, l) ON CONFLICT DO NOTHING) \
+     UPDATE orca_runs SET status = $4 WHERE run_id = $1 AND $4::text IS NOT NULL";
+
+/// Writes with `statement`, prepared on `client` the first time (`None` again after a
+/// reconnection: a statement belongs to its connection).
 async fn write(
-    client: &mut Client,
+    client: &Client,
+    statement: &mut Option<Statement>,
     run: &str,
     seqs: &[i64],
     lines: &[String],
     status: Option<&str>,
 ) -> Result<(), tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    if !seqs.is_empty() {
-        // A group written again after a lost connection finds its lines there already.
-        tx.execute(
-            "INSERT INTO orca_journal (run_id, seq, line) \
-             SELECT $1, s, l FROM unnest($2::bigint[], $3::text[]) AS t(s, l) ON CONFLICT DO NOTHING",
-            &[&run, &seqs, &lines],
-        )
+    let st = match statement {
+        Some(st) => st,
+        None => statement.insert(client.prepare(WRITE).await?),
+    };
+    client
+        .execute(&*st, &[&run, &seqs, &lines, &status])
         .await?;
-    }
-    if let Some(status) = status {
-        tx.execute(
-            "UPDATE orca_runs SET status = $2 WHERE run_id = $1",
-            &[&run, &status],
-        )
-        .await?;
-    }
-    tx.commit().await
+    Ok(())
 }
 
 impl WorkflowRecorder for PgRun {
