@@ -198,7 +198,6 @@ struct Succ {
 /// What a step rarely brings: something observed for the first time, an error, a failed
 /// invariant that reads `event` (the state alone cannot say; the others are checked once per
 /// new state, when it is built).
-#[derive(Default)]
 struct Extra {
     observed: Observed,
     failed: Option<String>,
@@ -517,10 +516,9 @@ impl Explorer {
                 let this = &*self;
                 // Instances of the level before, overwritten in place: a state built this way
                 // allocates nothing (see `Instance::clone_from`).
-                let mut reuse: Vec<Option<Instance>> = (spare.len().saturating_sub(build.len())
-                    ..spare.len())
-                    .map(|_| spare.pop())
-                    .collect();
+                let keep = spare.len().saturating_sub(build.len());
+                let mut reuse: Vec<Option<Instance>> =
+                    spare.split_off(keep).into_iter().map(Some).collect();
                 reuse.resize_with(build.len(), || None);
                 let (mut built, violations): (Vec<(u32, Instance)>, Vec<Vec<usize>>) = build
                     .par_iter()
@@ -552,10 +550,7 @@ impl Explorer {
                             parent: b.parent,
                             input: b.input,
                         };
-                        let before = self.findings.len();
-                        self.invariant(n, origin);
-                        if self.findings.len() > before {
-                            let f = self.findings.pop().expect("just pushed");
+                        if let Some(f) = self.invariant_finding(n, origin) {
                             self.findings.insert(b.findings + moved, f);
                             moved += 1;
                         }
@@ -862,8 +857,15 @@ impl Explorer {
     }
 
     fn invariant(&mut self, n: usize, origin: Origin) {
+        if let Some(f) = self.invariant_finding(n, origin) {
+            self.findings.push(f);
+        }
+    }
+
+    /// The finding for invariant `n` broken after `origin`, unless it was reported already.
+    fn invariant_finding(&mut self, n: usize, origin: Origin) -> Option<Finding> {
         if std::mem::replace(&mut self.invariant_failed[n], true) {
-            return;
+            return None;
         }
         let name = self.chart.properties.invariants[n].name.clone();
         let source = &self
@@ -872,13 +874,13 @@ impl Explorer {
             .source;
         let message = format!("invariant `{name}` (`{source}`) does not hold");
         let path = self.path_via(origin);
-        self.findings.push(Finding {
+        Some(Finding {
             kind: FindingKind::Invariant { name },
             message,
             path,
             error: true,
             span: Some(self.chart.properties.invariants[n].span),
-        });
+        })
     }
 
     fn stuck(&mut self, id: u32) {
