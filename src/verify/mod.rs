@@ -453,7 +453,9 @@ impl Explorer {
         };
         // A level's states, in the chunks they were built in (so that a level is never
         // copied to grow).
-        let mut frontier: Vec<Vec<(u32, Instance)>> = Vec::new();
+        // Boxed: a level's states move between vectors (built, joined, kept as spares) as
+        // pointers rather than as a few hundred bytes each.
+        let mut frontier: Vec<Vec<(u32, Box<Instance>)>> = Vec::new();
         if let Merged::New(id) = self.merge(succ, &k) {
             // The point before `verify.context`'s starting points is no state the machine
             // rests in: its invariants are checked at the starting points.
@@ -463,10 +465,10 @@ impl Explorer {
                 }
             }
             self.adopt(id, &init);
-            frontier.push(vec![(id, init)]);
+            frontier.push(vec![(id, Box::new(init))]);
         }
         let mut depth = 0;
-        let mut spare: Vec<Instance> = Vec::new();
+        let mut spare: Vec<Box<Instance>> = Vec::new();
         'levels: while !frontier.is_empty() {
             if opts.depth.is_some_and(|d| depth >= d) {
                 // At the depth bound the last level is still expanded, keeping nothing new:
@@ -475,7 +477,7 @@ impl Explorer {
             }
             let total: usize = frontier.iter().map(Vec::len).sum();
             let mut expanded_so_far = 0;
-            let mut next: Vec<Vec<(u32, Instance)>> = Vec::new();
+            let mut next: Vec<Vec<(u32, Box<Instance>)>> = Vec::new();
             let mut next_len = 0;
             for batch in frontier.iter().flat_map(|c| c.chunks(opts.batch.max(1))) {
                 let this = &*self;
@@ -517,20 +519,20 @@ impl Explorer {
                 // Instances of the level before, overwritten in place: a state built this way
                 // allocates nothing (see `Instance::clone_from`).
                 let keep = spare.len().saturating_sub(build.len());
-                let mut reuse: Vec<Option<Instance>> =
+                let mut reuse: Vec<Option<Box<Instance>>> =
                     spare.split_off(keep).into_iter().map(Some).collect();
                 reuse.resize_with(build.len(), || None);
-                let (mut built, violations): (Vec<(u32, Instance)>, Vec<Vec<usize>>) = build
+                let (mut built, violations): (Vec<(u32, Box<Instance>)>, Vec<Vec<usize>>) = build
                     .par_iter()
                     .zip(reuse.into_par_iter())
                     .map(|(b, old)| {
-                        let parent = &batch[b.pos as usize].1;
+                        let parent: &Instance = &batch[b.pos as usize].1;
                         let mut inst = match old {
                             Some(mut old) => {
-                                old.clone_from(parent);
+                                (*old).clone_from(parent);
                                 old
                             }
-                            None => parent.clone(),
+                            None => Box::new(parent.clone()),
                         };
                         // Deterministic: the same state the worker saw; what it did is merged.
                         let _ = apply(&mut inst, &this.inputs[b.input as usize]);
