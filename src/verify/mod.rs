@@ -188,7 +188,7 @@ struct Succ {
     /// Where the new state's key is in its expansion's `keys` (when it was not known), and
     /// its hash.
     key: (u32, u32),
-    hash: u64,
+    hash: u32,
     /// Where the parent sits in its batch: a new state is built again from it, once, after
     /// the merge (cheaper than a copy from every worker that happens upon it).
     pos: u32,

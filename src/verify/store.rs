@@ -1,7 +1,8 @@
 //! The set of explored states: every key once, in one byte arena, numbered in the order
-//! found. A state costs its key's bytes, an 8-byte offset and a 4-byte slot in the hash
-//! table (plus the table's spare room); the hash is computed again when the table grows
-//! rather than stored.
+//! found. A state costs its key's bytes, an 8-byte offset and an 8-byte slot in the hash
+//! table (plus the table's spare room): its number and 32 bits of its key's hash, so that
+//! the table grows without hashing every key again and a lookup compares the bytes of
+//! almost only the key it is looking for.
 
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
@@ -11,12 +12,32 @@ pub struct Store {
     arena: Vec<u8>,
     /// Where each key starts; it ends where the next starts (or at the arena's end).
     starts: Vec<u64>,
-    table: HashTable<u32>,
+    /// A state's number in the low half, its key's hash in the high half.
+    table: HashTable<u64>,
 }
 
 /// The hash of a key.
-pub fn hash(key: &[u8]) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x6f72_6361).hash_one(key)
+pub fn hash(key: &[u8]) -> u32 {
+    foldhash::fast::FixedState::with_seed(0x6f72_6361).hash_one(key) as u32
+}
+
+/// The table's 64-bit hash from the 32 stored: multiplying by an odd constant keeps the low
+/// bits (the bucket) as evenly spread as the hash and mixes every bit into the high ones
+/// (hashbrown's tag).
+fn spread(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn entry(id: u32, h: u32) -> u64 {
+    u64::from(h) << 32 | u64::from(id)
+}
+
+fn id_of(e: u64) -> u32 {
+    e as u32
+}
+
+fn hash_of(e: u64) -> u32 {
+    (e >> 32) as u32
 }
 
 impl Store {
@@ -35,13 +56,16 @@ impl Store {
     }
 
     /// The number of a known key.
-    pub fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
-        self.table.find(hash, |&id| self.get(id) == key).copied()
+    pub fn find(&self, key: &[u8], hash: u32) -> Option<u32> {
+        (self.table.find(spread(hash), |&e| {
+            hash_of(e) == hash && self.get(id_of(e)) == key
+        }))
+        .map(|&e| id_of(e))
     }
 
     /// Adds a key: its number, and whether it was new; `None` (refused) for a new key once
     /// `max` keys are held. One lookup.
-    pub fn insert_within(&mut self, key: &[u8], h: u64, max: usize) -> Option<(u32, bool)> {
+    pub fn insert_within(&mut self, key: &[u8], h: u32, max: usize) -> Option<(u32, bool)> {
         let Store {
             arena,
             starts,
@@ -53,17 +77,17 @@ impl Store {
             &arena[starts[i] as usize..end]
         }
         match table.entry(
-            h,
-            |&id| slice(arena, starts, id) == key,
-            |&id| hash(slice(arena, starts, id)),
+            spread(h),
+            |&e| hash_of(e) == h && slice(arena, starts, id_of(e)) == key,
+            |&e| spread(hash_of(e)),
         ) {
-            hashbrown::hash_table::Entry::Occupied(e) => Some((*e.get(), false)),
+            hashbrown::hash_table::Entry::Occupied(e) => Some((id_of(*e.get()), false)),
             hashbrown::hash_table::Entry::Vacant(_) if starts.len() >= max => None,
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let id = starts.len() as u32;
                 starts.push(arena.len() as u64);
                 arena.extend_from_slice(key);
-                v.insert(id);
+                v.insert(entry(id, h));
                 Some((id, true))
             }
         }
@@ -71,7 +95,7 @@ impl Store {
 
     /// Bytes held: the arena, the offsets and the table.
     pub fn bytes(&self) -> usize {
-        self.arena.capacity() + self.starts.capacity() * 8 + self.table.capacity() * 5
+        self.arena.capacity() + self.starts.capacity() * 8 + self.table.capacity() * 9
     }
 }
 
