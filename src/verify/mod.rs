@@ -410,16 +410,36 @@ struct Scratch {
     key: Vec<u8>,
 }
 
-/// What expanding one state gave.
-struct Expansion {
-    id: u32,
+/// States expanded per parallel task: their results share one set of buffers.
+const CHUNK: usize = 64;
+
+/// What expanding a chunk of states gave, in their order. Kept from batch to batch and
+/// cleared, so that expanding allocates nothing once the buffers have grown.
+#[derive(Default)]
+struct Expanded {
+    states: Vec<Expansion>,
     succs: Vec<Succ>,
     /// The keys of the new states among `succs`, one after another.
     keys: Vec<u8>,
+}
+
+/// What expanding one state gave besides its successors.
+struct Expansion {
+    id: u32,
+    /// How many of the chunk's `succs` are this state's (they follow the state before's).
+    succs: u32,
     /// Running, and no input leads anywhere else.
     stuck: bool,
     /// Inputs applied.
     applied: u32,
+}
+
+impl Expanded {
+    fn clear(&mut self) {
+        self.states.clear();
+        self.succs.clear();
+        self.keys.clear();
+    }
 }
 
 impl Explorer {
@@ -469,6 +489,7 @@ impl Explorer {
         }
         let mut depth = 0;
         let mut spare: Vec<Box<Instance>> = Vec::new();
+        let mut outs: Vec<Expanded> = Vec::new();
         'levels: while !frontier.is_empty() {
             if opts.depth.is_some_and(|d| depth >= d) {
                 // At the depth bound the last level is still expanded, keeping nothing new:
@@ -481,40 +502,53 @@ impl Explorer {
             let mut next_len = 0;
             for batch in frontier.iter().flat_map(|c| c.chunks(opts.batch.max(1))) {
                 let this = &*self;
-                let mut expanded: Vec<Expansion> = batch
-                    .par_iter()
+                let chunks = batch.len().div_ceil(CHUNK);
+                if outs.len() < chunks {
+                    outs.resize_with(chunks, Expanded::default);
+                }
+                batch
+                    .par_chunks(CHUNK)
+                    .zip(outs[..chunks].par_iter_mut())
                     .enumerate()
-                    .map_init(Scratch::default, |scratch, (pos, (id, inst))| {
-                        this.expand(*id, pos as u32, inst, scratch)
-                    })
-                    .collect();
+                    .for_each_init(Scratch::default, |scratch, (c, (states, out))| {
+                        out.clear();
+                        for (i, (id, inst)) in states.iter().enumerate() {
+                            this.expand(*id, (c * CHUNK + i) as u32, inst, scratch, out);
+                        }
+                    });
                 let mut build: Vec<Build> = Vec::new();
-                for e in &mut expanded {
-                    self.steps += e.applied as u64;
-                    if e.stuck {
-                        self.stuck(e.id);
-                    }
-                    for succ in e.succs.drain(..) {
-                        let (pos, input, parent) = (succ.pos, succ.input, succ.parent);
-                        let key = &e.keys[succ.key.0 as usize..succ.key.1 as usize];
-                        let id = match self.merge(succ, key) {
-                            Merged::Known => continue,
-                            Merged::New(id) => id,
-                            // Built all the same, for its invariants: a violation past the
-                            // bound is still a violation.
-                            Merged::Refused => UNKNOWN,
-                        };
-                        build.push(Build {
-                            id,
-                            pos,
-                            input,
-                            parent,
-                            findings: self.findings.len(),
-                        });
+                for out in &mut outs[..chunks] {
+                    let Expanded {
+                        states,
+                        succs,
+                        keys,
+                    } = out;
+                    let mut succs = succs.drain(..);
+                    for e in states.iter() {
+                        self.steps += e.applied as u64;
+                        if e.stuck {
+                            self.stuck(e.id);
+                        }
+                        for succ in succs.by_ref().take(e.succs as usize) {
+                            let (pos, input, parent) = (succ.pos, succ.input, succ.parent);
+                            let key = &keys[succ.key.0 as usize..succ.key.1 as usize];
+                            let id = match self.merge(succ, key) {
+                                Merged::Known => continue,
+                                Merged::New(id) => id,
+                                // Built all the same, for its invariants: a violation past the
+                                // bound is still a violation.
+                                Merged::Refused => UNKNOWN,
+                            };
+                            build.push(Build {
+                                id,
+                                pos,
+                                input,
+                                parent,
+                                findings: self.findings.len(),
+                            });
+                        }
                     }
                 }
-                // Freed by the pool's threads, which allocated them (see below).
-                expanded.into_par_iter().for_each(drop);
                 let this = &*self;
                 // Instances of the level before, overwritten in place: a state built this way
                 // allocates nothing (see `Instance::clone_from`).
@@ -600,20 +634,32 @@ impl Explorer {
         spare.into_par_iter().for_each(drop);
     }
 
-    /// Applies every input to one state (in a worker: reads the store, changes nothing).
-    fn expand(&self, id: u32, pos: u32, inst: &Instance, scratch: &mut Scratch) -> Expansion {
-        let mut succs = Vec::new();
-        let mut keys = Vec::new();
+    /// Applies every input to one state, adding what came of it to `out` (in a worker: reads
+    /// the store, changes nothing).
+    fn expand(
+        &self,
+        id: u32,
+        pos: u32,
+        inst: &Instance,
+        scratch: &mut Scratch,
+        out: &mut Expanded,
+    ) {
+        let Expanded {
+            states,
+            succs,
+            keys,
+        } = out;
+        let first = succs.len();
         let own = self.store.get(id);
         let mut stuck = *inst.status() == Status::Running;
         if *inst.status() != Status::Running {
-            return Expansion {
+            states.push(Expansion {
                 id,
-                succs,
-                keys,
+                succs: 0,
                 stuck: false,
                 applied: 0,
-            };
+            });
+            return;
         }
         let Scratch {
             inst: copy,
@@ -727,13 +773,12 @@ impl Explorer {
                 extra,
             });
         }
-        Expansion {
+        states.push(Expansion {
             id,
-            succs,
-            keys,
+            succs: (succs.len() - first) as u32,
             stuck,
             applied,
-        }
+        });
     }
 
     /// The invariants that do not read `event` and do not hold in `inst`.
