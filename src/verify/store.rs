@@ -7,10 +7,16 @@
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+/// Bytes per arena chunk: the arena grows by whole chunks, never moving a key (a doubling
+/// vector would copy every key again and touch twice the memory).
+const CHUNK: usize = 1 << 22;
+
 #[derive(Default)]
 pub struct Store {
-    arena: Vec<u8>,
-    /// Where each key starts; it ends where the next starts (or at the arena's end).
+    /// Keys one after another, each whole within a chunk (a longer key has a chunk of its own).
+    arena: Vec<Vec<u8>>,
+    /// Where each key starts: its chunk in the high half, its offset in the low half. It ends
+    /// where the next starts in the same chunk, or at its chunk's end.
     starts: Vec<u64>,
     /// A state's number in the low half, its key's hash in the high half.
     table: HashTable<u64>,
@@ -40,19 +46,24 @@ fn hash_of(e: u64) -> u32 {
     (e >> 32) as u32
 }
 
+fn slice<'a>(arena: &'a [Vec<u8>], starts: &[u64], id: u32) -> &'a [u8] {
+    let i = id as usize;
+    let (chunk, start) = ((starts[i] >> 32) as usize, starts[i] as u32 as usize);
+    let bytes = &arena[chunk];
+    let end = match starts.get(i + 1) {
+        Some(&next) if (next >> 32) as usize == chunk => next as u32 as usize,
+        _ => bytes.len(),
+    };
+    &bytes[start..end]
+}
+
 impl Store {
     pub fn len(&self) -> usize {
         self.starts.len()
     }
 
     pub fn get(&self, id: u32) -> &[u8] {
-        let i = id as usize;
-        let start = self.starts[i] as usize;
-        let end = self
-            .starts
-            .get(i + 1)
-            .map_or(self.arena.len(), |&e| e as usize);
-        &self.arena[start..end]
+        slice(&self.arena, &self.starts, id)
     }
 
     /// The number of a known key.
@@ -71,11 +82,6 @@ impl Store {
             starts,
             table,
         } = self;
-        fn slice<'a>(arena: &'a [u8], starts: &[u64], id: u32) -> &'a [u8] {
-            let i = id as usize;
-            let end = starts.get(i + 1).map_or(arena.len(), |&e| e as usize);
-            &arena[starts[i] as usize..end]
-        }
         match table.entry(
             spread(h),
             |&e| hash_of(e) == h && slice(arena, starts, id_of(e)) == key,
@@ -85,8 +91,21 @@ impl Store {
             hashbrown::hash_table::Entry::Vacant(_) if starts.len() >= max => None,
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let id = starts.len() as u32;
-                starts.push(arena.len() as u64);
-                arena.extend_from_slice(key);
+                // The first chunk grows as a vector does, so that a small exploration holds
+                // little; the others are allocated whole.
+                let fits = |c: &Vec<u8>| c.len() + key.len() <= CHUNK.max(c.capacity());
+                if !arena.last().is_some_and(fits) {
+                    let size = if arena.is_empty() {
+                        0
+                    } else {
+                        CHUNK.max(key.len())
+                    };
+                    arena.push(Vec::with_capacity(size));
+                }
+                let chunk = arena.len() - 1;
+                let last = &mut arena[chunk];
+                starts.push((chunk as u64) << 32 | last.len() as u64);
+                last.extend_from_slice(key);
                 v.insert(entry(id, h));
                 Some((id, true))
             }
@@ -95,7 +114,9 @@ impl Store {
 
     /// Bytes held: the arena, the offsets and the table.
     pub fn bytes(&self) -> usize {
-        self.arena.capacity() + self.starts.capacity() * 8 + self.table.capacity() * 9
+        self.arena.iter().map(Vec::capacity).sum::<usize>()
+            + self.starts.capacity() * 8
+            + self.table.capacity() * 9
     }
 }
 
@@ -129,5 +150,27 @@ mod tests {
             s.insert_within(&keys[0], hash(&keys[0]), s.len()),
             Some((ids[0].0, false))
         );
+    }
+
+    #[test]
+    fn keys_past_the_first_chunk_and_longer_than_a_chunk_are_kept_whole() {
+        let mut s = Store::default();
+        // 5,000 keys of 1,000 bytes fill more than one chunk; one key is longer than a chunk.
+        let mut keys: Vec<Vec<u8>> = (0..5_000u32)
+            .map(|i| {
+                let mut k = vec![(i % 251) as u8; 1_000];
+                k[..4].copy_from_slice(&i.to_le_bytes());
+                k
+            })
+            .collect();
+        keys.insert(2_500, vec![7u8; CHUNK + 3]);
+        for (n, k) in keys.iter().enumerate() {
+            assert_eq!(s.insert_within(k, hash(k), usize::MAX), Some((n as u32, true)));
+        }
+        assert!(s.arena.len() >= 3, "{} chunks", s.arena.len());
+        for (n, k) in keys.iter().enumerate() {
+            assert_eq!(s.get(n as u32), &k[..], "key {n}");
+            assert_eq!(s.find(k, hash(k)), Some(n as u32));
+        }
     }
 }
