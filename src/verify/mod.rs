@@ -512,7 +512,22 @@ impl Explorer {
                     .enumerate()
                     .for_each_init(Scratch::default, |scratch, (c, (states, out))| {
                         out.clear();
+                        // The states are scattered in memory: each one's fields are asked for
+                        // two states ahead and what they point to one state ahead, so that
+                        // copying it does not wait for memory.
+                        if let Some((_, first)) = states.first() {
+                            first.prefetch();
+                        }
+                        if let Some((_, second)) = states.get(1) {
+                            second.prefetch();
+                        }
                         for (i, (id, inst)) in states.iter().enumerate() {
+                            if let Some((_, ahead)) = states.get(i + 2) {
+                                ahead.prefetch();
+                            }
+                            if let Some((_, next)) = states.get(i + 1) {
+                                next.prefetch_data();
+                            }
                             this.expand(*id, (c * CHUNK + i) as u32, inst, scratch, out);
                         }
                     });
@@ -559,7 +574,15 @@ impl Explorer {
                 let (mut built, violations): (Vec<(u32, Box<Instance>)>, Vec<Vec<usize>>) = build
                     .par_iter()
                     .zip(reuse.into_par_iter())
-                    .map(|(b, old)| {
+                    .enumerate()
+                    .map(|(i, (b, old))| {
+                        // As in the expansion: the parents come in batch order, a few apart.
+                        if let Some(ahead) = build.get(i + 2) {
+                            batch[ahead.pos as usize].1.prefetch();
+                        }
+                        if let Some(next) = build.get(i + 1) {
+                            batch[next.pos as usize].1.prefetch_data();
+                        }
                         let parent: &Instance = &batch[b.pos as usize].1;
                         let mut inst = match old {
                             Some(mut old) => {

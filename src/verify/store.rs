@@ -165,7 +165,10 @@ mod tests {
             .collect();
         keys.insert(2_500, vec![7u8; CHUNK + 3]);
         for (n, k) in keys.iter().enumerate() {
-            assert_eq!(s.insert_within(k, hash(k), usize::MAX), Some((n as u32, true)));
+            assert_eq!(
+                s.insert_within(k, hash(k), usize::MAX),
+                Some((n as u32, true))
+            );
         }
         assert!(s.arena.len() >= 3, "{} chunks", s.arena.len());
         for (n, k) in keys.iter().enumerate() {
