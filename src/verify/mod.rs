@@ -403,6 +403,10 @@ struct Build {
     findings: usize,
 }
 
+/// States of a level with their numbers. Boxed: they move between vectors (built, joined,
+/// kept as spares) as pointers rather than as a few hundred bytes each.
+type Level = Vec<(u32, Box<Instance>)>;
+
 /// A worker's reusable buffers: the copy each input is applied to, and its key.
 #[derive(Default)]
 struct Scratch {
@@ -473,9 +477,7 @@ impl Explorer {
         };
         // A level's states, in the chunks they were built in (so that a level is never
         // copied to grow).
-        // Boxed: a level's states move between vectors (built, joined, kept as spares) as
-        // pointers rather than as a few hundred bytes each.
-        let mut frontier: Vec<Vec<(u32, Box<Instance>)>> = Vec::new();
+        let mut frontier: Vec<Level> = Vec::new();
         if let Merged::New(id) = self.merge(succ, &k) {
             // The point before `verify.context`'s starting points is no state the machine
             // rests in: its invariants are checked at the starting points.
@@ -498,7 +500,7 @@ impl Explorer {
             }
             let total: usize = frontier.iter().map(Vec::len).sum();
             let mut expanded_so_far = 0;
-            let mut next: Vec<Vec<(u32, Box<Instance>)>> = Vec::new();
+            let mut next: Vec<Level> = Vec::new();
             let mut next_len = 0;
             for batch in frontier.iter().flat_map(|c| c.chunks(opts.batch.max(1))) {
                 let this = &*self;
@@ -571,7 +573,7 @@ impl Explorer {
                 let mut reuse: Vec<Option<Box<Instance>>> =
                     spare.split_off(keep).into_iter().map(Some).collect();
                 reuse.resize_with(build.len(), || None);
-                let (mut built, violations): (Vec<(u32, Box<Instance>)>, Vec<Vec<usize>>) = build
+                let (mut built, violations): (Level, Vec<Vec<usize>>) = build
                     .par_iter()
                     .zip(reuse.into_par_iter())
                     .enumerate()
