@@ -517,11 +517,8 @@ impl Explorer {
                         // The states are scattered in memory: each one's fields are asked for
                         // two states ahead and what they point to one state ahead, so that
                         // copying it does not wait for memory.
-                        if let Some((_, first)) = states.first() {
+                        for (_, first) in states.iter().take(2) {
                             first.prefetch();
-                        }
-                        if let Some((_, second)) = states.get(1) {
-                            second.prefetch();
                         }
                         for (i, (id, inst)) in states.iter().enumerate() {
                             if let Some((_, ahead)) = states.get(i + 2) {

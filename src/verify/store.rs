@@ -1,5 +1,5 @@
-//! The set of explored states: every key once, in one byte arena, numbered in the order
-//! found. A state costs its key's bytes, an 8-byte offset and an 8-byte slot in the hash
+//! The set of explored states: every key once, in a byte arena of fixed chunks, numbered in
+//! the order found. A state costs its key's bytes, an 8-byte offset and an 8-byte slot in the hash
 //! table (plus the table's spare room): its number and 32 bits of its key's hash, so that
 //! the table grows without hashing every key again and a lookup compares the bytes of
 //! almost only the key it is looking for.
