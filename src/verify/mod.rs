@@ -407,6 +407,18 @@ struct Build {
 /// kept as spares) as pointers rather than as a few hundred bytes each.
 type Level = Vec<(u32, Box<Instance>)>;
 
+/// Going through states scattered in memory: asks for the fields of the one after next and
+/// for what the next one's fields point to (its own fields were asked for a step earlier),
+/// so that copying them does not wait for memory.
+fn prefetch_ahead(next: Option<&Instance>, after_next: Option<&Instance>) {
+    if let Some(s) = after_next {
+        s.prefetch();
+    }
+    if let Some(s) = next {
+        s.prefetch_data();
+    }
+}
+
 /// A worker's reusable buffers: the copy each input is applied to, and its key.
 #[derive(Default)]
 struct Scratch {
@@ -514,54 +526,18 @@ impl Explorer {
                     .enumerate()
                     .for_each_init(Scratch::default, |scratch, (c, (states, out))| {
                         out.clear();
-                        // The states are scattered in memory: each one's fields are asked for
-                        // two states ahead and what they point to one state ahead, so that
-                        // copying it does not wait for memory.
-                        for (_, first) in states.iter().take(2) {
-                            first.prefetch();
+                        let at = |i: usize| states.get(i).map(|(_, s)| &**s);
+                        for first in states.iter().take(2) {
+                            first.1.prefetch();
                         }
                         for (i, (id, inst)) in states.iter().enumerate() {
-                            if let Some((_, ahead)) = states.get(i + 2) {
-                                ahead.prefetch();
-                            }
-                            if let Some((_, next)) = states.get(i + 1) {
-                                next.prefetch_data();
-                            }
+                            prefetch_ahead(at(i + 1), at(i + 2));
                             this.expand(*id, (c * CHUNK + i) as u32, inst, scratch, out);
                         }
                     });
                 let mut build: Vec<Build> = Vec::new();
                 for out in &mut outs[..chunks] {
-                    let Expanded {
-                        states,
-                        succs,
-                        keys,
-                    } = out;
-                    let mut succs = succs.drain(..);
-                    for e in states.iter() {
-                        self.steps += e.applied as u64;
-                        if e.stuck {
-                            self.stuck(e.id);
-                        }
-                        for succ in succs.by_ref().take(e.succs as usize) {
-                            let (pos, input, parent) = (succ.pos, succ.input, succ.parent);
-                            let key = &keys[succ.key.0 as usize..succ.key.1 as usize];
-                            let id = match self.merge(succ, key) {
-                                Merged::Known => continue,
-                                Merged::New(id) => id,
-                                // Built all the same, for its invariants: a violation past the
-                                // bound is still a violation.
-                                Merged::Refused => UNKNOWN,
-                            };
-                            build.push(Build {
-                                id,
-                                pos,
-                                input,
-                                parent,
-                                findings: self.findings.len(),
-                            });
-                        }
-                    }
+                    self.merge_chunk(out, &mut build);
                 }
                 let this = &*self;
                 // Instances of the level before, overwritten in place: a state built this way
@@ -576,12 +552,8 @@ impl Explorer {
                     .enumerate()
                     .map(|(i, (b, old))| {
                         // As in the expansion: the parents come in batch order, a few apart.
-                        if let Some(ahead) = build.get(i + 2) {
-                            batch[ahead.pos as usize].1.prefetch();
-                        }
-                        if let Some(next) = build.get(i + 1) {
-                            batch[next.pos as usize].1.prefetch_data();
-                        }
+                        let at = |i: usize| build.get(i).map(|b| &*batch[b.pos as usize].1);
+                        prefetch_ahead(at(i + 1), at(i + 2));
                         let parent: &Instance = &batch[b.pos as usize].1;
                         let mut inst = match old {
                             Some(mut old) => {
@@ -654,6 +626,41 @@ impl Explorer {
         // Freed by the pool's threads, which allocated most of them: the allocator takes a
         // block back fastest on its own thread.
         spare.into_par_iter().for_each(drop);
+    }
+
+    /// Merges what expanding a chunk of states gave, in order, adding the new states to build
+    /// to `build`.
+    fn merge_chunk(&mut self, out: &mut Expanded, build: &mut Vec<Build>) {
+        let Expanded {
+            states,
+            succs,
+            keys,
+        } = out;
+        let mut succs = succs.drain(..);
+        for e in states.iter() {
+            self.steps += e.applied as u64;
+            if e.stuck {
+                self.stuck(e.id);
+            }
+            for succ in succs.by_ref().take(e.succs as usize) {
+                let (pos, input, parent) = (succ.pos, succ.input, succ.parent);
+                let key = &keys[succ.key.0 as usize..succ.key.1 as usize];
+                let id = match self.merge(succ, key) {
+                    Merged::Known => continue,
+                    Merged::New(id) => id,
+                    // Built all the same, for its invariants: a violation past the bound is
+                    // still a violation.
+                    Merged::Refused => UNKNOWN,
+                };
+                build.push(Build {
+                    id,
+                    pos,
+                    input,
+                    parent,
+                    findings: self.findings.len(),
+                });
+            }
+        }
     }
 
     /// Applies every input to one state, adding what came of it to `out` (in a worker: reads
