@@ -40,6 +40,20 @@ pub enum Kernel {
     Bool(BoolK),
 }
 
+/// Integer values by slot, for kernels to read: a context whose declared names sit at their
+/// slots, or such a context seen through a few assignments not yet made.
+pub trait Slots {
+    /// The integer in `slot`; `None` when there is none there (then the kernel is unsure).
+    fn int(&self, slot: usize) -> Option<i64>;
+}
+
+impl Slots for IndexMap<String, Json> {
+    #[inline]
+    fn int(&self, slot: usize) -> Option<i64> {
+        self.get_index(slot)?.1.as_i64()
+    }
+}
+
 fn is_arith(op: BinOp) -> bool {
     matches!(
         op,
@@ -92,12 +106,12 @@ fn bool_of(e: &Fast) -> Option<BoolK> {
 }
 
 impl IntK {
-    pub fn eval(&self, ctx: &IndexMap<String, Json>) -> Option<i64> {
+    pub fn eval(&self, ctx: &(impl Slots + ?Sized)) -> Option<i64> {
         match self {
             IntK::Const(i) => Some(*i),
-            IntK::Slot(s) => ctx.get_index(*s)?.1.as_i64(),
+            IntK::Slot(s) => ctx.int(*s),
             IntK::Arith(op, a, b) => arith(*op, a.eval(ctx)?, b.eval(ctx)?),
-            IntK::SlotConst(op, s, k) => arith(*op, ctx.get_index(*s)?.1.as_i64()?, *k),
+            IntK::SlotConst(op, s, k) => arith(*op, ctx.int(*s)?, *k),
         }
     }
 }
@@ -126,11 +140,11 @@ fn compare(op: BinOp, x: i64, y: i64) -> Option<bool> {
 }
 
 impl BoolK {
-    pub fn eval(&self, ctx: &IndexMap<String, Json>) -> Option<bool> {
+    pub fn eval(&self, ctx: &(impl Slots + ?Sized)) -> Option<bool> {
         match self {
             BoolK::Const(b) => Some(*b),
             BoolK::Cmp(op, a, b) => compare(*op, a.eval(ctx)?, b.eval(ctx)?),
-            BoolK::CmpSlotConst(op, s, k) => compare(*op, ctx.get_index(*s)?.1.as_i64()?, *k),
+            BoolK::CmpSlotConst(op, s, k) => compare(*op, ctx.int(*s)?, *k),
             BoolK::Not(a) => a.eval(ctx).map(|b| !b),
             // Short-circuits as the fast form does; uncertainty anywhere it looks falls back.
             BoolK::And(a, b) => match a.eval(ctx)? {

@@ -6,7 +6,7 @@
 
 use super::{Core, Effect, Event, EventKind, RunError, Status, Trace};
 use crate::chart::kernel::Kernel;
-use crate::chart::{Chart, Kind, StateId, TransitionId};
+use crate::chart::{Chart, EventClass, Kind, StateId, TransitionId};
 use crate::model::{HistoryDepth, Json};
 use std::borrow::Cow;
 
@@ -224,6 +224,15 @@ impl Core {
     /// descriptor in the active state's chain, and guards that integer kernels decide.
     /// `Some(None)`: no transition is enabled. `None`: the general selection must decide.
     fn quick_select(&self, chart: &Chart, event: &Event) -> Option<Option<TransitionId>> {
+        self.quick_select_class(chart, chart.event_class(&event.name)?)
+    }
+
+    /// [`Core::quick_select`] for an event of class `class`.
+    pub(super) fn quick_select_class(
+        &self,
+        chart: &Chart,
+        class: EventClass,
+    ) -> Option<Option<TransitionId>> {
         if chart.has_parallel
             || chart.has_eventless
             || self
@@ -235,7 +244,6 @@ impl Core {
         {
             return None;
         }
-        let class = chart.event_class(&event.name)?;
         let leaf = chart.state(*self.config.last()?);
         for &t in leaf.candidates(class)? {
             let holds = match chart.transition(t).guard {

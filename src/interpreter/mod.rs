@@ -32,9 +32,11 @@ mod algorithm;
 mod content;
 pub mod eval;
 mod host;
+mod preview;
 mod why;
 
 pub use host::{Host, HostAction};
+pub use preview::Preview;
 pub use why::{Offer, Verdict, Why};
 
 use crate::chart::{Chart, InvokeSrc, StateId, TransitionId};

@@ -8,7 +8,8 @@
 //! the chart does not declare sorted by name, so the order in which values were created does
 //! not matter.
 
-use crate::interpreter::{Instance, Status};
+use crate::chart::StateId;
+use crate::interpreter::{Instance, Preview, Status};
 use crate::model::Json;
 
 /// Which context names take part in keys.
@@ -38,6 +39,18 @@ impl Relevance {
 
 /// Writes `inst`'s key into `out` (cleared first).
 pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
+    write_with(inst, rel, None, out);
+}
+
+/// Writes into `out` the key `inst` would have after the step `preview` describes (see
+/// [`Instance::preview`]): the key of the state reached, without the step.
+pub fn write_previewed(inst: &Instance, rel: &Relevance, preview: &Preview, out: &mut Vec<u8>) {
+    write_with(inst, rel, Some(preview), out);
+}
+
+/// One writer for both, so that a previewed key cannot differ from the key of the state
+/// the step reaches: a preview changes the configuration and assigned integers, nothing else.
+fn write_with(inst: &Instance, rel: &Relevance, preview: Option<&Preview>, out: &mut Vec<u8>) {
     out.clear();
     match inst.status() {
         Status::NotStarted => out.push(0),
@@ -48,9 +61,9 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
             str(out, m);
         }
     }
-    varint(out, inst.configuration().count() as u64);
-    for s in inst.configuration() {
-        varint(out, s.0 as u64);
+    match preview {
+        Some(p) => configuration(out, || p.config.iter().copied()),
+        None => configuration(out, || inst.configuration()),
     }
     let history = inst.history();
     varint(out, history.len() as u64);
@@ -75,11 +88,16 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
                     .get_index(i)
                     .is_some_and(|(k, _)| k == name)))
         .then_some(i);
-        if slot.is_none() {
+        let Some(slot) = slot else {
             extra.push((name, v));
             continue;
+        };
+        let relevant = rel.is_relevant(Some(slot), name);
+        match preview.and_then(|p| p.assigned(slot)) {
+            // As the interpreter's quick assignment leaves it: an integer.
+            Some(n) => value(out, &Json::from(n), relevant, rel.shape),
+            None => value(out, v, relevant, rel.shape),
         }
-        value(out, v, rel.is_relevant(slot, name), rel.shape);
     }
     // Names the chart does not declare, by name: the order they were created in is not
     // observable (expressions name variables, nothing iterates the context).
@@ -117,6 +135,15 @@ pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
     }
     if let Some(o) = inst.output() {
         json(out, o);
+    }
+}
+
+/// The active states but the root, counted.
+fn configuration<I: Iterator<Item = StateId>>(out: &mut Vec<u8>, states: impl Fn() -> I) {
+    let states = || states().filter(|&s| s != StateId::ROOT);
+    varint(out, states().count() as u64);
+    for s in states() {
+        varint(out, s.0 as u64);
     }
 }
 

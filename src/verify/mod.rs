@@ -46,8 +46,8 @@ pub mod workflow;
 
 pub use inputs::Input;
 
-use crate::chart::{Chart, Kind, TransitionId};
-use crate::interpreter::{Instance, Observed, Status};
+use crate::chart::{Chart, EventClass, Kind, TransitionId};
+use crate::interpreter::{Instance, Observed, Preview, Status};
 use key::Relevance;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -64,6 +64,9 @@ pub struct Options {
     pub exact: bool,
     /// States per parallel batch.
     pub batch: usize,
+    /// Work out the simplest steps' results without stepping a copy (see
+    /// [`Instance::preview`]); off only to compare the two.
+    pub preview: bool,
 }
 
 impl Default for Options {
@@ -73,6 +76,7 @@ impl Default for Options {
             max_states: 1_000_000,
             exact: false,
             batch: 4096,
+            preview: true,
         }
     }
 }
@@ -232,10 +236,18 @@ pub fn explore_with(
         slice::relevance(&chart)
     };
     let inputs = inputs::inputs(&chart);
+    let classes = inputs
+        .iter()
+        .map(|i| match i {
+            Input::Event(e) if opts.preview => chart.event_class(&e.name),
+            _ => None,
+        })
+        .collect();
     let mut x = Explorer {
         chart: chart.clone(),
         rel,
         inputs,
+        classes,
         store: Store::default(),
         origins: Vec::new(),
         findings: Vec::new(),
@@ -362,6 +374,8 @@ struct Explorer {
     chart: Arc<Chart>,
     rel: Relevance,
     inputs: Vec<Input>,
+    /// Per input: the event's class, when its steps may be previewed.
+    classes: Vec<Option<EventClass>>,
     store: Store,
     origins: Vec<Origin>,
     findings: Vec<Finding>,
@@ -419,11 +433,12 @@ fn prefetch_ahead(next: Option<&Instance>, after_next: Option<&Instance>) {
     }
 }
 
-/// A worker's reusable buffers: the copy each input is applied to, and its key.
+/// A worker's reusable buffers: the copy each input is applied to, its key, and a preview.
 #[derive(Default)]
 struct Scratch {
     inst: Option<Instance>,
     key: Vec<u8>,
+    preview: Preview,
 }
 
 /// States expanded per parallel task: their results share one set of buffers.
@@ -565,6 +580,13 @@ impl Explorer {
                         // Deterministic: the same state the worker saw; what it did is merged.
                         let _ = apply(&mut inst, &this.inputs[b.input as usize]);
                         inst.clear_observed();
+                        // The key the merge took, previewed or not, is the state's own.
+                        #[cfg(debug_assertions)]
+                        if b.id != UNKNOWN {
+                            let mut k = Vec::new();
+                            key::write(&inst, &this.rel, &mut k);
+                            debug_assert_eq!(k, this.store.get(b.id), "the key of state {}", b.id);
+                        }
                         // Once per new state, here in parallel rather than in every worker
                         // that comes upon it.
                         let failed = this.state_violations(&inst);
@@ -693,6 +715,7 @@ impl Explorer {
         let Scratch {
             inst: copy,
             key: buf,
+            preview,
         } = scratch;
         let mut applied = 0;
         // With `verify.context`, the start only leads to the starting points it lists.
@@ -710,6 +733,19 @@ impl Explorer {
             {
                 // Back to the same state, nothing taken: as if applied.
                 applied += 1;
+                continue;
+            }
+            if let Some(class) = self.classes[n]
+                && self.event_invariants.is_empty()
+                && inst.preview(class, preview)
+            {
+                applied += 1;
+                // Ignored, as above; else what the step below would find, without the step.
+                if let Some(t) = preview.taken {
+                    stuck = false;
+                    key::write_previewed(inst, &self.rel, preview, buf);
+                    self.previewed(id, pos, n as u32, t, own, buf, succs, keys);
+                }
                 continue;
             }
             // One copy per worker, overwritten for each input: a state seen before costs
@@ -807,6 +843,58 @@ impl Explorer {
             succs: (succs.len() - first) as u32,
             stuck,
             applied,
+        });
+    }
+
+    /// A previewed step that took transition `t` to the state whose key is `key`: the
+    /// successor the general step would give (no error, no other transition, nothing else
+    /// observed).
+    #[allow(clippy::too_many_arguments)]
+    fn previewed(
+        &self,
+        id: u32,
+        pos: u32,
+        input: u32,
+        t: TransitionId,
+        own: &[u8],
+        key: &[u8],
+        succs: &mut Vec<Succ>,
+        keys: &mut Vec<u8>,
+    ) {
+        let hash = store::hash(key);
+        let known = if key == own {
+            Some(id)
+        } else {
+            self.store.find(key, hash)
+        };
+        let first = self.first_taken[t.index()].is_none();
+        if known.is_some() && !first && !self.keep_edges {
+            return;
+        }
+        succs.push(Succ {
+            parent: id,
+            input,
+            target: known.unwrap_or(UNKNOWN),
+            key: match known {
+                Some(_) => (0, 0),
+                None => {
+                    let start = keys.len() as u32;
+                    keys.extend_from_slice(key);
+                    (start, keys.len() as u32)
+                }
+            },
+            hash,
+            pos,
+            extra: first.then(|| {
+                Box::new(Extra {
+                    observed: Observed {
+                        taken: vec![t],
+                        errors: Vec::new(),
+                    },
+                    failed: None,
+                    event_invariants: Vec::new(),
+                })
+            }),
         });
     }
 

@@ -242,3 +242,20 @@ pub fn chart_of(def: &MachineDef) -> Option<Arc<Chart>> {
         .ok()
         .map(|(c, _)| Arc::new(c))
 }
+
+/// Makes generated trees the kind the interpreter's quick path takes (and the verifier
+/// previews): no parallel states (they become compound) and no eventless transitions (they
+/// get an event). History, finals, timers, raises and sends stay, for the cases a preview
+/// must leave to the step.
+#[allow(dead_code)]
+pub fn quick_kind(roots: &mut [Gen]) {
+    for g in roots {
+        if g.kind == 2 {
+            g.kind = 1;
+        }
+        for t in &mut g.transitions {
+            t.event.get_or_insert(0);
+        }
+        quick_kind(&mut g.children);
+    }
+}
