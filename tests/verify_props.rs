@@ -8,7 +8,8 @@
 
 use orca::chart::{CompileOptions, load_chart_str};
 use orca::interpreter::{Event, Instance, Preview};
-use orca::verify::{self, Input, Options, Report, key};
+use orca::verify::key::{self, Layout};
+use orca::verify::{self, Input, Options, Report};
 use proptest::prelude::*;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -71,7 +72,7 @@ proptest! {
             prop_assert_eq!(&buf, want, "path {:?}", path.iter().map(ToString::to_string).collect::<Vec<_>>());
         }
 
-        let (mut preview, mut want) = (Preview::default(), Vec::new());
+        let (mut preview, mut want, mut layout) = (Preview::default(), Vec::new(), Layout::default());
         for run in &runs {
             let mut inst = start();
             let mut taken = Vec::new();
@@ -85,7 +86,9 @@ proptest! {
                     && let Some(class) = chart.event_class(&e.name)
                     && inst.preview(class, &mut preview)
                 {
-                    key::write_previewed(&inst, &report.relevance, &preview, &mut buf);
+                    layout.write(&inst, &report.relevance);
+                    prop_assert_eq!(layout.key(), &buf[..]);
+                    layout.previewed(&preview, &report.relevance, &mut buf);
                     let mut stepped = inst.clone();
                     stepped.observe(true);
                     let _ = verify::apply(&mut stepped, input);
@@ -248,6 +251,7 @@ proptest! {
         prop_assert_eq!(findings(&stepped), findings(&report));
 
         let (mut preview, mut key, mut want) = (Preview::default(), Vec::new(), Vec::new());
+        let mut layout = Layout::default();
         for run in &runs {
             let mut inst = Instance::new(chart.clone());
             let _ = inst.start();
@@ -257,7 +261,8 @@ proptest! {
                 if let Some(class) = chart.event_class(name)
                     && inst.preview(class, &mut preview)
                 {
-                    key::write_previewed(&inst, &report.relevance, &preview, &mut key);
+                    layout.write(&inst, &report.relevance);
+                    layout.previewed(&preview, &report.relevance, &mut key);
                     let mut after = inst.clone();
                     after.observe(true);
                     let _ = after.send_ref(&event);

@@ -39,18 +39,63 @@ impl Relevance {
 
 /// Writes `inst`'s key into `out` (cleared first).
 pub fn write(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>) {
-    write_with(inst, rel, None, out);
+    write_with(inst, rel, out, None);
 }
 
-/// Writes into `out` the key `inst` would have after the step `preview` describes (see
-/// [`Instance::preview`]): the key of the state reached, without the step.
-pub fn write_previewed(inst: &Instance, rel: &Relevance, preview: &Preview, out: &mut Vec<u8>) {
-    write_with(inst, rel, Some(preview), out);
+/// A state's key and where its configuration and declared context values sit in it: the
+/// keys of the states its previewed steps reach (see [`Instance::preview`]) are this key
+/// with those parts written again, without writing the rest each time.
+#[derive(Debug, Default)]
+pub struct Layout {
+    key: Vec<u8>,
+    parts: Parts,
 }
 
-/// One writer for both, so that a previewed key cannot differ from the key of the state
-/// the step reaches: a preview changes the configuration and assigned integers, nothing else.
-fn write_with(inst: &Instance, rel: &Relevance, preview: Option<&Preview>, out: &mut Vec<u8>) {
+/// Byte ranges in a key.
+#[derive(Debug, Default)]
+struct Parts {
+    config: (usize, usize),
+    /// By declared slot: the value's bytes, and whether the value counts whole.
+    slots: Vec<(usize, usize, bool)>,
+}
+
+impl Layout {
+    /// Writes `inst`'s key, noting where its parts are.
+    pub fn write(&mut self, inst: &Instance, rel: &Relevance) {
+        self.parts.slots.clear();
+        write_with(inst, rel, &mut self.key, Some(&mut self.parts));
+    }
+
+    /// The key written last.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Writes into `out` the key of the state the step `preview` describes leads to, from
+    /// the instance [`Layout::write`] was given last: a preview changes its configuration
+    /// and assigned integers, nothing else.
+    pub fn previewed(&self, preview: &Preview, rel: &Relevance, out: &mut Vec<u8>) {
+        let key = &self.key[..];
+        let (from, mut at) = self.parts.config;
+        out.clear();
+        out.extend_from_slice(&key[..from]);
+        configuration(out, || preview.config.iter().copied());
+        if !preview.assigned.is_empty() {
+            for (slot, &(start, end, relevant)) in self.parts.slots.iter().enumerate() {
+                if let Some(n) = preview.assigned(slot) {
+                    out.extend_from_slice(&key[at..start]);
+                    // As the interpreter's quick assignment leaves it: an integer.
+                    value(out, &Json::from(n), relevant, rel.shape);
+                    at = end;
+                }
+            }
+        }
+        out.extend_from_slice(&key[at..]);
+    }
+}
+
+/// The writer, noting where the parts are when asked.
+fn write_with(inst: &Instance, rel: &Relevance, out: &mut Vec<u8>, mut parts: Option<&mut Parts>) {
     out.clear();
     match inst.status() {
         Status::NotStarted => out.push(0),
@@ -61,9 +106,10 @@ fn write_with(inst: &Instance, rel: &Relevance, preview: Option<&Preview>, out: 
             str(out, m);
         }
     }
-    match preview {
-        Some(p) => configuration(out, || p.config.iter().copied()),
-        None => configuration(out, || inst.configuration()),
+    let start = out.len();
+    configuration(out, || inst.configuration());
+    if let Some(p) = parts.as_deref_mut() {
+        p.config = (start, out.len());
     }
     let history = inst.history();
     varint(out, history.len() as u64);
@@ -93,10 +139,13 @@ fn write_with(inst: &Instance, rel: &Relevance, preview: Option<&Preview>, out: 
             continue;
         };
         let relevant = rel.is_relevant(Some(slot), name);
-        match preview.and_then(|p| p.assigned(slot)) {
-            // As the interpreter's quick assignment leaves it: an integer.
-            Some(n) => value(out, &Json::from(n), relevant, rel.shape),
-            None => value(out, v, relevant, rel.shape),
+        let start = out.len();
+        value(out, v, relevant, rel.shape);
+        if let Some(p) = parts.as_deref_mut() {
+            // Slots are positions, so this is slot `slot`'s entry: a preview needs every
+            // declared name in place, and then they all come first, in order.
+            debug_assert_eq!(p.slots.len(), slot);
+            p.slots.push((start, out.len(), relevant));
         }
     }
     // Names the chart does not declare, by name: the order they were created in is not

@@ -48,7 +48,7 @@ pub use inputs::Input;
 
 use crate::chart::{Chart, EventClass, Kind, TransitionId};
 use crate::interpreter::{Instance, Observed, Preview, Status};
-use key::Relevance;
+use key::{Layout, Relevance};
 use rayon::prelude::*;
 use std::sync::Arc;
 use store::Store;
@@ -433,12 +433,14 @@ fn prefetch_ahead(next: Option<&Instance>, after_next: Option<&Instance>) {
     }
 }
 
-/// A worker's reusable buffers: the copy each input is applied to, its key, and a preview.
+/// A worker's reusable buffers: the copy each input is applied to, its key, a preview, and
+/// the key of the state expanded with its parts (written at its first previewed step).
 #[derive(Default)]
 struct Scratch {
     inst: Option<Instance>,
     key: Vec<u8>,
     preview: Preview,
+    layout: Layout,
 }
 
 /// States expanded per parallel task: their results share one set of buffers.
@@ -701,7 +703,6 @@ impl Explorer {
             keys,
         } = out;
         let first = succs.len();
-        let own = self.store.get(id);
         let mut stuck = *inst.status() == Status::Running;
         if *inst.status() != Status::Running {
             states.push(Expansion {
@@ -716,7 +717,9 @@ impl Explorer {
             inst: copy,
             key: buf,
             preview,
+            layout,
         } = scratch;
+        let mut laid_out = false;
         let mut applied = 0;
         // With `verify.context`, the start only leads to the starting points it lists.
         let from_start = id == 0 && !self.chart.properties.starts.is_empty();
@@ -743,8 +746,11 @@ impl Explorer {
                 // Ignored, as above; else what the step below would find, without the step.
                 if let Some(t) = preview.taken {
                     stuck = false;
-                    key::write_previewed(inst, &self.rel, preview, buf);
-                    self.previewed(id, pos, n as u32, t, own, buf, succs, keys);
+                    if !std::mem::replace(&mut laid_out, true) {
+                        layout.write(inst, &self.rel);
+                    }
+                    layout.previewed(preview, &self.rel, buf);
+                    self.previewed(id, pos, n as u32, t, layout.key(), buf, succs, keys);
                 }
                 continue;
             }
@@ -760,7 +766,7 @@ impl Explorer {
             let result = apply(next, input);
             applied += 1;
             key::write(next, &self.rel, buf);
-            let same = buf[..] == *own;
+            let same = buf[..] == *self.store.get(id);
             // Stuck: every input leaves the state as it was and takes no transition (a
             // timer that re-enters its own state is a heartbeat, not a deadlock).
             stuck &= same && next.observed().is_none_or(|o| o.taken.is_empty());
@@ -846,9 +852,9 @@ impl Explorer {
         });
     }
 
-    /// A previewed step that took transition `t` to the state whose key is `key`: the
-    /// successor the general step would give (no error, no other transition, nothing else
-    /// observed).
+    /// A previewed step from state `id` (whose key is `own`) that took transition `t` to
+    /// the state whose key is `key`: the successor the general step would give (no error,
+    /// no other transition, nothing else observed).
     #[allow(clippy::too_many_arguments)]
     fn previewed(
         &self,
