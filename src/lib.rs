@@ -13,9 +13,13 @@
 //! - [`store`]: where workflow runs are kept: the file journal, or PostgreSQL.
 //! - [`inspect`]: the live inspector: a web page that follows a run.
 //! - [`cli`]: the `orca` command line.
+//!
+//! Below them all, `hint`: a memory prefetch for the verifier's and the interpreter's
+//! hottest loops.
 
 pub mod chart;
 pub mod cli;
+mod hint;
 pub mod inspect;
 pub mod interpreter;
 pub mod journal;

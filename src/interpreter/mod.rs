@@ -40,6 +40,7 @@ pub use preview::Preview;
 pub use why::{Offer, Verdict, Why};
 
 use crate::chart::{Chart, InvokeSrc, StateId, TransitionId};
+use crate::hint::prefetch;
 use crate::model::Json;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -505,19 +506,6 @@ fn context_clone_from(
     for (d, s) in dst.values_mut().zip(src.values()) {
         json_clone_from(d, s);
     }
-}
-
-/// A hint that `p` will be read soon; never faults, whatever `p` is.
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it reads nothing a program can see and does not
-    // fault on any address; SSE, which it needs, is part of every x86_64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// `*dst = src.clone()`, keeping `dst`'s allocation where the kinds match.

@@ -433,14 +433,32 @@ fn prefetch_ahead(next: Option<&Instance>, after_next: Option<&Instance>) {
     }
 }
 
-/// A worker's reusable buffers: the copy each input is applied to, its key, a preview, and
-/// the key of the state expanded with its parts (written at its first previewed step).
+/// A worker's reusable buffers: the copy each input is applied to, its key, a preview, the
+/// key of the state expanded with its parts (written at its first previewed step), and the
+/// previewed steps whose lookups are to come.
 #[derive(Default)]
 struct Scratch {
     inst: Option<Instance>,
     key: Vec<u8>,
     preview: Preview,
     layout: Layout,
+    pending: Pending,
+}
+
+/// Previewed steps of one state, looked up together: each one's table memory is asked for
+/// as its key is made, so that the lookups wait for memory all at once rather than one
+/// after another.
+#[derive(Default)]
+struct Pending {
+    steps: Vec<PendingStep>,
+    keys: Vec<u8>,
+}
+
+struct PendingStep {
+    input: u32,
+    taken: TransitionId,
+    key: (u32, u32),
+    hash: u32,
 }
 
 /// States expanded per parallel task: their results share one set of buffers.
@@ -507,7 +525,7 @@ impl Explorer {
         // A level's states, in the chunks they were built in (so that a level is never
         // copied to grow).
         let mut frontier: Vec<Level> = Vec::new();
-        if let Merged::New(id) = self.merge(succ, &k) {
+        if let Merged::New(id) = self.merge(&succ, &k) {
             // The point before `verify.context`'s starting points is no state the machine
             // rests in: its invariants are checked at the starting points.
             if self.chart.properties.starts.is_empty() {
@@ -660,13 +678,28 @@ impl Explorer {
             succs,
             keys,
         } = out;
-        let mut succs = succs.drain(..);
+        // The table memory of a lookup a few steps ahead is asked for before this one, so
+        // that this thread, which the others wait for, does not wait for memory each time.
+        const AHEAD: usize = 8;
+        let lookup_ahead = |store: &Store, s: Option<&Succ>| {
+            if let Some(s) = s
+                && s.target == UNKNOWN
+            {
+                store.prefetch(s.hash);
+            }
+        };
+        for s in succs.iter().take(AHEAD) {
+            lookup_ahead(&self.store, Some(s));
+        }
+        let mut at = 0;
         for e in states.iter() {
             self.steps += e.applied as u64;
             if e.stuck {
                 self.stuck(e.id);
             }
-            for succ in succs.by_ref().take(e.succs as usize) {
+            for succ in &succs[at..at + e.succs as usize] {
+                lookup_ahead(&self.store, succs.get(at + AHEAD));
+                at += 1;
                 let (pos, input, parent) = (succ.pos, succ.input, succ.parent);
                 let key = &keys[succ.key.0 as usize..succ.key.1 as usize];
                 let id = match self.merge(succ, key) {
@@ -685,6 +718,7 @@ impl Explorer {
                 });
             }
         }
+        succs.clear();
     }
 
     /// Applies every input to one state, adding what came of it to `out` (in a worker: reads
@@ -718,6 +752,7 @@ impl Explorer {
             key: buf,
             preview,
             layout,
+            pending,
         } = scratch;
         let mut laid_out = false;
         let mut applied = 0;
@@ -750,10 +785,21 @@ impl Explorer {
                         layout.write(inst, &self.rel);
                     }
                     layout.previewed(preview, &self.rel, buf);
-                    self.previewed(id, pos, n as u32, t, layout.key(), buf, succs, keys);
+                    let hash = store::hash(buf);
+                    self.store.prefetch(hash);
+                    let start = pending.keys.len() as u32;
+                    pending.keys.extend_from_slice(buf);
+                    pending.steps.push(PendingStep {
+                        input: n as u32,
+                        taken: t,
+                        key: (start, pending.keys.len() as u32),
+                        hash,
+                    });
                 }
                 continue;
             }
+            // The successors in input order: the previewed ones before this one first.
+            self.resolve(id, pos, pending, layout.key(), succs, keys);
             // One copy per worker, overwritten for each input: a state seen before costs
             // no allocation.
             let next = match copy {
@@ -844,12 +890,30 @@ impl Explorer {
                 extra,
             });
         }
+        self.resolve(id, pos, pending, layout.key(), succs, keys);
         states.push(Expansion {
             id,
             succs: (succs.len() - first) as u32,
             stuck,
             applied,
         });
+    }
+
+    /// Looks up the pending previewed steps of state `id` (whose key is `own`), in order.
+    fn resolve(
+        &self,
+        id: u32,
+        pos: u32,
+        pending: &mut Pending,
+        own: &[u8],
+        succs: &mut Vec<Succ>,
+        keys: &mut Vec<u8>,
+    ) {
+        for p in pending.steps.drain(..) {
+            let key = &pending.keys[p.key.0 as usize..p.key.1 as usize];
+            self.previewed(id, pos, p.input, p.taken, own, key, p.hash, succs, keys);
+        }
+        pending.keys.clear();
     }
 
     /// A previewed step from state `id` (whose key is `own`) that took transition `t` to
@@ -864,10 +928,10 @@ impl Explorer {
         t: TransitionId,
         own: &[u8],
         key: &[u8],
+        hash: u32,
         succs: &mut Vec<Succ>,
         keys: &mut Vec<u8>,
     ) {
-        let hash = store::hash(key);
         let known = if key == own {
             Some(id)
         } else {
@@ -930,7 +994,7 @@ impl Explorer {
     }
 
     /// Takes one step's result into the explored set, in a fixed order (one thread).
-    fn merge(&mut self, succ: Succ, key: &[u8]) -> Merged {
+    fn merge(&mut self, succ: &Succ, key: &[u8]) -> Merged {
         let origin = Origin {
             parent: succ.parent,
             input: succ.input,

@@ -3,8 +3,13 @@
 //! table (plus the table's spare room): its number and 32 bits of its key's hash, so that
 //! the table grows without hashing every key again and a lookup compares the bytes of
 //! almost only the key it is looking for.
+//!
+//! The table is open addressing with linear probing over those 8-byte slots, written here
+//! rather than taken from hashbrown for one thing hashbrown cannot do: say where a lookup
+//! will look, so that the explorer can ask for that memory ([`Store::prefetch`]) while it
+//! works out the next keys. In a table of millions of states nearly every lookup misses the
+//! cache, and waiting for them one after another was the largest cost of a step.
 
-use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 /// Bytes per arena chunk: the arena grows by whole chunks, never moving a key (a doubling
@@ -18,20 +23,25 @@ pub struct Store {
     /// Where each key starts: its chunk in the high half, its offset in the low half. It ends
     /// where the next starts in the same chunk, or at its chunk's end.
     starts: Vec<u64>,
-    /// A state's number in the low half, its key's hash in the high half.
-    table: HashTable<u64>,
+    /// A state's number in the low half, its key's hash in the high half; `EMPTY` where
+    /// there is none. A power of two long, at most three quarters full.
+    table: Vec<u64>,
+    /// 64 less the table's length in bits: a hash's slot is its spread's top bits.
+    shift: u32,
 }
+
+/// A free slot: no state has the number `u32::MAX` (numbers are below the number of states).
+const EMPTY: u64 = u64::MAX;
 
 /// The hash of a key.
 pub fn hash(key: &[u8]) -> u32 {
     foldhash::fast::FixedState::with_seed(0x6f72_6361).hash_one(key) as u32
 }
 
-/// The table's 64-bit hash from the 32 stored: multiplying by an odd constant keeps the low
-/// bits (the bucket) as evenly spread as the hash and mixes every bit into the high ones
-/// (hashbrown's tag).
-fn spread(h: u32) -> u64 {
-    u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+/// Where a hash's probe starts in a table of `64 - shift` bits: the top bits of the hash
+/// times an odd constant (Fibonacci hashing), which every bit of the hash moves.
+fn slot(h: u32, shift: u32) -> usize {
+    (u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
 }
 
 fn entry(id: u32, h: u32) -> u64 {
@@ -68,29 +78,59 @@ impl Store {
 
     /// The number of a known key.
     pub fn find(&self, key: &[u8], hash: u32) -> Option<u32> {
-        (self.table.find(spread(hash), |&e| {
-            hash_of(e) == hash && self.get(id_of(e)) == key
-        }))
-        .map(|&e| id_of(e))
+        self.probe(key, hash).ok()
+    }
+
+    /// Asks for the table memory a lookup of `hash` starts at, ahead of the lookup.
+    pub fn prefetch(&self, hash: u32) {
+        if let Some(e) = self.table.get(slot(hash, self.shift)) {
+            crate::hint::prefetch((e as *const u64).cast());
+        }
+    }
+
+    /// The number of a known key, or the free slot where it would go.
+    fn probe(&self, key: &[u8], hash: u32) -> Result<u32, usize> {
+        let mask = self.table.len().wrapping_sub(1);
+        let mut i = slot(hash, self.shift);
+        loop {
+            let e = *self.table.get(i).ok_or(usize::MAX)?;
+            if e == EMPTY {
+                return Err(i);
+            }
+            if hash_of(e) == hash && self.get(id_of(e)) == key {
+                return Ok(id_of(e));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Doubles the table (16 slots at first), placing each entry by its stored hash.
+    fn grow(&mut self) {
+        let len = (self.table.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.table, vec![EMPTY; len]);
+        self.shift = 64 - len.trailing_zeros();
+        for e in old.into_iter().filter(|&e| e != EMPTY) {
+            let mut i = slot(hash_of(e), self.shift);
+            while self.table[i] != EMPTY {
+                i = (i + 1) & (len - 1);
+            }
+            self.table[i] = e;
+        }
     }
 
     /// Adds a key: its number, and whether it was new; `None` (refused) for a new key once
     /// `max` keys are held. One lookup.
     pub fn insert_within(&mut self, key: &[u8], h: u32, max: usize) -> Option<(u32, bool)> {
-        let Store {
-            arena,
-            starts,
-            table,
-        } = self;
-        match table.entry(
-            spread(h),
-            |&e| hash_of(e) == h && slice(arena, starts, id_of(e)) == key,
-            |&e| spread(hash_of(e)),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(e) => Some((id_of(*e.get()), false)),
-            hashbrown::hash_table::Entry::Vacant(_) if starts.len() >= max => None,
-            hashbrown::hash_table::Entry::Vacant(v) => {
+        if (self.starts.len() + 1) * 4 > self.table.len() * 3 {
+            self.grow();
+        }
+        match self.probe(key, h) {
+            Ok(id) => Some((id, false)),
+            Err(_) if self.starts.len() >= max => None,
+            Err(free) => {
+                let Store { arena, starts, .. } = self;
                 let id = starts.len() as u32;
+                debug_assert!(entry(id, h) != EMPTY);
                 // The first chunk grows as a vector does, so that a small exploration holds
                 // little; the others are allocated whole.
                 let fits = |c: &Vec<u8>| c.len() + key.len() <= CHUNK.max(c.capacity());
@@ -106,7 +146,7 @@ impl Store {
                 let last = &mut arena[chunk];
                 starts.push((chunk as u64) << 32 | last.len() as u64);
                 last.extend_from_slice(key);
-                v.insert(entry(id, h));
+                self.table[free] = entry(id, h);
                 Some((id, true))
             }
         }
@@ -116,7 +156,7 @@ impl Store {
     pub fn bytes(&self) -> usize {
         self.arena.iter().map(Vec::capacity).sum::<usize>()
             + self.starts.capacity() * 8
-            + self.table.capacity() * 9
+            + self.table.capacity() * 8
     }
 }
 
@@ -150,6 +190,28 @@ mod tests {
             s.insert_within(&keys[0], hash(&keys[0]), s.len()),
             Some((ids[0].0, false))
         );
+    }
+
+    #[test]
+    fn keys_with_one_hash_are_told_apart_by_their_bytes_through_growth() {
+        let mut s = Store::default();
+        // Every key with the same hash: one run of slots, probed past each other, moved
+        // together as the table doubles.
+        for i in 0..100u32 {
+            assert_eq!(
+                s.insert_within(&i.to_le_bytes(), 7, usize::MAX),
+                Some((i, true))
+            );
+        }
+        for i in 0..100u32 {
+            assert_eq!(s.find(&i.to_le_bytes(), 7), Some(i));
+            assert_eq!(
+                s.insert_within(&i.to_le_bytes(), 7, usize::MAX),
+                Some((i, false))
+            );
+        }
+        assert_eq!(s.find(&100u32.to_le_bytes(), 7), None);
+        assert!(s.table.len() >= 128 && s.table.len().is_power_of_two());
     }
 
     #[test]
