@@ -539,6 +539,12 @@ impl Explorer {
         let mut depth = 0;
         let mut spare: Vec<Box<Instance>> = Vec::new();
         let mut outs: Vec<Expanded> = Vec::new();
+        // Kept from batch to batch: allocated afresh each time, buffers this large come as
+        // new pages from the system, which a VM is slow to give.
+        let mut build: Vec<Build> = Vec::new();
+        let mut reuse: Vec<Option<Box<Instance>>> = Vec::new();
+        let mut built: Level = Vec::new();
+        let mut violations: Vec<Vec<usize>> = Vec::new();
         'levels: while !frontier.is_empty() {
             if opts.depth.is_some_and(|d| depth >= d) {
                 // At the depth bound the last level is still expanded, keeping nothing new:
@@ -570,7 +576,7 @@ impl Explorer {
                             this.expand(*id, (c * CHUNK + i) as u32, inst, scratch, out);
                         }
                     });
-                let mut build: Vec<Build> = Vec::new();
+                build.clear();
                 for out in &mut outs[..chunks] {
                     self.merge_chunk(out, &mut build);
                 }
@@ -578,12 +584,12 @@ impl Explorer {
                 // Instances of the level before, overwritten in place: a state built this way
                 // allocates nothing (see `Instance::clone_from`).
                 let keep = spare.len().saturating_sub(build.len());
-                let mut reuse: Vec<Option<Box<Instance>>> =
-                    spare.split_off(keep).into_iter().map(Some).collect();
+                reuse.extend(spare.drain(keep..).map(Some));
                 reuse.resize_with(build.len(), || None);
-                let (mut built, violations): (Level, Vec<Vec<usize>>) = build
+                let build = &build;
+                build
                     .par_iter()
-                    .zip(reuse.into_par_iter())
+                    .zip(reuse.par_drain(..))
                     .enumerate()
                     .map(|(i, (b, old))| {
                         // As in the expansion: the parents come in batch order, a few apart.
@@ -612,11 +618,11 @@ impl Explorer {
                         let failed = this.state_violations(&inst);
                         ((b.id, inst), failed)
                     })
-                    .unzip();
+                    .unzip_into_vecs(&mut built, &mut violations);
                 // Each finding goes where the merge would have put it had it known: right
                 // after what the step that found the state reported.
                 let mut moved = 0;
-                for (b, failed) in build.iter().zip(violations) {
+                for (b, failed) in build.iter().zip(violations.drain(..)) {
                     for n in failed {
                         let origin = Origin {
                             parent: b.parent,
@@ -638,9 +644,9 @@ impl Explorer {
                 // Small results join the last chunk until it holds a batch, so that the next
                 // level is not cut into many small batches.
                 match next.last_mut() {
-                    Some(last) if last.len() < opts.batch => last.extend(built),
+                    Some(last) if last.len() < opts.batch => last.append(&mut built),
                     _ if built.is_empty() => {}
-                    _ => next.push(built),
+                    _ => next.push(built.drain(..).collect()),
                 }
                 expanded_so_far += batch.len();
                 let unexpanded = total - expanded_so_far;
