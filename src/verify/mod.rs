@@ -646,7 +646,12 @@ impl Explorer {
                 match next.last_mut() {
                     Some(last) if last.len() < opts.batch => last.append(&mut built),
                     _ if built.is_empty() => {}
-                    _ => next.push(built.drain(..).collect()),
+                    // Moved into a vector of its own size: `built` keeps its buffer.
+                    _ => {
+                        let mut level = Vec::with_capacity(built.len());
+                        level.append(&mut built);
+                        next.push(level);
+                    }
                 }
                 expanded_so_far += batch.len();
                 let unexpanded = total - expanded_so_far;
