@@ -106,6 +106,7 @@ fn bool_of(e: &Fast) -> Option<BoolK> {
 }
 
 impl IntK {
+    #[inline]
     pub fn eval(&self, ctx: &(impl Slots + ?Sized)) -> Option<i64> {
         match self {
             IntK::Const(i) => Some(*i),
@@ -140,6 +141,7 @@ fn compare(op: BinOp, x: i64, y: i64) -> Option<bool> {
 }
 
 impl BoolK {
+    #[inline]
     pub fn eval(&self, ctx: &(impl Slots + ?Sized)) -> Option<bool> {
         match self {
             BoolK::Const(b) => Some(*b),

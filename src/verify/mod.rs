@@ -776,20 +776,12 @@ impl Explorer {
             if matches!(input, Input::Tick) && inst.next_due().is_none() {
                 continue;
             }
-            if let Input::Event(e) = input
-                && self.event_invariants.is_empty()
-                && surely_ignored(&self.chart, inst, e)
-            {
-                // Back to the same state, nothing taken: as if applied.
-                applied += 1;
-                continue;
-            }
             if let Some(class) = self.classes[n]
                 && self.event_invariants.is_empty()
                 && inst.preview(class, preview)
             {
                 applied += 1;
-                // Ignored, as above; else what the step below would find, without the step.
+                // Ignored (as below); else what the step would find, without the step.
                 if let Some(t) = preview.taken {
                     stuck = false;
                     if !std::mem::replace(&mut laid_out, true) {
@@ -807,6 +799,14 @@ impl Explorer {
                         hash,
                     });
                 }
+                continue;
+            }
+            if let Input::Event(e) = input
+                && self.event_invariants.is_empty()
+                && surely_ignored(&self.chart, inst, e)
+            {
+                // Back to the same state, nothing taken: as if applied.
+                applied += 1;
                 continue;
             }
             // The successors in input order: the previewed ones before this one first.
