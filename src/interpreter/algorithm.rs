@@ -6,7 +6,7 @@
 
 use super::{Core, Effect, Event, EventKind, RunError, Status, Trace};
 use crate::chart::kernel::Kernel;
-use crate::chart::{Chart, EventClass, Kind, StateId, TransitionId};
+use crate::chart::{Chart, EventClass, Kind, State, StateId, TransitionId};
 use crate::model::{HistoryDepth, Json};
 use std::borrow::Cow;
 
@@ -233,18 +233,34 @@ impl Core {
         chart: &Chart,
         class: EventClass,
     ) -> Option<Option<TransitionId>> {
-        if chart.has_parallel
+        if !self.quick_ready(chart) {
+            return None;
+        }
+        let leaf = chart.state(*self.config.last()?);
+        self.quick_choose(chart, leaf, class)
+    }
+
+    /// Whether [`Core::quick_select`] may decide in this state, whatever the event.
+    pub(super) fn quick_ready(&self, chart: &Chart) -> bool {
+        !(chart.has_parallel
             || chart.has_eventless
             || self
                 .cold
                 .as_ref()
                 .is_some_and(|c| c.trace.is_some() || !c.invoked.is_empty())
             || !self.cold().internal.is_empty()
-            || !self.slots_ok
-        {
-            return None;
-        }
-        let leaf = chart.state(*self.config.last()?);
+            || !self.slots_ok)
+    }
+
+    /// [`Core::quick_select`] for an event of class `class`, where [`Core::quick_ready`]
+    /// holds and `leaf` is the active atomic state.
+    #[inline]
+    pub(super) fn quick_choose(
+        &self,
+        chart: &Chart,
+        leaf: &State,
+        class: EventClass,
+    ) -> Option<Option<TransitionId>> {
         for &t in leaf.candidates(class)? {
             let holds = match chart.transition(t).guard {
                 None => true,

@@ -36,7 +36,7 @@ mod preview;
 mod why;
 
 pub use host::{Host, HostAction};
-pub use preview::Preview;
+pub use preview::{Preview, Previewer};
 pub use why::{Offer, Verdict, Why};
 
 use crate::chart::{Chart, InvokeSrc, StateId, TransitionId};

@@ -10,7 +10,7 @@
 
 use super::{Core, Instance, Status};
 use crate::chart::kernel::{Kernel, Slots};
-use crate::chart::{Chart, EventClass, Op, StateId, TransitionId};
+use crate::chart::{Chart, EventClass, Op, State, StateId, TransitionId};
 use crate::model::Json;
 use indexmap::IndexMap;
 
@@ -80,27 +80,42 @@ impl Instance {
     /// assert!(p.taken.is_some());
     /// ```
     pub fn preview(&self, class: EventClass, out: &mut Preview) -> bool {
-        self.core.preview(&self.chart, class, out)
+        self.previewer().is_some_and(|p| p.preview(class, out))
+    }
+
+    /// What [`Instance::preview`] checks of the instance whatever the event, checked once
+    /// for previewing many events: `None` when no event's step can be previewed.
+    pub fn previewer(&self) -> Option<Previewer<'_>> {
+        let (core, chart) = (&self.core, &*self.chart);
+        let ready = core.status == Status::Running
+            && core
+                .cold
+                .as_ref()
+                .is_none_or(|c| c.external.is_empty() && c.to_invoke.is_empty())
+            && core.quick_ready(chart);
+        let leaf = chart.state(*core.config.last()?);
+        ready.then_some(Previewer { core, chart, leaf })
     }
 }
 
-impl Core {
-    fn preview(&self, chart: &Chart, class: EventClass, out: &mut Preview) -> bool {
+/// An instance ready to have steps previewed (see [`Instance::previewer`]).
+pub struct Previewer<'a> {
+    core: &'a Core,
+    chart: &'a Chart,
+    leaf: &'a State,
+}
+
+impl Previewer<'_> {
+    /// [`Instance::preview`].
+    pub fn preview(&self, class: EventClass, out: &mut Preview) -> bool {
+        let (core, chart) = (self.core, self.chart);
         out.taken = None;
         out.config.clear();
         out.assigned.clear();
-        if self.status != Status::Running
-            || self
-                .cold
-                .as_ref()
-                .is_some_and(|c| !c.external.is_empty() || !c.to_invoke.is_empty())
-        {
-            return false;
-        }
-        let Some(chosen) = self.quick_select_class(chart, class) else {
+        let Some(chosen) = core.quick_choose(chart, self.leaf, class) else {
             return false;
         };
-        out.config.extend_from_slice(&self.config);
+        out.config.extend_from_slice(&core.config);
         let Some(t) = chosen else {
             return true;
         };
@@ -121,11 +136,11 @@ impl Core {
             let Some(Kernel::Int(k)) = &chart.expr(*value).kernel else {
                 return false;
             };
-            if location.len() != 1 || *slot >= self.context.len() {
+            if location.len() != 1 || *slot >= core.context.len() {
                 return false;
             }
             let seen = Assigned {
-                context: &self.context,
+                context: &core.context,
                 preview: out,
             };
             let Some(v) = k.eval(&seen) else {

@@ -767,6 +767,13 @@ impl Explorer {
         } = scratch;
         let mut laid_out = false;
         let mut applied = 0;
+        // What a preview checks of the state whatever the event, checked once.
+        let previewer =
+            if self.event_invariants.is_empty() && self.classes.iter().any(Option::is_some) {
+                inst.previewer()
+            } else {
+                None
+            };
         // With `verify.context`, the start only leads to the starting points it lists.
         let from_start = id == 0 && !self.chart.properties.starts.is_empty();
         for (n, input) in self.inputs.iter().enumerate() {
@@ -777,8 +784,8 @@ impl Explorer {
                 continue;
             }
             if let Some(class) = self.classes[n]
-                && self.event_invariants.is_empty()
-                && inst.preview(class, preview)
+                && let Some(p) = &previewer
+                && p.preview(class, preview)
             {
                 applied += 1;
                 // Ignored (as below); else what the step would find, without the step.
