@@ -182,10 +182,10 @@ const NO_PARENT: u32 = u32::MAX;
 /// At most this many distinct `error.execution` messages are reported.
 const MAX_ERRORS: usize = 10;
 
-/// What one input did to one state, computed in a worker. Small (40 bytes): there is one
-/// for most inputs, and what is rarely there is in `extra`.
+/// What one input did to one state, computed in a worker. Small (32 bytes): there is one
+/// for most inputs, and what is rarely there is in `extra`; the state it came from and where
+/// that sits in its batch are its expansion's.
 struct Succ {
-    parent: u32,
     input: u32,
     /// The state reached, when it was known already (else `UNKNOWN` and its key is `key`).
     target: u32,
@@ -193,9 +193,6 @@ struct Succ {
     /// its hash.
     key: (u32, u32),
     hash: u32,
-    /// Where the parent sits in its batch: a new state is built again from it, once, after
-    /// the merge (cheaper than a copy from every worker that happens upon it).
-    pos: u32,
     extra: Option<Box<Extra>>,
 }
 
@@ -477,6 +474,9 @@ struct Expanded {
 /// What expanding one state gave besides its successors.
 struct Expansion {
     id: u32,
+    /// Where the state sits in its batch: a new state is built again from it, once, after
+    /// the merge (cheaper than a copy from every worker that happens upon it).
+    pos: u32,
     /// How many of the chunk's `succs` are this state's (they follow the state before's).
     succs: u32,
     /// Running, and no input leads anywhere else.
@@ -510,12 +510,10 @@ impl Explorer {
         let h = store::hash(&k);
         let failed = started.err().map(|e| e.to_string());
         let succ = Succ {
-            parent: NO_PARENT,
             input: NO_PARENT,
             target: UNKNOWN,
             key: (0, k.len() as u32),
             hash: h,
-            pos: 0,
             extra: Some(Box::new(Extra {
                 observed,
                 failed,
@@ -525,7 +523,7 @@ impl Explorer {
         // A level's states, in the chunks they were built in (so that a level is never
         // copied to grow).
         let mut frontier: Vec<Level> = Vec::new();
-        if let Merged::New(id) = self.merge(&succ, &k) {
+        if let Merged::New(id) = self.merge(NO_PARENT, &succ, &k) {
             // The point before `verify.context`'s starting points is no state the machine
             // rests in: its invariants are checked at the starting points.
             if self.chart.properties.starts.is_empty() {
@@ -711,9 +709,9 @@ impl Explorer {
             for succ in &succs[at..at + e.succs as usize] {
                 lookup_ahead(&self.store, succs.get(at + AHEAD));
                 at += 1;
-                let (pos, input, parent) = (succ.pos, succ.input, succ.parent);
+                let (pos, input, parent) = (e.pos, succ.input, e.id);
                 let key = &keys[succ.key.0 as usize..succ.key.1 as usize];
-                let id = match self.merge(succ, key) {
+                let id = match self.merge(parent, succ, key) {
                     Merged::Known => continue,
                     Merged::New(id) => id,
                     // Built all the same, for its invariants: a violation past the bound is
@@ -752,6 +750,7 @@ impl Explorer {
         if *inst.status() != Status::Running {
             states.push(Expansion {
                 id,
+                pos,
                 succs: 0,
                 stuck: false,
                 applied: 0,
@@ -817,7 +816,7 @@ impl Explorer {
                 continue;
             }
             // The successors in input order: the previewed ones before this one first.
-            self.resolve(id, pos, pending, layout.key(), succs, keys);
+            self.resolve(id, pending, layout.key(), succs, keys);
             // One copy per worker, overwritten for each input: a state seen before costs
             // no allocation.
             let next = match copy {
@@ -863,12 +862,10 @@ impl Explorer {
                 // Nothing new can come of it but the edge.
                 if self.keep_edges {
                     succs.push(Succ {
-                        parent: id,
                         input: n as u32,
                         target,
                         key: (0, 0),
                         hash,
-                        pos,
                         extra: None,
                     });
                 }
@@ -893,7 +890,6 @@ impl Explorer {
                 })
             });
             succs.push(Succ {
-                parent: id,
                 input: n as u32,
                 target: known.unwrap_or(UNKNOWN),
                 key: if known.is_none() {
@@ -904,13 +900,13 @@ impl Explorer {
                     (0, 0)
                 },
                 hash,
-                pos,
                 extra,
             });
         }
-        self.resolve(id, pos, pending, layout.key(), succs, keys);
+        self.resolve(id, pending, layout.key(), succs, keys);
         states.push(Expansion {
             id,
+            pos,
             succs: (succs.len() - first) as u32,
             stuck,
             applied,
@@ -921,7 +917,6 @@ impl Explorer {
     fn resolve(
         &self,
         id: u32,
-        pos: u32,
         pending: &mut Pending,
         own: &[u8],
         succs: &mut Vec<Succ>,
@@ -929,7 +924,7 @@ impl Explorer {
     ) {
         for p in pending.steps.drain(..) {
             let key = &pending.keys[p.key.0 as usize..p.key.1 as usize];
-            self.previewed(id, pos, p.input, p.taken, own, key, p.hash, succs, keys);
+            self.previewed(id, p.input, p.taken, own, key, p.hash, succs, keys);
         }
         pending.keys.clear();
     }
@@ -941,7 +936,6 @@ impl Explorer {
     fn previewed(
         &self,
         id: u32,
-        pos: u32,
         input: u32,
         t: TransitionId,
         own: &[u8],
@@ -960,7 +954,6 @@ impl Explorer {
             return;
         }
         succs.push(Succ {
-            parent: id,
             input,
             target: known.unwrap_or(UNKNOWN),
             key: match known {
@@ -972,7 +965,6 @@ impl Explorer {
                 }
             },
             hash,
-            pos,
             extra: first.then(|| {
                 Box::new(Extra {
                     observed: Observed {
@@ -1012,9 +1004,9 @@ impl Explorer {
     }
 
     /// Takes one step's result into the explored set, in a fixed order (one thread).
-    fn merge(&mut self, succ: &Succ, key: &[u8]) -> Merged {
+    fn merge(&mut self, parent: u32, succ: &Succ, key: &[u8]) -> Merged {
         let origin = Origin {
-            parent: succ.parent,
+            parent,
             input: succ.input,
         };
         if let Some(extra) = &succ.extra {
@@ -1032,8 +1024,8 @@ impl Explorer {
                 }
             }
         };
-        if self.keep_edges && succ.parent != NO_PARENT && id != succ.parent {
-            self.edges.push((succ.parent, id));
+        if self.keep_edges && parent != NO_PARENT && id != parent {
+            self.edges.push((parent, id));
         }
         if !new {
             return Merged::Known;
