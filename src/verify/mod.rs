@@ -689,7 +689,7 @@ impl Explorer {
         } = out;
         // The table memory of a lookup a few steps ahead is asked for before this one, so
         // that this thread, which the others wait for, does not wait for memory each time.
-        const AHEAD: usize = 8;
+        const AHEAD: usize = 16;
         let lookup_ahead = |store: &Store, s: Option<&Succ>| {
             if let Some(s) = s
                 && s.target == UNKNOWN
