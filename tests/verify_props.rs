@@ -38,20 +38,7 @@ proptest! {
         let max_states = 100_000;
         let opts = Options { depth: Some(DEPTH), max_states, ..Options::default() };
         let report = verify::explore_with(chart.clone(), &opts, true, &mut |_| {});
-        // Previewing steps is only a shortcut: without it, the same exploration.
-        let stepped = verify::explore_with(
-            chart.clone(),
-            &Options { preview: false, ..opts.clone() },
-            true,
-            &mut |_| {},
-        );
-        prop_assert_eq!(&stepped.state_keys, &report.state_keys);
-        prop_assert_eq!(strings(&stepped.state_paths), strings(&report.state_paths));
-        prop_assert_eq!(
-            (stepped.steps, stepped.depth, stepped.bounded),
-            (report.steps, report.depth, report.bounded)
-        );
-        prop_assert_eq!(findings(&stepped), findings(&report));
+        same_without_previews(&chart, &opts, &report)?;
         prop_assert!(report.states < max_states, "the state bound must not cut the depth bound short");
         prop_assert_eq!(report.state_paths.len(), report.states);
         let known: HashSet<&Vec<u8>> = report.state_keys.iter().collect();
@@ -103,6 +90,32 @@ proptest! {
             }
         }
     }
+}
+
+/// Previewing steps is only a shortcut: without it, the same exploration (states, paths,
+/// steps, depth, bound and findings).
+fn same_without_previews(
+    chart: &Arc<orca::chart::Chart>,
+    opts: &Options,
+    report: &Report,
+) -> Result<(), TestCaseError> {
+    let stepped = verify::explore_with(
+        chart.clone(),
+        &Options {
+            preview: false,
+            ..opts.clone()
+        },
+        true,
+        &mut |_| {},
+    );
+    prop_assert_eq!(&stepped.state_keys, &report.state_keys);
+    prop_assert_eq!(strings(&stepped.state_paths), strings(&report.state_paths));
+    prop_assert_eq!(
+        (stepped.steps, stepped.depth, stepped.bounded),
+        (report.steps, report.depth, report.bounded)
+    );
+    prop_assert_eq!(findings(&stepped), findings(report));
+    Ok(())
 }
 
 fn strings(paths: &[Vec<Input>]) -> Vec<Vec<String>> {
@@ -239,16 +252,7 @@ proptest! {
         let chart = Arc::new(loaded.map_err(|d| TestCaseError::fail(d.to_string()))?.0);
         let opts = Options { depth: Some(8), max_states: 20_000, exact: true, ..Options::default() };
         let report = verify::explore_with(chart.clone(), &opts, true, &mut |_| {});
-        let stepped = verify::explore_with(
-            chart.clone(),
-            &Options { preview: false, ..opts.clone() },
-            true,
-            &mut |_| {},
-        );
-        prop_assert_eq!(&stepped.state_keys, &report.state_keys);
-        prop_assert_eq!(strings(&stepped.state_paths), strings(&report.state_paths));
-        prop_assert_eq!((stepped.steps, stepped.bounded), (report.steps, report.bounded));
-        prop_assert_eq!(findings(&stepped), findings(&report));
+        same_without_previews(&chart, &opts, &report)?;
 
         let (mut preview, mut key, mut want) = (Preview::default(), Vec::new(), Vec::new());
         let mut layout = Layout::default();
