@@ -61,8 +61,9 @@ impl Instance {
     /// Returns false otherwise (then `out` means nothing and the event must be sent).
     ///
     /// What it answers is what [`Instance::send`] would do: status, configuration and
-    /// context as the step leaves them; nothing else a step can change (history, timers,
-    /// invokes, effects, queued events) is touched by such a step.
+    /// context as the step leaves them, and the transition it takes. Nothing else that
+    /// makes a state (history, timers, invokes, queued events, output) is touched by such a
+    /// step; it only records the event as the current one, which the next step replaces.
     ///
     /// ```
     /// use orca::chart::{CompileOptions, load_chart_str};

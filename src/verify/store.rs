@@ -30,7 +30,8 @@ pub struct Store {
     shift: u32,
 }
 
-/// A free slot: no state has the number `u32::MAX` (numbers are below the number of states).
+/// A free slot: no state has the number `u32::MAX` (`insert_within` refuses a state that
+/// would).
 const EMPTY: u64 = u64::MAX;
 
 /// The hash of a key.
@@ -88,7 +89,8 @@ impl Store {
         }
     }
 
-    /// The number of a known key, or the free slot where it would go.
+    /// The number of a known key, or the free slot where it would go (`usize::MAX` in a table
+    /// not yet allocated, which `insert_within` grows before it probes).
     fn probe(&self, key: &[u8], hash: u32) -> Result<u32, usize> {
         let mask = self.table.len().wrapping_sub(1);
         let mut i = slot(hash, self.shift);
@@ -126,7 +128,8 @@ impl Store {
         }
         match self.probe(key, h) {
             Ok(id) => Some((id, false)),
-            Err(_) if self.starts.len() >= max => None,
+            // Numbers are `u32`s, and `u32::MAX` is kept out of them (see `EMPTY`).
+            Err(_) if self.starts.len() >= max.min(u32::MAX as usize) => None,
             Err(free) => {
                 let Store { arena, starts, .. } = self;
                 let id = starts.len() as u32;
