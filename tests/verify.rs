@@ -3,7 +3,11 @@
 //! versions prove clean, bounds say so with exit 3, bad properties are load errors.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+#[path = "common/scratch.rs"]
+mod scratch;
+
+use scratch::ScratchDir;
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn orca(args: &[&str]) -> Output {
@@ -14,11 +18,8 @@ fn orca(args: &[&str]) -> Output {
         .expect("orca runs")
 }
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("orca-verify-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> ScratchDir {
+    ScratchDir::new("orca-verify", name)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

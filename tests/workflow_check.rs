@@ -1,7 +1,11 @@
 //! `orca check` and `orca graph` on workflow files (workflows.md, cli.md): the spec's example,
 //! every load error with its position, message, operation and hint, and the drawings.
 
-use std::path::{Path, PathBuf};
+#[path = "common/scratch.rs"]
+mod scratch;
+
+use scratch::ScratchDir;
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn orca(args: &[&str]) -> Output {
@@ -12,10 +16,8 @@ fn orca(args: &[&str]) -> Output {
 }
 
 /// A directory of its own for each test, so that files named alike do not collide.
-fn dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("orca-wf-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> ScratchDir {
+    ScratchDir::new("orca-wf", name)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

@@ -10,10 +10,11 @@
 //! `PROPTEST_CASES` (default 24) and `ORCA_CRASH_RUNS` (default 20) scale them.
 
 mod common;
+use common::scratch::ScratchDir;
 use common::workflows::{orca, scratch, spawn_orca};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 #[derive(Debug, Clone)]
@@ -403,7 +404,7 @@ fn resume_within_deadline(dir: &Path, what: &str) -> Output {
 }
 
 /// A scratch directory where `wf` ran once as `w.ron` (run directory `run`), ending `exit`.
-fn first_run(tag: &str, wf: &str, exit: i32) -> PathBuf {
+fn first_run(tag: &str, wf: &str, exit: i32) -> ScratchDir {
     let dir = scratch(tag);
     std::fs::write(dir.join("w.ron"), wf).unwrap();
     let o = orca(&dir, &["run", "w.ron", "--run-dir", "run"]);

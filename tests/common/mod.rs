@@ -3,6 +3,7 @@
 
 pub mod machines;
 pub mod pg;
+pub mod scratch;
 pub mod workflows;
 
 /// Proptest's case count: `PROPTEST_CASES` when set, else `default`.

@@ -1,12 +1,13 @@
 //! Running workflows in scratch directories with marker files.
 
-use std::path::{Path, PathBuf};
+use super::scratch::ScratchDir;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-/// A fresh directory for one test, with an empty `m/` for marker files.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orca-wf-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A fresh directory for one test, with an empty `m/` for marker files; removed when the
+/// test is done with it.
+pub fn scratch(name: &str) -> ScratchDir {
+    let dir = ScratchDir::new("orca-wf", name);
     std::fs::create_dir_all(dir.join("m")).unwrap();
     dir
 }
