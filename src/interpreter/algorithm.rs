@@ -224,18 +224,10 @@ impl Core {
     /// descriptor in the active state's chain, and guards that integer kernels decide.
     /// `Some(None)`: no transition is enabled. `None`: the general selection must decide.
     fn quick_select(&self, chart: &Chart, event: &Event) -> Option<Option<TransitionId>> {
-        self.quick_select_class(chart, chart.event_class(&event.name)?)
-    }
-
-    /// [`Core::quick_select`] for an event of class `class`.
-    pub(super) fn quick_select_class(
-        &self,
-        chart: &Chart,
-        class: EventClass,
-    ) -> Option<Option<TransitionId>> {
         if !self.quick_ready(chart) {
             return None;
         }
+        let class = chart.event_class(&event.name)?;
         let leaf = chart.state(*self.config.last()?);
         self.quick_choose(chart, leaf, class)
     }

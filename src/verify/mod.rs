@@ -233,10 +233,21 @@ pub fn explore_with(
         slice::relevance(&chart)
     };
     let inputs = inputs::inputs(&chart);
-    let classes = inputs
+    let event_invariants: Vec<usize> = chart
+        .properties
+        .invariants
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| chart.expr(i.expr).reads_event())
+        .map(|(n, _)| n)
+        .collect();
+    // A step checked against an invariant that reads `event` is taken, not previewed.
+    let classes: Vec<Option<EventClass>> = inputs
         .iter()
         .map(|i| match i {
-            Input::Event(e) if opts.preview => chart.event_class(&e.name),
+            Input::Event(e) if opts.preview && event_invariants.is_empty() => {
+                chart.event_class(&e.name)
+            }
             _ => None,
         })
         .collect();
@@ -244,6 +255,7 @@ pub fn explore_with(
         chart: chart.clone(),
         rel,
         inputs,
+        previews: classes.iter().any(Option::is_some),
         classes,
         store: Store::default(),
         origins: Vec::new(),
@@ -264,14 +276,7 @@ pub fn explore_with(
         refused: 0,
         done: Vec::new(),
         goals: vec![Vec::new(); chart.properties.always_can_reach.len()],
-        event_invariants: chart
-            .properties
-            .invariants
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| chart.expr(i.expr).reads_event())
-            .map(|(n, _)| n)
-            .collect(),
+        event_invariants,
     };
     // On one of the pool's threads: the merge between parallel steps then takes that thread's
     // core instead of a third thread's, which two cores would share with a waiting worker.
@@ -373,6 +378,8 @@ struct Explorer {
     inputs: Vec<Input>,
     /// Per input: the event's class, when its steps may be previewed.
     classes: Vec<Option<EventClass>>,
+    /// Whether any input's steps may be previewed.
+    previews: bool,
     store: Store,
     origins: Vec<Origin>,
     findings: Vec<Finding>,
@@ -767,12 +774,13 @@ impl Explorer {
         let mut laid_out = false;
         let mut applied = 0;
         // What a preview checks of the state whatever the event, checked once.
-        let previewer =
-            if self.event_invariants.is_empty() && self.classes.iter().any(Option::is_some) {
-                inst.previewer()
-            } else {
-                None
-            };
+        let previewer = if self.previews {
+            inst.previewer()
+        } else {
+            None
+        };
+        // The state's own key, for the steps that are taken: looked up once, when first needed.
+        let mut own: Option<&[u8]> = None;
         // With `verify.context`, the start only leads to the starting points it lists.
         let from_start = id == 0 && !self.chart.properties.starts.is_empty();
         for (n, input) in self.inputs.iter().enumerate() {
@@ -829,7 +837,7 @@ impl Explorer {
             let result = apply(next, input);
             applied += 1;
             key::write(next, &self.rel, buf);
-            let same = buf[..] == *self.store.get(id);
+            let same = buf[..] == **own.get_or_insert_with(|| self.store.get(id));
             // Stuck: every input leaves the state as it was and takes no transition (a
             // timer that re-enters its own state is a heartbeat, not a deadlock).
             stuck &= same && next.observed().is_none_or(|o| o.taken.is_empty());
