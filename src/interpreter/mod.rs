@@ -856,3 +856,13 @@ impl Instance {
         })
     }
 }
+
+/// A started instance of the machine `text`, for unit tests here and in the layers above.
+#[cfg(test)]
+pub(crate) fn started(text: &str) -> Instance {
+    let opts = crate::chart::CompileOptions::default();
+    let (chart, _) = crate::chart::load_chart_str("t.ron", text, &opts).unwrap();
+    let mut inst = Instance::new(Arc::new(chart));
+    inst.start().unwrap();
+    inst
+}

@@ -163,15 +163,7 @@ impl Previewer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chart::{CompileOptions, load_chart_str};
-    use std::sync::Arc;
-
-    fn started(text: &str) -> Instance {
-        let (chart, _) = load_chart_str("t.ron", text, &CompileOptions::default()).unwrap();
-        let mut inst = Instance::new(Arc::new(chart));
-        inst.start().unwrap();
-        inst
-    }
+    use crate::interpreter::started;
 
     fn preview(inst: &Instance, event: &str) -> Option<Preview> {
         let mut p = Preview::default();

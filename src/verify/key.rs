@@ -306,16 +306,7 @@ fn json(out: &mut Vec<u8>, v: &Json) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chart::{CompileOptions, load_chart_str};
-    use crate::interpreter::Event;
-    use std::sync::Arc;
-
-    fn start(text: &str) -> Instance {
-        let (chart, _) = load_chart_str("k.ron", text, &CompileOptions::default()).unwrap();
-        let mut i = Instance::new(Arc::new(chart));
-        i.start().unwrap();
-        i
-    }
+    use crate::interpreter::{Event, started as start};
 
     fn key(i: &Instance, rel: &Relevance) -> Vec<u8> {
         let mut out = Vec::new();
