@@ -4,7 +4,8 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 /// A fresh directory under the system's temporary directory, named after the test process
-/// and `name`; removed on drop unless the test is failing (then it is kept to look at).
+/// and `name`; removed on drop unless the test is failing (then it is kept to look at) or
+/// `ORCA_KEEP_SCRATCH` is set (to collect what the tests wrote, e.g. their machines).
 #[derive(Debug)]
 pub struct ScratchDir(PathBuf);
 
@@ -32,7 +33,7 @@ impl AsRef<Path> for ScratchDir {
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && std::env::var_os("ORCA_KEEP_SCRATCH").is_none() {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
