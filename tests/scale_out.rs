@@ -167,6 +167,55 @@ fn shipped_workflows_end_alike_on_both_stores() {
     }
 }
 
+/// A run's journal is kept one row per group of lines written together; rows of one line
+/// each (as orca wrote them before) read the same: `orca log` and `orca status` say the same
+/// of both.
+#[test]
+fn journal_rows_of_one_line_read_like_groups() {
+    let server = pg::server();
+    let url = server.database("lines");
+    let dir = scratch("pg-lines");
+    let ran = orca(
+        &repo(),
+        &[
+            "run",
+            "machines/fanout.ron",
+            "--store",
+            &url,
+            "--run-dir",
+            dir.join("fanout").to_str().unwrap(),
+        ],
+    );
+    assert!(ran.status.success(), "run: {}", text(&ran));
+    let count = |sql: &str| -> u64 { pg::psql(&url, sql).parse().unwrap() };
+    let lines_sql =
+        "SELECT sum(length(line) - length(replace(line, E'\\n', ''))) FROM orca_journal";
+    let lines = count(lines_sql);
+    let rows = count("SELECT count(*) FROM orca_journal");
+    assert!(rows < lines, "{rows} rows for {lines} lines: not grouped");
+    let log = |what: &str| {
+        let o = orca(&repo(), &["log", "fanout", "--store", &url, "--json"]);
+        assert!(o.status.success(), "log ({what}): {}", text(&o));
+        (o.stdout, outcome(&repo(), &["fanout", "--store", &url]))
+    };
+    let grouped = log("groups");
+    pg::psql(
+        &url,
+        "BEGIN; \
+         CREATE TEMP TABLE split AS SELECT j.run_id, j.seq + t.n - 1 AS seq, t.l || E'\\n' AS line \
+           FROM orca_journal j, regexp_split_to_table(rtrim(j.line, E'\\n'), E'\\n') WITH ORDINALITY AS t(l, n); \
+         DELETE FROM orca_journal; INSERT INTO orca_journal SELECT * FROM split; COMMIT",
+    );
+    assert_eq!(count("SELECT count(*) FROM orca_journal"), lines);
+    assert_eq!(count(lines_sql), lines);
+    let single = log("one line a row");
+    assert!(!grouped.0.is_empty());
+    assert_eq!(
+        grouped, single,
+        "the journal reads differently one line a row"
+    );
+}
+
 /// A wrong URL, a refused connection, a database without the schema or with a newer one:
 /// one line, exit 2, no password shown, nothing written.
 #[test]

@@ -19,10 +19,13 @@ use tokio_postgres::{Client, Statement};
 /// Hands out a batch of work in one statement: each piece is inserted as `ready`, or found
 /// by its name (a coordinator that restarted), or made ready again when it had been
 /// cancelled or had expired. One row comes back per piece, matched by name.
+/// Workers hear of it when it commits (`orca_ready`, sent by the same statement: a
+/// volatile function in a CTE that is read is evaluated once).
 const SUBMIT: &str = "WITH input AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], $7::text[], $8::text[])
         AS t(op, what, attempt, generation, ordinal, tags, job)),
-front AS (SELECT coalesce((SELECT ordinal FROM orca_work WHERE state = 'ready' ORDER BY ordinal, id LIMIT 1), 0) AS o),
+front AS (SELECT coalesce((SELECT ordinal FROM orca_work WHERE state = 'ready' ORDER BY ordinal, id LIMIT 1), 0) AS o,
+    pg_notify('orca_ready', '') AS notified),
 ins AS (
     INSERT INTO orca_work (run_id, op, what, attempt, generation, ordinal, tags, job)
     SELECT $1, i.op, i.what, i.attempt, i.generation, GREATEST(i.ordinal, front.o),
@@ -185,9 +188,6 @@ impl Inner {
                     }
                     for r in replies.into_values().flatten() {
                         let _ = r.send(Err("the database did not return the work".into()));
-                    }
-                    if let Ok(c) = self.conn().await {
-                        let _ = c.client.execute("NOTIFY orca_ready", &[]).await;
                     }
                 }
                 Err(e) => {

@@ -17,7 +17,10 @@ const OUTAGE: Duration = Duration::from_secs(300);
 #[derive(Default)]
 struct State {
     next_seq: u64,
-    pending: Vec<(i64, String)>,
+    /// The lines not yet handed to the thread, one after the other (each ends with `\n`),
+    /// and the sequence number of the first.
+    pending: Vec<u8>,
+    pending_from: u64,
     /// Every record below this is committed.
     durable: u64,
     /// `orca_runs.status` to set with the next group (an end record was appended).
@@ -199,11 +202,10 @@ impl PgRun {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let mut line = Vec::with_capacity(160);
-        encode(&mut line, seq, crate::journal::wall_ms());
-        // Lines are JSON, so UTF-8.
-        st.pending
-            .push((seq as i64, String::from_utf8_lossy(&line).into_owned()));
+        if st.pending.is_empty() {
+            st.pending_from = seq;
+        }
+        encode(&mut st.pending, seq, crate::journal::wall_ms());
         if status.is_some() {
             st.status = status;
         }
@@ -234,7 +236,7 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
     let mut first = true;
     let mut statement = None;
     loop {
-        let (batch, status) = {
+        let (from, lines, upto, status) = {
             let mut st = s.state.lock().expect("journal state");
             while st.pending.is_empty() && st.status.is_none() && !st.closing {
                 st = s.wake.wait(st).expect("journal state");
@@ -242,12 +244,15 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
             if st.pending.is_empty() && st.status.is_none() && st.closing {
                 return;
             }
-            (std::mem::take(&mut st.pending), st.status.take())
+            let upto = (!st.pending.is_empty()).then_some(st.next_seq);
+            let from = upto.map(|_| st.pending_from as i64);
+            // Lines are JSON, so UTF-8.
+            let lines = String::from_utf8_lossy(&st.pending).into_owned();
+            st.pending.clear();
+            (from, lines, upto, st.status.take())
         };
-        let upto = batch.last().map(|b| b.0 as u64 + 1);
-        let (seqs, lines): (Vec<i64>, Vec<String>) = batch.into_iter().unzip();
         let status = match status {
-            None if first && !seqs.is_empty() => Some("running".to_string()),
+            None if first && from.is_some() => Some("running".to_string()),
             s => s,
         };
         first = false;
@@ -258,7 +263,7 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
                 &client,
                 &mut statement,
                 run,
-                &seqs,
+                from,
                 &lines,
                 status.as_deref(),
             )
@@ -311,11 +316,12 @@ async fn write_loop(store: &PgStore, run: &str, mut client: Client, s: &Shared) 
     }
 }
 
-/// A group of lines and, when it changes, the run's status: one statement, so one round trip
-/// and atomic without a transaction around it. A group written again after a lost connection
-/// finds its lines there already.
+/// A group of lines as one row (numbered by its first line; a reader concatenates the rows
+/// in order) and, when it changes, the run's status: one statement, so one round trip and
+/// atomic without a transaction around it. A group written again after a lost connection
+/// finds its row there already.
 const WRITE: &str = "WITH lines AS (INSERT INTO orca_journal (run_id, seq, line) \
-       SELECT $1, s, l FROM unnest($2::bigint[], $3::text[]) AS t(s, l) ON CONFLICT DO NOTHING) \
+       SELECT $1, $2, $3 WHERE $2::bigint IS NOT NULL ON CONFLICT DO NOTHING) \
      UPDATE orca_runs SET status = $4 WHERE run_id = $1 AND $4::text IS NOT NULL";
 
 /// Writes with `statement`, prepared on `client` the first time (`None` again after a
@@ -324,8 +330,8 @@ async fn write(
     client: &Client,
     statement: &mut Option<Statement>,
     run: &str,
-    seqs: &[i64],
-    lines: &[String],
+    from: Option<i64>,
+    lines: &str,
     status: Option<&str>,
 ) -> Result<(), tokio_postgres::Error> {
     let st = match statement {
@@ -333,7 +339,7 @@ async fn write(
         None => statement.insert(client.prepare(WRITE).await?),
     };
     client
-        .execute(&*st, &[&run, &seqs, &lines, &status])
+        .execute(&*st, &[&run, &from, &lines, &status])
         .await?;
     Ok(())
 }

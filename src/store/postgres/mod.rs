@@ -4,8 +4,8 @@
 //! Tables (schema version [`SCHEMA`], created and migrated by orca, recorded in
 //! `orca_schema`):
 //! - `orca_runs`: one row per run (workflow file, start, status);
-//! - `orca_journal`: a run's journal, one row per line, exactly the lines a journal file
-//!   would hold (header at `seq` 0);
+//! - `orca_journal`: a run's journal, exactly the lines a journal file would hold (header at
+//!   `seq` 0), one row per group written together, numbered by its first line;
 //! - `orca_work`: work waiting, claimed under a lease, or done with its result. A piece of
 //!   work is named by (run, operation, phase, attempt, generation), so a coordinator that
 //!   restarts finds the work it had handed out, and a result recorded while it was away.
