@@ -216,6 +216,103 @@ fn journal_rows_of_one_line_read_like_groups() {
     );
 }
 
+/// A database at schema version 1 (a row trigger notified results with the run's name only)
+/// is migrated by the next run; results then come in their notifications (`ID RESULT`), and
+/// one too long for a notification comes as `ID` alone and is read from the table.
+#[test]
+fn results_come_in_their_notifications_and_long_ones_are_read() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let server = pg::server();
+    let url = server.database("notify");
+    let dir = scratch("pg-notify");
+    std::fs::write(
+        dir.join("first.ron"),
+        r#"Workflow(id: "first", tasks: { "a": (run: Shell("echo '{\"n\": 1}'")) })"#,
+    )
+    .unwrap();
+    let o = orca(&dir, &["run", "first.ron", "--store", &url]);
+    assert!(o.status.success(), "{}", text(&o));
+    // As orca left a database before schema version 2.
+    pg::psql(
+        &url,
+        "UPDATE orca_schema SET version = 1; \
+         CREATE FUNCTION orca_work_done() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_notify('orca_done', NEW.run_id); RETURN NULL; END $$; \
+         CREATE TRIGGER orca_work_done AFTER UPDATE OF state ON orca_work \
+         FOR EACH ROW WHEN (NEW.state = 'done') EXECUTE FUNCTION orca_work_done()",
+    );
+    let o = orca(&dir, &["runs", "--store", &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("version 1"), "{}", text(&o));
+
+    let mut listen = Command::new("psql")
+        .args([url.as_str(), "-X", "-A", "-t"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    let mut to_psql = listen.stdin.take().unwrap();
+    let mut from_psql = BufReader::new(listen.stdout.take().unwrap());
+    writeln!(to_psql, "LISTEN orca_done;").unwrap();
+    let mut said = String::new();
+    from_psql.read_line(&mut said).unwrap();
+    assert_eq!(said.trim(), "LISTEN");
+
+    let long = "x".repeat(9000);
+    std::fs::write(
+        dir.join("long.sh"),
+        format!("printf '{{\"s\": \"%s\"}}\\n' {long}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("second.ron"),
+        format!(
+            r#"Workflow(id: "second", tasks: {{ "long": (run: Shell("sh {}")), "short": (run: Shell("echo '{{\"n\": 2}}'")) }})"#,
+            dir.join("long.sh").display()
+        ),
+    )
+    .unwrap();
+    let mut coordinator = coordinate(&dir, "second.ron", &url, "second");
+    let w = worker(&dir, &url, &["--concurrency", "2"]);
+    let out = wait_for(&mut coordinator, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out));
+    let _ = stop(w);
+    writeln!(to_psql, "SELECT 1;").unwrap();
+    drop(to_psql);
+    let mut rest = String::new();
+    from_psql.read_to_string(&mut rest).unwrap();
+    let _ = listen.wait();
+    let payloads: Vec<&str> = rest
+        .lines()
+        .filter_map(|l| l.split(" with payload \"").nth(1))
+        .filter_map(|p| p.rsplit_once("\" received"))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(payloads.len(), 2, "{rest}");
+    let id_only = |p: &&str| p.chars().all(|c| c.is_ascii_digit());
+    assert_eq!(payloads.iter().filter(|p| id_only(p)).count(), 1, "{rest}");
+    assert!(
+        payloads.iter().any(|p| {
+            p.split_once(' ')
+                .is_some_and(|(id, r)| id.parse::<i64>().is_ok() && r.contains("Succeeded"))
+        }),
+        "{rest}"
+    );
+
+    let ops = outcome(&dir, &["second", "--store", &url]);
+    let output = |name: &str| ops.iter().find(|o| o.0 == name).unwrap().2.clone();
+    assert_eq!(output("long"), serde_json::json!({ "s": long }));
+    assert_eq!(output("short"), serde_json::json!({ "n": 2 }));
+    assert_eq!(pg::psql(&url, "SELECT version FROM orca_schema"), "2");
+    assert_eq!(
+        pg::psql(
+            &url,
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'orca_work_done'"
+        ),
+        "0"
+    );
+}
+
 /// A wrong URL, a refused connection, a database without the schema or with a newer one:
 /// one line, exit 2, no password shown, nothing written.
 #[test]

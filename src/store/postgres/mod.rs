@@ -25,10 +25,11 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 /// The schema version this orca writes. A database at a higher version is refused.
-pub const SCHEMA: i32 = 1;
+pub const SCHEMA: i32 = 2;
 
 /// Each migration takes the schema from its index to the next version.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orca_runs (
     run_id   text PRIMARY KEY,
     workflow text NOT NULL,
@@ -73,7 +74,15 @@ CREATE FUNCTION orca_work_done() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('orca_done', NEW.run_id); RETURN NULL; END $$;
 CREATE TRIGGER orca_work_done AFTER UPDATE OF state ON orca_work
     FOR EACH ROW WHEN (NEW.state = 'done') EXECUTE FUNCTION orca_work_done();
-"#];
+"#,
+    // 2: the statement that records results notifies, with each result in its notification
+    // (a row trigger sent one per row, with only the run, and the coordinator then read the
+    // results again).
+    r#"
+DROP TRIGGER orca_work_done ON orca_work;
+DROP FUNCTION orca_work_done();
+"#,
+];
 
 /// A PostgreSQL database named by a URL (libpq's form, `?host=/dir` for a Unix socket).
 #[derive(Clone)]

@@ -25,10 +25,17 @@ const RENEW: &str =
     WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed'
     RETURNING w.id";
 
-const COMPLETE: &str = "UPDATE orca_work w SET state = 'done', result = t.result, done_at = clock_timestamp()
+/// Records results whose claims still hold, and tells the coordinators on `orca_done` (at
+/// commit): the piece's id, then its result when it fits a notification (at most 8,000
+/// bytes in all), or only the id (the coordinator reads the result from the table then).
+const COMPLETE: &str = "WITH done AS (
+    UPDATE orca_work w SET state = 'done', result = t.result, done_at = clock_timestamp()
     FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, result)
     WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed' AND w.lease_until > clock_timestamp()
-    RETURNING w.id";
+    RETURNING w.id, w.result)
+  SELECT id, pg_notify('orca_done', CASE WHEN octet_length(result) <= 7000
+      THEN id || ' ' || result ELSE id::text END)::text
+  FROM done";
 
 const LATE: &str =
     "UPDATE orca_work SET late = late + 1 WHERE id = ANY($1) AND state = 'expired' RETURNING id";
