@@ -313,6 +313,45 @@ fn results_come_in_their_notifications_and_long_ones_are_read() {
     );
 }
 
+/// Work whose job this orca cannot read is recorded as failed, not to be retried, by the
+/// worker that claimed it, which goes on working.
+#[test]
+fn unreadable_work_is_recorded_as_failed() {
+    let server = pg::server();
+    let url = server.database("unreadable");
+    let dir = scratch("pg-unreadable");
+    let w = worker(&dir, &url, &["--concurrency", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pg::psql(&url, "SELECT to_regclass('orca_work') IS NOT NULL") != "t" {
+        assert!(Instant::now() < deadline, "the worker made no schema");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg::psql(
+        &url,
+        "INSERT INTO orca_work (run_id, op, what, attempt, generation, ordinal, job) VALUES \
+         ('x', 'a', 'execute', 1, 0, 0, 'not a job'), ('x', 'b', 'execute', 1, 0, 1, '{}'); \
+         NOTIFY orca_ready",
+    );
+    while pg::psql(&url, "SELECT count(*) FROM orca_work WHERE state = 'done'") != "2" {
+        assert!(Instant::now() < deadline, "the work was not recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = stop(w);
+    assert!(out.status.success(), "{}", text(&out));
+    for result in pg::psql(&url, "SELECT result FROM orca_work ORDER BY op").lines() {
+        let v: Value = serde_json::from_str(result).unwrap();
+        let failed = &v["Failed"];
+        assert_eq!(failed["retryable"], false, "{result}");
+        assert!(
+            failed["error"]
+                .as_str()
+                .unwrap()
+                .contains("cannot read this work"),
+            "{result}"
+        );
+    }
+}
+
 /// A wrong URL, a refused connection, a database without the schema or with a newer one:
 /// one line, exit 2, no password shown, nothing written.
 #[test]

@@ -10,32 +10,37 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-const CLAIM: &str =
-    "UPDATE orca_work w SET state = 'claimed', worker = $1, claim = nextval('orca_claims'),
-        lease_until = clock_timestamp() + $2 * interval '1 second',
-        claimed_at = clock_timestamp(), claims = w.claims + 1
-    FROM (SELECT id FROM orca_work WHERE state = 'ready' AND tags <@ $3
-          ORDER BY ordinal, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
-    WHERE w.id = c.id
-    RETURNING w.id, w.claim, w.job, w.run_id, w.op, w.what, w.attempt";
-
 const RENEW: &str =
     "UPDATE orca_work w SET lease_until = clock_timestamp() + $1 * interval '1 second'
     FROM unnest($2::bigint[], $3::bigint[]) AS t(id, claim)
     WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed'
     RETURNING w.id";
 
-/// Records results whose claims still hold, and tells the coordinators on `orca_done` (at
-/// commit): the piece's id, then its result when it fits a notification (at most 8,000
-/// bytes in all), or only the id (the coordinator reads the result from the table then).
-const COMPLETE: &str = "WITH done AS (
+/// Records results whose claims still hold and claims up to `$7` pieces of ready work, in
+/// one statement (one round trip and one commit; a worker that finishes work usually has
+/// room for more). Accepted results are told to the coordinators on `orca_done` at commit:
+/// the piece's id, then its result when it fits a notification (at most 8,000 bytes in all),
+/// or only the id (the coordinator reads the result from the table then). Rows with `true`
+/// first are the accepted results' ids (the notification's column is not read); the others
+/// are claimed work: id, claim, job, run, operation, phase, attempt from the second column.
+const EXCHANGE: &str = "WITH done AS (
     UPDATE orca_work w SET state = 'done', result = t.result, done_at = clock_timestamp()
     FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, result)
     WHERE w.id = t.id AND w.claim = t.claim AND w.state = 'claimed' AND w.lease_until > clock_timestamp()
-    RETURNING w.id, w.result)
-  SELECT id, pg_notify('orca_done', CASE WHEN octet_length(result) <= 7000
-      THEN id || ' ' || result ELSE id::text END)::text
-  FROM done";
+    RETURNING w.id, w.result),
+claimed AS (
+    UPDATE orca_work w SET state = 'claimed', worker = $4, claim = nextval('orca_claims'),
+        lease_until = clock_timestamp() + $5 * interval '1 second',
+        claimed_at = clock_timestamp(), claims = w.claims + 1
+    FROM (SELECT id FROM orca_work WHERE state = 'ready' AND tags <@ $6
+          ORDER BY ordinal, id LIMIT $7 FOR UPDATE SKIP LOCKED) c
+    WHERE w.id = c.id
+    RETURNING w.id, w.claim, w.job, w.run_id, w.op, w.what, w.attempt)
+SELECT true, id, NULL::bigint, pg_notify('orca_done', CASE WHEN octet_length(result) <= 7000
+      THEN id || ' ' || result ELSE id::text END)::text, NULL::text, NULL::text, NULL::text, NULL::int
+  FROM done
+UNION ALL
+SELECT false, id, claim, job, run_id, op, what, attempt FROM claimed";
 
 const LATE: &str =
     "UPDATE orca_work SET late = late + 1 WHERE id = ANY($1) AND state = 'expired' RETURNING id";
@@ -123,9 +128,16 @@ pub async fn run(
             _listening = Some(c);
             listener = Some(rx);
         }
-        if !results.is_empty() {
-            match complete(&pool, &results).await {
-                Ok(refused) => {
+        // Results recorded and more work claimed, in one statement.
+        let room = if stopping {
+            0
+        } else {
+            opts.concurrency.saturating_sub(running.len())
+        };
+        let mut claimed_all = false;
+        if !results.is_empty() || room > 0 {
+            match exchange(&pool, &results, &opts, lease_s, room).await {
+                Ok((refused, jobs)) => {
                     for id in &refused {
                         tracing::warn!(
                             work = id,
@@ -134,19 +146,7 @@ pub async fn run(
                     }
                     stats.refused += refused.len() as u64;
                     results.clear();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot record results; retrying");
-                    failed = true;
-                }
-            }
-        }
-        let mut claimed_all = false;
-        if !stopping && !failed && running.len() < opts.concurrency {
-            let room = opts.concurrency - running.len();
-            match claim(&pool, &opts, lease_s, room).await {
-                Ok(jobs) => {
-                    claimed_all = jobs.len() == room;
+                    claimed_all = room > 0 && jobs.len() == room;
                     for (id, claim, job, what) in jobs {
                         let (cancel_tx, cancel_rx) = oneshot::channel();
                         running.insert(
@@ -166,7 +166,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim work; retrying");
+                    tracing::warn!(error = %e, "cannot record results or claim work; retrying");
                     failed = true;
                 }
             }
@@ -269,44 +269,75 @@ fn finished(
     results.push((id, run.claim, text));
 }
 
-async fn claim(
+/// Records `results` and claims up to `room` more pieces of work ([`EXCHANGE`]): the
+/// results refused because their lease had run out, and the work claimed. A claimed job
+/// this orca cannot read is recorded at once as failed.
+#[allow(clippy::type_complexity)]
+async fn exchange(
     pool: &deadpool_postgres::Pool,
+    results: &[(i64, i64, String)],
     opts: &WorkerOptions,
     lease_s: f64,
     room: usize,
-) -> Result<Vec<(i64, i64, Job, String)>, String> {
+) -> Result<(Vec<i64>, Vec<(i64, i64, Job, String)>), String> {
     let c = pool.get().await.map_err(|e| e.to_string())?;
-    let st = c.prepare_cached(CLAIM).await.map_err(|e| db_error(&e))?;
-    let rows = c
-        .query(&st, &[&opts.name, &lease_s, &opts.tags, &(room as i64)])
-        .await
-        .map_err(|e| db_error(&e))?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: i64 = r.get(0);
-        let claim: i64 = r.get(1);
-        let text: &str = r.get(2);
+    let st = c.prepare_cached(EXCHANGE).await.map_err(|e| db_error(&e))?;
+    let send = |results: &[(i64, i64, String)], room: usize| {
+        let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
+        let claims: Vec<i64> = results.iter().map(|r| r.1).collect();
+        let texts: Vec<String> = results.iter().map(|r| r.2.clone()).collect();
+        let (c, st) = (&c, &st);
+        async move {
+            c.query(
+                st,
+                &[
+                    &ids,
+                    &claims,
+                    &texts,
+                    &opts.name,
+                    &lease_s,
+                    &opts.tags,
+                    &(room as i64),
+                ],
+            )
+            .await
+            .map_err(|e| db_error(&e))
+        }
+    };
+    let rows = send(results, room).await?;
+    let (done, claimed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<_, bool>(0));
+    let accepted: HashSet<i64> = done.iter().map(|r| r.get(1)).collect();
+    let mut jobs = Vec::with_capacity(claimed.len());
+    let mut unreadable = Vec::new();
+    for r in claimed {
+        let id: i64 = r.get(1);
+        let claim: i64 = r.get(2);
+        let text: &str = r.get(3);
         let what = format!(
             "{} {} {} attempt {}",
-            r.get::<_, &str>(3),
             r.get::<_, &str>(4),
             r.get::<_, &str>(5),
-            r.get::<_, i32>(6)
+            r.get::<_, &str>(6),
+            r.get::<_, i32>(7)
         );
         match serde_json::from_str::<Job>(text) {
-            Ok(job) => out.push((id, claim, job, what)),
+            Ok(job) => jobs.push((id, claim, job, what)),
             Err(e) => {
-                // A job this orca cannot read: record that as its failure.
                 let result = serde_json::to_string(&WorkResult::Failed {
                     error: format!("the worker cannot read this work: {e}"),
                     retryable: false,
                 })
                 .unwrap_or_default();
-                complete(pool, &[(id, claim, result)]).await?;
+                unreadable.push((id, claim, result));
             }
         }
     }
-    Ok(out)
+    if !unreadable.is_empty() {
+        send(&unreadable, 0).await?;
+    }
+    drop(c);
+    let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
+    Ok((refused(pool, &ids, &accepted).await?, jobs))
 }
 
 async fn renew(
@@ -328,22 +359,13 @@ async fn renew(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Records results, each in the statement that releases its claim; the ones refused because
-/// the lease had run out come back, and are counted on their rows.
-async fn complete(
+/// Of the results sent (`ids`), those not accepted because their lease had run out (not
+/// because the coordinator cancelled the work), counted on their rows.
+async fn refused(
     pool: &deadpool_postgres::Pool,
-    results: &[(i64, i64, String)],
+    ids: &[i64],
+    accepted: &HashSet<i64>,
 ) -> Result<Vec<i64>, String> {
-    let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
-    let claims: Vec<i64> = results.iter().map(|r| r.1).collect();
-    let texts: Vec<&str> = results.iter().map(|r| r.2.as_str()).collect();
-    let c = pool.get().await.map_err(|e| e.to_string())?;
-    let st = c.prepare_cached(COMPLETE).await.map_err(|e| db_error(&e))?;
-    let rows = c
-        .query(&st, &[&ids, &claims, &texts])
-        .await
-        .map_err(|e| db_error(&e))?;
-    let accepted: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
     let refused: Vec<i64> = ids
         .iter()
         .copied()
@@ -352,7 +374,7 @@ async fn complete(
     if refused.is_empty() {
         return Ok(Vec::new());
     }
-    // Refused because the lease ran out (not because the coordinator cancelled it).
+    let c = pool.get().await.map_err(|e| e.to_string())?;
     let st = c.prepare_cached(LATE).await.map_err(|e| db_error(&e))?;
     let late = c.query(&st, &[&refused]).await.map_err(|e| db_error(&e))?;
     Ok(late.iter().map(|r| r.get(0)).collect())
