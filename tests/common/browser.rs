@@ -151,17 +151,19 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
-    /// Waits (up to 15 s) until `script` returns `true`; panics with what it last returned
-    /// from `describe` otherwise.
+    /// Waits (up to 15 s) until `script` returns `true` (a script that throws counts as not
+    /// yet); panics with its last answer and what `describe` returns otherwise.
     pub async fn until(&self, what: &str, script: &str, describe: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if self.eval(script).await == serde_json::Value::Bool(true) {
+            // A script that fails (on an element not drawn yet) is not true yet either.
+            let last = self.client.execute(script, vec![]).await;
+            if matches!(last, Ok(serde_json::Value::Bool(true))) {
                 return;
             }
             if Instant::now() > deadline {
-                let seen = self.eval(describe).await;
-                panic!("timed out waiting for {what}; the page shows {seen}");
+                let seen = self.client.execute(describe, vec![]).await;
+                panic!("timed out waiting for {what} (last: {last:?}); the page shows {seen:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -258,6 +258,34 @@ impl Inner {
         Ok(out)
     }
 
+    /// Takes in an `orca_done` notification: `ID RESULT`, or `ID` alone when the result is
+    /// too long to be sent. False when a result must be read from the table.
+    fn heard(&self, payload: &str) -> bool {
+        let (id, result) = match payload.split_once(' ') {
+            Some((id, r)) => (id, Some(r)),
+            None => (payload, None),
+        };
+        let Ok(id) = id.parse::<i64>() else {
+            return false;
+        };
+        match result {
+            Some(r) => match self.waiters.borrow_mut().remove(&id) {
+                Some(tx) => {
+                    let _ = tx.send(parse_result(Some(r)));
+                }
+                None => {
+                    self.early
+                        .borrow_mut()
+                        .insert(id, (r.to_string(), Instant::now()));
+                }
+            },
+            // Read now when it is awaited; one of ours not awaited yet is read by the next
+            // poll.
+            None => return !self.waiters.borrow().contains_key(&id),
+        }
+        true
+    }
+
     async fn cancel(&self, id: i64) {
         for _ in 0..3 {
             if let Ok(c) = self.conn().await
@@ -317,38 +345,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-}
-
-impl Inner {
-    /// Takes in an `orca_done` notification: `ID RESULT`, or `ID` alone when the result is
-    /// too long to be sent. False when the result must be read from the table.
-    fn heard(&self, payload: &str) -> bool {
-        let (id, result) = match payload.split_once(' ') {
-            Some((id, r)) => (id, Some(r)),
-            None => (payload, None),
-        };
-        let Ok(id) = id.parse::<i64>() else {
-            return false;
-        };
-        let waiter = self.waiters.borrow_mut().remove(&id);
-        match (waiter, result) {
-            (Some(tx), Some(r)) => {
-                let _ = tx.send(parse_result(Some(r)));
-                true
-            }
-            (Some(tx), None) => {
-                self.waiters.borrow_mut().insert(id, tx);
-                false
-            }
-            (None, Some(r)) => {
-                self.early
-                    .borrow_mut()
-                    .insert(id, (r.to_string(), Instant::now()));
-                true
-            }
-            (None, None) => true,
-        }
     }
 }
 
