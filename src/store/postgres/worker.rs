@@ -282,29 +282,7 @@ async fn exchange(
 ) -> Result<(Vec<i64>, Vec<(i64, i64, Job, String)>), String> {
     let c = pool.get().await.map_err(|e| e.to_string())?;
     let st = c.prepare_cached(EXCHANGE).await.map_err(|e| db_error(&e))?;
-    let send = |results: &[(i64, i64, String)], room: usize| {
-        let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
-        let claims: Vec<i64> = results.iter().map(|r| r.1).collect();
-        let texts: Vec<String> = results.iter().map(|r| r.2.clone()).collect();
-        let (c, st) = (&c, &st);
-        async move {
-            c.query(
-                st,
-                &[
-                    &ids,
-                    &claims,
-                    &texts,
-                    &opts.name,
-                    &lease_s,
-                    &opts.tags,
-                    &(room as i64),
-                ],
-            )
-            .await
-            .map_err(|e| db_error(&e))
-        }
-    };
-    let rows = send(results, room).await?;
+    let rows = exchange_rows(&c, &st, results, opts, lease_s, room).await?;
     let (done, claimed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<_, bool>(0));
     let accepted: HashSet<i64> = done.iter().map(|r| r.get(1)).collect();
     let mut jobs = Vec::with_capacity(claimed.len());
@@ -333,11 +311,39 @@ async fn exchange(
         }
     }
     if !unreadable.is_empty() {
-        send(&unreadable, 0).await?;
+        exchange_rows(&c, &st, &unreadable, opts, lease_s, 0).await?;
     }
     drop(c);
     let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
     Ok((refused(pool, &ids, &accepted).await?, jobs))
+}
+
+/// One execution of [`EXCHANGE`] (prepared as `st` on `c`): its rows.
+async fn exchange_rows(
+    c: &deadpool_postgres::Object,
+    st: &tokio_postgres::Statement,
+    results: &[(i64, i64, String)],
+    opts: &WorkerOptions,
+    lease_s: f64,
+    room: usize,
+) -> Result<Vec<tokio_postgres::Row>, String> {
+    let ids: Vec<i64> = results.iter().map(|r| r.0).collect();
+    let claims: Vec<i64> = results.iter().map(|r| r.1).collect();
+    let texts: Vec<&str> = results.iter().map(|r| r.2.as_str()).collect();
+    c.query(
+        st,
+        &[
+            &ids,
+            &claims,
+            &texts,
+            &opts.name,
+            &lease_s,
+            &opts.tags,
+            &(room as i64),
+        ],
+    )
+    .await
+    .map_err(|e| db_error(&e))
 }
 
 async fn renew(
