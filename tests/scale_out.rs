@@ -89,6 +89,14 @@ fn outcome(dir: &Path, args: &[&str]) -> Vec<(String, String, Value)> {
         .collect()
 }
 
+/// Waits until `sql` answers `want`; panics saying `what` did not happen by `deadline`.
+fn until_sql(url: &str, sql: &str, want: &str, what: &str, deadline: Instant) {
+    while pg::psql(url, sql) != want {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn status_of(dir: &Path, run: &str, url: &str) -> String {
     let o = orca(dir, &["status", run, "--store", url, "--json"]);
     assert!(o.status.success(), "status: {}", text(&o));
@@ -322,20 +330,26 @@ fn unreadable_work_is_recorded_as_failed() {
     let dir = scratch("pg-unreadable");
     let w = worker(&dir, &url, &["--concurrency", "2"]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while pg::psql(&url, "SELECT to_regclass('orca_work') IS NOT NULL") != "t" {
-        assert!(Instant::now() < deadline, "the worker made no schema");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_sql(
+        &url,
+        "SELECT to_regclass('orca_work') IS NOT NULL",
+        "t",
+        "the worker made no schema",
+        deadline,
+    );
     pg::psql(
         &url,
         "INSERT INTO orca_work (run_id, op, what, attempt, generation, ordinal, job) VALUES \
          ('x', 'a', 'execute', 1, 0, 0, 'not a job'), ('x', 'b', 'execute', 1, 0, 1, '{}'); \
          NOTIFY orca_ready",
     );
-    while pg::psql(&url, "SELECT count(*) FROM orca_work WHERE state = 'done'") != "2" {
-        assert!(Instant::now() < deadline, "the work was not recorded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_sql(
+        &url,
+        "SELECT count(*) FROM orca_work WHERE state = 'done'",
+        "2",
+        "the work was not recorded",
+        deadline,
+    );
     let out = stop(w);
     assert!(out.status.success(), "{}", text(&out));
     for result in pg::psql(&url, "SELECT result FROM orca_work ORDER BY op").lines() {
@@ -667,24 +681,29 @@ fn runs_on_one_store_share_the_workers_fairly() {
     // All of big's work is queued before small starts (once the coordinator made the
     // tables).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while pg::psql(&url, "SELECT to_regclass('orca_work') IS NOT NULL") != "t" {
-        assert!(Instant::now() < deadline, "no schema was created");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    while pg::psql(&url, "SELECT count(*) FROM orca_work WHERE run_id = 'big'") != "60" {
-        assert!(Instant::now() < deadline, "big's work was not queued");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_sql(
+        &url,
+        "SELECT to_regclass('orca_work') IS NOT NULL",
+        "t",
+        "no schema was created",
+        deadline,
+    );
+    until_sql(
+        &url,
+        "SELECT count(*) FROM orca_work WHERE run_id = 'big'",
+        "60",
+        "big's work was not queued",
+        deadline,
+    );
     let mut small = coordinate(&dir, "small.ron", &url, "small");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while pg::psql(
+    until_sql(
         &url,
         "SELECT count(*) FROM orca_work WHERE run_id = 'small'",
-    ) != "5"
-    {
-        assert!(Instant::now() < deadline, "small's work was not queued");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        "5",
+        "small's work was not queued",
+        deadline,
+    );
     let listed = orca(&dir, &["runs", "--store", &url, "--json"]);
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     assert_eq!(listed.lines().count(), 2, "{listed}");
